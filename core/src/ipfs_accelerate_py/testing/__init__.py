@@ -1,0 +1,1 @@
+"""Test helpers for plugin authors: a loopback protocol server with fault injection."""
