@@ -1,0 +1,285 @@
+"""Incremental decoders for streamed replies: server-sent events (SSE) and NDJSON.
+
+:class:`SSEDecoder` follows the WHATWG HTML "server-sent events" parsing rules exactly:
+lines end with CRLF, LF or CR (a CRLF split across two chunks is one line end), a leading
+UTF-8 BOM is skipped, and an event is dispatched only by a blank line. :class:`NDJSONDecoder`
+parses one JSON value per LF-terminated line. Both take raw bytes in chunks of any size,
+decode UTF-8 only on complete lines (so a character split across chunks is safe), and keep
+a partial line as a list of pieces joined once, so many tiny chunks cost linear time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from typing import Any
+
+from ipfs_accelerate_py.errors import MalformedResponseError
+
+__all__ = [
+    "NDJSONDecoder",
+    "SSEDecoder",
+    "ServerSentEvent",
+    "aiter_ndjson",
+    "aiter_sse",
+    "iter_ndjson",
+    "iter_sse",
+]
+
+_BOM = b"\xef\xbb\xbf"
+_EXCERPT = 200
+
+
+def _excerpt(text: str) -> str:
+    """Return ``text`` cut to about 200 characters, for error messages."""
+    return text if len(text) <= _EXCERPT else text[:_EXCERPT] + "..."
+
+
+class ServerSentEvent:
+    """One dispatched server-sent event.
+
+    ``event`` is the event type ("message" by default), ``data`` the data lines joined by
+    "\\n", ``id`` the last event ID seen so far in the stream (None if never set) and
+    ``retry`` this event's valid ``retry`` field in milliseconds, else None.
+    """
+
+    __slots__ = ("data", "event", "id", "provider", "retry")
+
+    def __init__(
+        self,
+        event: str = "message",
+        data: str = "",
+        id: str | None = None,
+        retry: int | None = None,
+        provider: str | None = None,
+    ) -> None:
+        self.event = event
+        self.data = data
+        self.id = id
+        self.retry = retry
+        self.provider = provider  # named in errors from json(); not part of equality
+
+    def json(self) -> Any:
+        """Return ``data`` parsed as JSON; raise MalformedResponseError if it is not JSON."""
+        try:
+            return json.loads(self.data)
+        except ValueError as exc:
+            raise MalformedResponseError(
+                f"event data is not valid JSON ({exc}): {_excerpt(self.data)!r}",
+                provider=self.provider,
+            )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ServerSentEvent):
+            return NotImplemented
+        return (self.event, self.data, self.id, self.retry) == (
+            other.event,
+            other.data,
+            other.id,
+            other.retry,
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value
+
+    def __repr__(self) -> str:
+        return (
+            f"ServerSentEvent(event={self.event!r}, data={self.data!r}, "
+            f"id={self.id!r}, retry={self.retry!r})"
+        )
+
+
+class _LineSplitter:
+    """Cut byte chunks into complete decoded lines, keeping the partial last line.
+
+    With ``cr`` set, CR, LF and CRLF all end a line (SSE), else only LF does (NDJSON).
+    """
+
+    __slots__ = ("_cr", "_parts", "_skip_lf", "_started")
+
+    def __init__(self, cr: bool) -> None:
+        self._cr = cr
+        self._parts: list[bytes] = []  # the pending partial line, in pieces
+        self._skip_lf = False  # the last chunk ended with CR: a leading LF is part of it
+        self._started = False  # the leading BOM (if any) has been dealt with
+
+    def feed(self, chunk: bytes) -> list[str]:
+        """Return the lines completed by ``chunk``, without their line ends."""
+        if self._skip_lf and chunk:
+            self._skip_lf = False
+            if chunk[0] == 10:
+                chunk = chunk[1:]
+        if not self._started:
+            chunk = b"".join(self._parts) + chunk
+            self._parts.clear()
+            if len(chunk) < 3 and _BOM.startswith(chunk):
+                if chunk:  # may yet be a BOM: wait for more bytes
+                    self._parts.append(chunk)
+                return []
+            self._started = True
+            if chunk.startswith(_BOM):
+                chunk = chunk[3:]
+        if b"\n" not in chunk and not (self._cr and b"\r" in chunk):
+            if chunk:
+                self._parts.append(chunk)
+            return []
+        if self._parts:
+            self._parts.append(chunk)
+            chunk = b"".join(self._parts)
+            self._parts.clear()
+        end = max(chunk.rfind(b"\n"), chunk.rfind(b"\r")) if self._cr else chunk.rfind(b"\n")
+        if end + 1 < len(chunk):
+            self._parts.append(chunk[end + 1 :])
+            chunk = chunk[: end + 1]
+        elif chunk[end] == 13:
+            self._skip_lf = True
+        if self._cr and b"\r" in chunk:
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        lines = chunk.decode("utf-8", "replace").split("\n")
+        lines.pop()  # the empty string after the last line end
+        return lines
+
+    def pending(self) -> bytes:
+        """Return and clear the unterminated partial line."""
+        rest = b"".join(self._parts)
+        self._parts.clear()
+        return rest
+
+
+class SSEDecoder:
+    """Incremental server-sent events parser (WHATWG HTML rules).
+
+    Feed raw byte chunks with :meth:`feed`; call :meth:`close` at end of stream, which
+    sets ``truncated`` when the stream stopped inside an event.
+    """
+
+    def __init__(self, provider: str | None = None) -> None:
+        self.provider = provider
+        self.truncated = False
+        self._lines = _LineSplitter(cr=True)
+        self._data: list[str] = []
+        self._event = ""
+        self._last_id: str | None = None
+        self._retry: int | None = None
+
+    def feed(self, chunk: bytes) -> list[ServerSentEvent]:
+        """Return the events completed by ``chunk``, in order."""
+        events: list[ServerSentEvent] = []
+        data = self._data
+        for line in self._lines.feed(chunk):
+            if not line:  # blank line: dispatch
+                if data:
+                    events.append(
+                        ServerSentEvent(
+                            self._event or "message",
+                            data[0] if len(data) == 1 else "\n".join(data),
+                            self._last_id,
+                            self._retry,
+                            self.provider,
+                        )
+                    )
+                    data.clear()
+                self._event = ""
+                self._retry = None
+            elif line.startswith("data: "):
+                data.append(line[6:])
+            elif line[0] != ":":  # a colon first marks a comment
+                self._field(line)
+        return events
+
+    def _field(self, line: str) -> None:
+        """Process a field line other than ``data:``."""
+        name, _, value = line.partition(":")
+        if value.startswith(" "):
+            value = value[1:]
+        if name == "data":
+            self._data.append(value)
+        elif name == "event":
+            self._event = value
+        elif name == "id":
+            if "\0" not in value:
+                self._last_id = value
+        elif name == "retry" and value.isascii() and value.isdigit():
+            self._retry = int(value)
+
+    def close(self) -> list[ServerSentEvent]:
+        """End the stream; an unterminated event is dropped (WHATWG), so return [].
+
+        ``truncated`` becomes True if a partial line or undispatched data lines remained.
+        """
+        self.truncated = bool(self._lines.pending()) or bool(self._data)
+        self._data.clear()
+        self._event = ""
+        self._retry = None
+        return []
+
+
+class NDJSONDecoder:
+    """Incremental newline-delimited JSON parser: one JSON value per line.
+
+    Lines end with LF (a trailing CR is tolerated); blank lines are skipped. A line that is
+    not JSON raises MalformedResponseError naming ``provider``.
+    """
+
+    def __init__(self, provider: str | None = None) -> None:
+        self.provider = provider
+        self._lines = _LineSplitter(cr=False)
+
+    def feed(self, chunk: bytes) -> list[Any]:
+        """Return the JSON values of the lines completed by ``chunk``."""
+        return [
+            self._parse(line) for line in self._lines.feed(chunk) if line and not line.isspace()
+        ]
+
+    def close(self) -> list[Any]:
+        """End the stream, parsing a final line that had no trailing newline."""
+        line = self._lines.pending().decode("utf-8", "replace")
+        return [self._parse(line)] if line and not line.isspace() else []
+
+    def _parse(self, line: str) -> Any:
+        try:
+            return json.loads(line)  # JSON ignores a trailing CR as whitespace
+        except ValueError as exc:
+            raise MalformedResponseError(
+                f"NDJSON line is not valid JSON ({exc}): {_excerpt(line.rstrip())!r}",
+                provider=self.provider,
+            )
+
+
+def iter_sse(chunks: Iterable[bytes], provider: str | None = None) -> Iterator[ServerSentEvent]:
+    """Yield the server-sent events of a stream of byte chunks."""
+    decoder = SSEDecoder(provider)
+    for chunk in chunks:
+        yield from decoder.feed(chunk)
+    yield from decoder.close()
+
+
+async def aiter_sse(
+    chunks: AsyncIterable[bytes], provider: str | None = None
+) -> AsyncIterator[ServerSentEvent]:
+    """Yield the server-sent events of an async stream of byte chunks."""
+    decoder = SSEDecoder(provider)
+    async for chunk in chunks:
+        for event in decoder.feed(chunk):
+            yield event
+    for event in decoder.close():
+        yield event
+
+
+def iter_ndjson(chunks: Iterable[bytes], provider: str | None = None) -> Iterator[Any]:
+    """Yield the JSON values of an NDJSON stream of byte chunks."""
+    decoder = NDJSONDecoder(provider)
+    for chunk in chunks:
+        yield from decoder.feed(chunk)
+    yield from decoder.close()
+
+
+async def aiter_ndjson(
+    chunks: AsyncIterable[bytes], provider: str | None = None
+) -> AsyncIterator[Any]:
+    """Yield the JSON values of an async NDJSON stream of byte chunks."""
+    decoder = NDJSONDecoder(provider)
+    async for chunk in chunks:
+        for value in decoder.feed(chunk):
+            yield value
+    for value in decoder.close():
+        yield value
