@@ -8,6 +8,7 @@ error" or "Rate limit" in the message) keeps working::
      ├── ConfigurationError              bad settings, missing API key
      │    └── UnknownBackendError (LookupError)
      │         └── BackendNotInstalledError (ImportError)
+     ├── InvalidArgumentError            bad input to a call, caught before anything is sent
      ├── APIStatusError                  the provider answered with an error status
      │    ├── InvalidRequestError        400, 413, 422 and other 4xx
      │    ├── AuthenticationError        401
@@ -24,8 +25,9 @@ error" or "Rate limit" in the message) keeps working::
      └── QueueFullError                  the endpoint's queue is full: refused at once
 
 Each error carries the structured fields ``provider``, ``status_code``, ``code``,
-``request_id`` and ``retry_after`` (seconds), and a message naming the provider, the status,
-the provider's own message and the request id. Secrets never appear in any of them.
+``request_id`` (ours: caller-supplied or generated), ``provider_request_id`` (the id the
+provider's reply carried) and ``retry_after`` (seconds), and a message naming the provider,
+the status, the provider's own message and both ids. Secrets never appear in any of them.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "ConnectionError",
+    "InvalidArgumentError",
     "InvalidRequestError",
     "MalformedResponseError",
     "NotFoundError",
@@ -74,6 +77,7 @@ class BackendError(ValueError):
         status_code: int | None = None,
         code: str | None = None,
         request_id: str | None = None,
+        provider_request_id: str | None = None,
         retry_after: float | None = None,
         body: Any = None,
         retryable: bool | None = None,
@@ -83,6 +87,7 @@ class BackendError(ValueError):
         self.status_code = status_code
         self.code = code
         self.request_id = request_id
+        self.provider_request_id = provider_request_id
         self.retry_after = retry_after
         self.body = body
         if retryable is not None:
@@ -100,6 +105,8 @@ class BackendError(ValueError):
             parts.append(f" [code: {self.code}]")
         if self.request_id:
             parts.append(f" [request id: {self.request_id}]")
+        if self.provider_request_id and self.provider_request_id != self.request_id:
+            parts.append(f" [provider request id: {self.provider_request_id}]")
         return "".join(parts)
 
     def __reduce__(self) -> Any:  # keep keyword fields through pickling (multiprocessing)
@@ -129,6 +136,13 @@ class BackendNotInstalledError(UnknownBackendError, ImportError):
     """The backend is a known one, but the package that provides it is not installed."""
 
     label = "Backend not installed"
+
+
+class InvalidArgumentError(BackendError):
+    """A call's arguments are wrong (bad messages, a parameter of the wrong type); nothing
+    was sent."""
+
+    label = "Invalid argument"
 
 
 class APIStatusError(BackendError):

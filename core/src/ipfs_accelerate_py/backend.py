@@ -1,0 +1,458 @@
+"""The object users hold: one provider plugin bound to the resilience pipeline.
+
+``get_backend("openai")`` returns a :class:`Backend`. Its methods take keywords
+(``messages=``, ``model=``, generation parameters) and come in sync and async twins
+(``chat``/``achat``, ``stream``/``astream``...). Every call also accepts the pipeline options
+``endpoint_id=``, ``priority=``, ``request_id=``, ``api_key_name=``, ``timeout=``,
+``queue_timeout=`` and ``extra_headers=``. One backend serves any number of threads and event
+loops for its whole life.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from typing import Any
+
+from . import pipeline, plugins
+from .calls import HttpCall
+from .config import BackendSpec, Settings
+from .endpoint import Endpoint, normalize_endpoint_settings
+from .errors import ConfigurationError, InvalidArgumentError
+from .resilience.breaker import CircuitState
+from .resilience.clock import SYSTEM_CLOCK, Clock
+from .resilience.gate import Priority
+from .resilience.usage import UsageTracker
+from .types import (
+    ChatRequest,
+    ChatResponse,
+    EmbeddingResponse,
+    EmbedRequest,
+    GenerateRequest,
+    GenerateResponse,
+    ImageResponse,
+    Message,
+    ModelInfo,
+    StreamChunk,
+    iter_messages,
+)
+
+__all__ = ["Backend"]
+
+PIPELINE_OPTIONS = frozenset(
+    {
+        "endpoint_id",
+        "priority",
+        "request_id",
+        "api_key_name",
+        "timeout",
+        "queue_timeout",
+        "extra_headers",
+    }
+)
+_NUMBER_PARAMS = ("temperature", "top_p", "frequency_penalty", "presence_penalty")
+_INT_PARAMS = ("max_tokens", "max_completion_tokens", "n", "top_k", "seed")
+
+
+def _check_params(params: Mapping[str, Any]) -> None:
+    """Type-check the common generation parameters before anything is sent."""
+    for name in _NUMBER_PARAMS:
+        value = params.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise InvalidArgumentError(f"{name} must be a number, got {value!r}")
+    for name in _INT_PARAMS:
+        value = params.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise InvalidArgumentError(f"{name} must be an integer, got {value!r}")
+    stop = params.get("stop")
+    if stop is not None and not (
+        isinstance(stop, str) or (isinstance(stop, list) and all(isinstance(s, str) for s in stop))
+    ):
+        raise InvalidArgumentError(f"stop must be a string or a list of strings, got {stop!r}")
+
+
+class _EndpointSetting:
+    """A quickstart-guide setting (``client.max_retries = 5``) that reads and writes the
+    default endpoint's component attribute."""
+
+    def __init__(self, component: str, attribute: str, doc: str) -> None:
+        self.component = component
+        self.attribute = attribute
+        self.__doc__ = doc
+
+    def __get__(self, obj: Backend | None, owner: type) -> Any:
+        if obj is None:
+            return self
+        return getattr(getattr(obj.default_endpoint, self.component), self.attribute)
+
+    def __set__(self, obj: Backend, value: Any) -> None:
+        setattr(getattr(obj.default_endpoint, self.component), self.attribute, value)
+
+
+class Backend:
+    """A provider plugin bound to endpoints, each with its own queue, breaker and keys."""
+
+    max_concurrent_requests = _EndpointSetting("gate", "max_concurrent", "Calls in flight at once.")
+    queue_size = _EndpointSetting("gate", "queue_size", "Callers allowed to wait for a slot.")
+    queue_enabled = _EndpointSetting("gate", "enabled", "False admits every call at once.")
+    max_retries = _EndpointSetting("retry", "max_retries", "Retries after the first attempt.")
+    initial_retry_delay = _EndpointSetting("retry", "initial_retry_delay", "First backoff, s.")
+    backoff_factor = _EndpointSetting("retry", "backoff_factor", "Backoff multiplier.")
+    max_retry_delay = _EndpointSetting("retry", "max_retry_delay", "Longest backoff, s.")
+    max_retry_after = _EndpointSetting("retry", "max_retry_after", "Longest Retry-After obeyed.")
+    failure_threshold = _EndpointSetting("breaker", "failure_threshold", "Failures that open.")
+    circuit_failure_threshold = failure_threshold
+    reset_timeout = _EndpointSetting("breaker", "reset_timeout", "Seconds open before a probe.")
+    circuit_reset_timeout = reset_timeout
+    circuit_success_threshold = _EndpointSetting(
+        "breaker", "success_threshold", "Probe successes that close the circuit."
+    )
+    key_selection_strategy = _EndpointSetting(
+        "keys", "strategy", "'round-robin' or 'least-loaded'."
+    )
+
+    def __init__(
+        self,
+        spec: BackendSpec,
+        settings: Settings,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.name = spec.name
+        self.spec = spec
+        self.settings = settings
+        self.clock = clock
+        self.usage = UsageTracker(spec.name)
+        self._hook = plugins.pm.hook
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self.default_endpoint = Endpoint(
+            "default", spec, settings, usage=self.usage, clock=clock, options=dict(options or {})
+        )
+        self.endpoints: dict[str, Endpoint] = {"default": self.default_endpoint}
+
+    def __repr__(self) -> str:
+        return f"<Backend {self.name} {self.settings.base_url} endpoints={list(self.endpoints)}>"
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def close(self) -> None:
+        """Close every endpoint's sync connections."""
+        for ep in list(self.endpoints.values()):
+            ep.transport.close()
+
+    async def aclose(self) -> None:
+        """Close the running loop's connections and the sync ones."""
+        for ep in list(self.endpoints.values()):
+            await ep.transport.aclose()
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Backend:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- request building -------------------------------------------------------------------
+    def _split(self, kwargs: dict[str, Any]) -> tuple[Endpoint, pipeline.CallOptions]:
+        endpoint_id = kwargs.pop("endpoint_id", None)
+        ep = self.default_endpoint
+        if endpoint_id is not None:
+            try:
+                ep = self.endpoints[endpoint_id]
+            except KeyError:
+                raise ConfigurationError(
+                    f"no endpoint {endpoint_id!r} on {self.name}; endpoints: {list(self.endpoints)}"
+                ) from None
+        request_id = kwargs.pop("request_id", None) or pipeline.new_request_id()
+        priority = kwargs.pop("priority", None)
+        opts = pipeline.CallOptions(
+            request_id=str(request_id),
+            priority=Priority.parse(priority) if priority is not None else Priority.NORMAL,
+            api_key_name=kwargs.pop("api_key_name", None),
+            timeout=kwargs.pop("timeout", None),
+            queue_timeout=kwargs.pop("queue_timeout", None),
+            extra_headers=kwargs.pop("extra_headers", None),
+        )
+        return ep, opts
+
+    def _model(self, model: str | None) -> str:
+        model = model or self.settings.default_model
+        if not model:
+            env = " or ".join(self.spec.model_env)
+            hint = f" or set {env}" if env else ""
+            raise InvalidArgumentError(f"{self.name} needs a model: pass model={hint}")
+        if not isinstance(model, str):
+            raise InvalidArgumentError(f"model must be a string, got {type(model).__name__}")
+        return model
+
+    def _require(self, capability: str) -> None:
+        if capability not in self.spec.capabilities:
+            raise InvalidArgumentError(
+                f"{self.name} does not support {capability}; it supports "
+                f"{', '.join(sorted(self.spec.capabilities))}"
+            )
+
+    def _call(self, hook: str, ep: Endpoint, **args: Any) -> HttpCall:
+        call = getattr(self._hook, hook)(backend=self.name, settings=ep.settings, **args)
+        if call is None:
+            raise InvalidArgumentError(f"the {self.name} plugin does not implement {hook}")
+        return call  # type: ignore[no-any-return]
+
+    def _chat_call(
+        self,
+        hook: str,
+        messages: Any,
+        model: str | None,
+        system: str | None,
+        params: dict[str, Any],
+    ) -> tuple[Endpoint, pipeline.CallOptions, HttpCall]:
+        ep, opts = self._split(params)
+        msgs = list(iter_messages(messages))
+        if system is not None:
+            msgs.insert(0, Message(role="system", content=system))
+        if not msgs:
+            raise InvalidArgumentError("messages must not be empty")
+        _check_params(params)
+        request = ChatRequest(model=self._model(model), messages=tuple(msgs), params=params)
+        return ep, opts, self._call(hook, ep, request=request)
+
+    def _embed_call(
+        self, input: Any, model: str | None, encoding_format: str, params: dict[str, Any]
+    ) -> tuple[Endpoint, pipeline.CallOptions, HttpCall]:
+        self._require("embed")
+        ep, opts = self._split(params)
+        inputs = (input,) if isinstance(input, str) else tuple(input or ())
+        if not inputs or not all(isinstance(t, str) for t in inputs):
+            raise InvalidArgumentError(
+                "input must be a non-empty string or a non-empty list of strings"
+            )
+        if encoding_format not in ("float", "base64"):
+            raise InvalidArgumentError(
+                f"encoding_format must be 'float' or 'base64', got {encoding_format!r}"
+            )
+        request = EmbedRequest(self._model(model), inputs, encoding_format, params)
+        return ep, opts, self._call("embed", ep, request=request)
+
+    def _generate_call(
+        self, prompt: Any, model: str | None, kind: str, params: dict[str, Any]
+    ) -> tuple[Endpoint, pipeline.CallOptions, HttpCall]:
+        self._require("images" if kind == "image" else "generate")
+        ep, opts = self._split(params)
+        if not isinstance(prompt, str) or not prompt:
+            raise InvalidArgumentError("prompt must be a non-empty string")
+        _check_params(params)
+        request = GenerateRequest(self._model(model), prompt, kind, params)
+        return ep, opts, self._call("generate", ep, request=request)
+
+    # -- sync calls -------------------------------------------------------------------------
+    def chat(
+        self, *, messages: Any, model: str | None = None, system: str | None = None, **params: Any
+    ) -> ChatResponse:
+        """A chat completion. ``system`` prepends a system message; other keywords are
+        generation parameters (``temperature``, ``max_tokens``, ``tools``...) or pipeline
+        options."""
+        self._require("chat")
+        ep, opts, call = self._chat_call("chat", messages, model, system, params)
+        return pipeline.run(ep, call, opts)  # type: ignore[no-any-return]
+
+    def stream(
+        self, *, messages: Any, model: str | None = None, system: str | None = None, **params: Any
+    ) -> Iterator[StreamChunk]:
+        """A streamed chat completion: text chunks, then one chunk with ``done=True``."""
+        self._require("stream")
+        ep, opts, call = self._chat_call("stream", messages, model, system, params)
+        return pipeline.run_stream(ep, call, opts)
+
+    def embed(
+        self,
+        *,
+        input: str | list[str],
+        model: str | None = None,
+        encoding_format: str = "float",
+        **params: Any,
+    ) -> EmbeddingResponse:
+        """Embed one text or many. ``encoding_format="base64"`` is decoded to the same floats."""
+        ep, opts, call = self._embed_call(input, model, encoding_format, params)
+        return pipeline.run(ep, call, opts)  # type: ignore[no-any-return]
+
+    def generate(
+        self, *, prompt: str, model: str | None = None, kind: str = "text", **params: Any
+    ) -> GenerateResponse | ImageResponse:
+        """Generate from a prompt: text (``kind="text"``) or images (``kind="image"``)."""
+        ep, opts, call = self._generate_call(prompt, model, kind, params)
+        return pipeline.run(ep, call, opts)  # type: ignore[no-any-return]
+
+    def generate_image(
+        self, *, prompt: str, model: str | None = None, **params: Any
+    ) -> ImageResponse:
+        """Generate images (``size=``, ``n=``, ``response_format="b64_json"``...)."""
+        return self.generate(prompt=prompt, model=model, kind="image", **params)  # type: ignore[return-value]
+
+    def list_models(self, **options: Any) -> list[ModelInfo]:
+        """The models the backend offers."""
+        self._require("list_models")
+        ep, opts = self._split(options)
+        self._reject_extra(options)
+        return pipeline.run(ep, self._call("list_models", ep), opts)  # type: ignore[no-any-return]
+
+    # -- async calls ------------------------------------------------------------------------
+    async def achat(
+        self, *, messages: Any, model: str | None = None, system: str | None = None, **params: Any
+    ) -> ChatResponse:
+        """Async :meth:`chat`."""
+        self._require("chat")
+        ep, opts, call = self._chat_call("chat", messages, model, system, params)
+        return await pipeline.arun(ep, call, opts)  # type: ignore[no-any-return]
+
+    def astream(
+        self, *, messages: Any, model: str | None = None, system: str | None = None, **params: Any
+    ) -> AsyncIterator[StreamChunk]:
+        """Async :meth:`stream`: ``async for chunk in backend.astream(...)``."""
+        self._require("stream")
+        ep, opts, call = self._chat_call("stream", messages, model, system, params)
+        return pipeline.arun_stream(ep, call, opts)
+
+    async def aembed(
+        self,
+        *,
+        input: str | list[str],
+        model: str | None = None,
+        encoding_format: str = "float",
+        **params: Any,
+    ) -> EmbeddingResponse:
+        """Async :meth:`embed`."""
+        ep, opts, call = self._embed_call(input, model, encoding_format, params)
+        return await pipeline.arun(ep, call, opts)  # type: ignore[no-any-return]
+
+    async def agenerate(
+        self, *, prompt: str, model: str | None = None, kind: str = "text", **params: Any
+    ) -> GenerateResponse | ImageResponse:
+        """Async :meth:`generate`."""
+        ep, opts, call = self._generate_call(prompt, model, kind, params)
+        return await pipeline.arun(ep, call, opts)  # type: ignore[no-any-return]
+
+    async def agenerate_image(
+        self, *, prompt: str, model: str | None = None, **params: Any
+    ) -> ImageResponse:
+        """Async :meth:`generate_image`."""
+        return await self.agenerate(prompt=prompt, model=model, kind="image", **params)  # type: ignore[return-value]
+
+    async def alist_models(self, **options: Any) -> list[ModelInfo]:
+        """Async :meth:`list_models`."""
+        self._require("list_models")
+        ep, opts = self._split(options)
+        self._reject_extra(options)
+        return await pipeline.arun(ep, self._call("list_models", ep), opts)  # type: ignore[no-any-return]
+
+    @staticmethod
+    def _reject_extra(options: Mapping[str, Any]) -> None:
+        if options:
+            raise InvalidArgumentError(f"unexpected arguments: {', '.join(sorted(options))}")
+
+    # -- handlers ---------------------------------------------------------------------------
+    def create_handler(
+        self, kind: str = "chat", model: str | None = None, **options: Any
+    ) -> Callable[..., Any]:
+        """An async endpoint handler: ``await handler(prompt)`` returns a plain dict."""
+        handler = self._hook.create_handler(
+            backend=self.name, client=self, kind=kind, model=model, options=options
+        )
+        if handler is None:
+            raise InvalidArgumentError(f"{self.name} has no handler of kind {kind!r}")
+        return handler  # type: ignore[no-any-return]
+
+    # -- endpoints and keys -----------------------------------------------------------------
+    def create_endpoint(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        endpoint_id: str | None = None,
+        timeout: float | None = None,
+        **settings: Any,
+    ) -> str:
+        """Add an endpoint with its own key, address, queue, breaker and retry settings
+        (unset ones are copied from the default endpoint); returns its id."""
+        from .config import normalize_endpoint_url
+
+        base = self.default_endpoint
+        changes: dict[str, Any] = {}
+        if api_key is not None:
+            changes["api_key"] = api_key
+        if base_url is not None:
+            changes["base_url"] = normalize_endpoint_url(self.spec, base_url)
+        if timeout is not None:
+            changes["timeout"] = float(timeout)
+        options = {**base.options(), **normalize_endpoint_settings(settings)}
+        with self._lock:
+            eid = endpoint_id or f"endpoint-{next(self._ids)}"
+            if eid in self.endpoints:
+                raise ConfigurationError(f"endpoint {eid!r} already exists on {self.name}")
+            ep = Endpoint(
+                eid,
+                self.spec,
+                base.with_settings(**changes),
+                usage=self.usage,
+                clock=self.clock,
+                options=options,
+            )
+            self.endpoints[eid] = ep
+        return eid
+
+    def add_api_key(self, name: str, key: str, *, endpoint_id: str | None = None) -> None:
+        """Add a named key to the (default) endpoint's pool for multiplexing."""
+        self._endpoint(endpoint_id).keys.add(name, key)
+
+    def _endpoint(self, endpoint_id: str | None) -> Endpoint:
+        if endpoint_id is None:
+            return self.default_endpoint
+        try:
+            return self.endpoints[endpoint_id]
+        except KeyError:
+            raise ConfigurationError(
+                f"no endpoint {endpoint_id!r} on {self.name}; endpoints: {list(self.endpoints)}"
+            ) from None
+
+    # -- status -----------------------------------------------------------------------------
+    @property
+    def circuit_state(self) -> str:
+        """The default endpoint's circuit state: CLOSED, OPEN or HALF_OPEN."""
+        state: CircuitState = self.default_endpoint.breaker.state
+        return state.value
+
+    def get_circuit_state(self, endpoint_id: str | None = None) -> str:
+        """An endpoint's circuit state: CLOSED, OPEN or HALF_OPEN."""
+        return self._endpoint(endpoint_id).breaker.state.value
+
+    def get_circuit_metrics(self, endpoint_id: str | None = None) -> dict[str, Any]:
+        """recent_failures, failure_rate (percent), state and timestamps of an endpoint."""
+        return self._endpoint(endpoint_id).breaker.metrics()
+
+    def get_queue_info(self, endpoint_id: str | None = None) -> dict[str, int]:
+        """size (waiting), active_requests and capacity of an endpoint's queue."""
+        return self._endpoint(endpoint_id).gate.info()
+
+    def get_queue_status(self, endpoint_id: str | None = None) -> dict[str, int]:
+        """Waiting callers per priority: high_priority, normal_priority, low_priority."""
+        return self._endpoint(endpoint_id).gate.status()
+
+    def get_key_usage_stats(self, endpoint_id: str | None = None) -> dict[str, dict[str, Any]]:
+        """Per key (masked): requests, tokens, cost, errors, in flight, cooldown."""
+        return self._endpoint(endpoint_id).keys.stats()
+
+    def get_usage_stats(self, endpoint_id: str | None = None) -> dict[str, Any]:
+        """total_requests, tokens, estimated_cost_usd: of the backend, or one endpoint."""
+        if endpoint_id is not None:
+            self._endpoint(endpoint_id)
+        return self.usage.stats(endpoint_id=endpoint_id)
+
+    def reset_usage_stats(self) -> None:
+        """Clear the usage counters."""
+        self.usage.reset()

@@ -1,0 +1,202 @@
+"""Where a backend's settings come from: arguments, ``metadata``, the environment, ``.env``.
+
+Precedence, highest first: explicit arguments (``get_backend("openai", api_key=...)``) >
+the ``metadata`` dict (lower-case keys: ``openai_api_key``, ``openai_base_url``) > the
+environment (``OPENAI_API_KEY``, ``OPENAI_BASE_URL``) > a ``.env`` file found from the current
+directory upwards (loaded once with python-dotenv, never overriding a variable already set;
+``IPFS_ACCELERATE_NO_DOTENV=1`` turns it off).
+
+A plugin declares its names in a :class:`BackendSpec`; :func:`resolve_settings` applies the
+rules above and validates the base URL. Keys are kept out of every repr.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import attrs
+
+from .errors import ConfigurationError
+from .masking import mask_secret
+
+__all__ = ["BackendSpec", "Settings", "load_dotenv_once", "resolve_settings"]
+
+CAPABILITIES = frozenset({"chat", "stream", "embed", "generate", "images", "list_models"})
+
+
+@attrs.frozen(slots=True)
+class BackendSpec:
+    """What a plugin declares about its backend: names, defaults and capabilities.
+
+    ``base_url_suffix`` is appended to a configured base URL that does not already end with
+    it, so ``GROQ_BASE_URL=https://api.groq.com`` becomes ``https://api.groq.com/openai/v1``
+    while a URL that already has the suffix is kept as it is.
+    """
+
+    name: str
+    package: str
+    default_base_url: str | None
+    api_key_env: tuple[str, ...] = ()
+    base_url_env: tuple[str, ...] = ()
+    base_url_suffix: str = ""
+    model_env: tuple[str, ...] = ()
+    default_model: str | None = None
+    api_key_required: bool = True
+    auth_header: str = "Authorization"
+    auth_prefix: str = "Bearer "
+    default_headers: Mapping[str, str] = attrs.field(factory=dict)
+    request_id_header: str | None = None
+    capabilities: frozenset[str] = CAPABILITIES
+    display_name: str = ""
+    options: Mapping[str, Any] = attrs.field(factory=dict)
+
+    def auth_headers(self, api_key: str | None) -> dict[str, str]:
+        """The headers that carry ``api_key`` on a request (none without a key)."""
+        if not api_key:
+            return {}
+        return {self.auth_header: f"{self.auth_prefix}{api_key}"}
+
+
+@attrs.frozen(slots=True, repr=False)
+class Settings:
+    """A backend's resolved settings. The key never appears in ``repr``."""
+
+    provider: str
+    base_url: str
+    api_key: str | None = None
+    default_model: str | None = None
+    timeout: float = 600.0
+    connect_timeout: float = 5.0
+    options: Mapping[str, Any] = attrs.field(factory=dict)
+
+    def __repr__(self) -> str:
+        key = mask_secret(self.api_key) if self.api_key else None
+        return (
+            f"Settings(provider={self.provider!r}, base_url={self.base_url!r}, api_key={key!r}, "
+            f"default_model={self.default_model!r}, timeout={self.timeout!r})"
+        )
+
+
+@functools.cache
+def load_dotenv_once() -> None:
+    """Load the nearest ``.env`` into the environment once, never overriding set variables."""
+    if os.environ.get("IPFS_ACCELERATE_NO_DOTENV", "").lower() in ("1", "true", "yes"):
+        return
+    from dotenv import find_dotenv, load_dotenv
+
+    path = find_dotenv(usecwd=True)
+    if path:
+        load_dotenv(path, override=False)
+
+
+def _first(
+    names: tuple[str, ...], metadata: Mapping[str, Any], generic: str
+) -> tuple[Any, str] | None:
+    """The first value set: metadata (lower-case names, then ``generic``), then environment."""
+    for name in names:
+        value = metadata.get(name.lower())
+        if value not in (None, ""):
+            return value, f"metadata[{name.lower()!r}]"
+    value = metadata.get(generic)
+    if value not in (None, ""):
+        return value, f"metadata[{generic!r}]"
+    for name in names:
+        env = os.environ.get(name)
+        if env:
+            return env, name
+    return None
+
+
+def normalize_base_url(url: str, suffix: str, source: str) -> str:
+    """Validate an http(s) base URL and append ``suffix`` unless it is already there."""
+    if not isinstance(url, str):
+        raise ConfigurationError(f"{source} must be a URL string, got {type(url).__name__}")
+    url = url.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigurationError(
+            f"{source} must be an http:// or https:// URL with a host, got {url!r}"
+        )
+    if parts.query or parts.fragment:
+        raise ConfigurationError(f"{source} must not carry a query or fragment, got {url!r}")
+    if suffix and not parts.path.endswith(suffix):
+        url += suffix
+    return url
+
+
+def resolve_settings(
+    spec: BackendSpec,
+    *,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    model: str | None = None,
+    timeout: float | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Apply the precedence rules to find the key, base URL, default model and timeout."""
+    load_dotenv_once()
+    meta: Mapping[str, Any] = metadata or {}
+    if not isinstance(meta, Mapping):
+        raise ConfigurationError(f"metadata must be a dict, got {type(meta).__name__}")
+
+    key = api_key
+    if key is None:
+        found = _first(spec.api_key_env, meta, "api_key")
+        key = found[0] if found else None
+    if key is not None and not isinstance(key, str):
+        raise ConfigurationError(f"the {spec.name} API key must be a string")
+
+    if base_url is not None:
+        url, source = base_url, "base_url"
+    else:
+        found = _first(spec.base_url_env, meta, "base_url")
+        if found:
+            url, source = found
+        elif spec.default_base_url:
+            url, source = spec.default_base_url, "the default base URL"
+        else:
+            names = " or ".join(spec.base_url_env) or "base_url"
+            raise ConfigurationError(
+                f"{spec.name} needs a server address: pass base_url= or set {names}"
+            )
+    url = normalize_base_url(url, spec.base_url_suffix, source)
+
+    if model is None:
+        found = _first(spec.model_env, meta, "model")
+        model = found[0] if found else spec.default_model
+
+    if timeout is None:
+        found = _first((), meta, "timeout")
+        timeout = float(found[0]) if found else 600.0
+    if not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise ConfigurationError(f"timeout must be a positive number of seconds, got {timeout!r}")
+
+    options = {k: meta.get(k, v) for k, v in spec.options.items()}
+    return Settings(
+        provider=spec.name,
+        base_url=url,
+        api_key=key,
+        default_model=model,
+        timeout=float(timeout),
+        options=options,
+    )
+
+
+def missing_key_error(spec: BackendSpec) -> ConfigurationError:
+    """The error for a backend that needs a key and has none."""
+    names = " or ".join(spec.api_key_env) or "api_key"
+    meta = spec.api_key_env[0].lower() if spec.api_key_env else "api_key"
+    return ConfigurationError(
+        f"no API key configured for {spec.name}: pass api_key=, set metadata[{meta!r}], "
+        f"or set {names} in the environment or a .env file",
+        provider=spec.name,
+    )
+
+
+def normalize_endpoint_url(spec: BackendSpec, url: str) -> str:
+    """A base URL given for an extra endpoint, normalised like the backend's own."""
+    return normalize_base_url(url, spec.base_url_suffix, "base_url")

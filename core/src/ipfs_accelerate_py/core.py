@@ -1,0 +1,56 @@
+"""The registry entry: :func:`get_backend` and :func:`list_backends`.
+
+>>> from ipfs_accelerate_py.core import get_backend
+>>> openai = get_backend("openai", api_key="sk-...")         # doctest: +SKIP
+>>> openai.chat(messages=[{"role": "user", "content": "Hi"}], model="gpt-4o-mini")["text"]
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .backend import Backend
+    from .resilience.clock import Clock
+
+__all__ = ["get_backend", "list_backends"]
+
+
+def get_backend(
+    name: str,
+    *,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    model: str | None = None,
+    timeout: float | None = None,
+    metadata: dict[str, Any] | None = None,
+    clock: Clock | None = None,
+    **settings: Any,
+) -> Backend:
+    """Return a backend by name (``"openai"``, ``"claude"``...), loading its plugin on first use.
+
+    Explicit arguments override ``metadata``, which overrides the environment and ``.env``.
+    Further keywords are endpoint settings: ``max_concurrent_requests``, ``queue_size``,
+    ``max_retries``, ``failure_threshold``, ``key_selection_strategy``... An unknown name
+    raises :class:`~.errors.UnknownBackendError` listing the installed backends (and the
+    package to install, for a known one).
+    """
+    from . import plugins
+    from .backend import Backend
+    from .config import resolve_settings
+    from .endpoint import normalize_endpoint_settings
+    from .resilience.clock import SYSTEM_CLOCK
+
+    spec = plugins.load_spec(name)
+    options = normalize_endpoint_settings(settings)
+    resolved = resolve_settings(
+        spec, api_key=api_key, base_url=base_url, model=model, timeout=timeout, metadata=metadata
+    )
+    return Backend(spec, resolved, clock=clock or SYSTEM_CLOCK, options=options)
+
+
+def list_backends() -> list[str]:
+    """Names of the installed backends (plugins are not imported to find them)."""
+    from . import plugins
+
+    return plugins.installed_backends()

@@ -1,0 +1,467 @@
+"""The resilience pipeline every call goes through, once for sync and async alike.
+
+Order (DESIGN §4): priority gate → circuit breaker → key selection → HTTP attempt →
+classify → retry with backoff (moving to another key on 429) → usage and cost accounting.
+
+:class:`Attempts` holds the whole decision logic of one call; the sync and async runners
+below only do the waiting and the I/O, so the two paths cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import httpx
+
+from .calls import STREAM_END, HttpCall
+from .errors import (
+    APIStatusError,
+    BackendError,
+    ConnectionError,
+    MalformedResponseError,
+    RateLimitError,
+    TimeoutError,
+)
+from .resilience.gate import Priority
+from .streaming import NDJSONDecoder, SSEDecoder
+from .transport import error_from_exception, error_from_reply, parse_json
+from .types import StreamChunk, Usage
+
+if TYPE_CHECKING:
+    from .endpoint import Endpoint
+    from .resilience.keys import KeyLease
+
+log = logging.getLogger("ipfs_accelerate_py")
+
+__all__ = ["CallOptions", "new_request_id", "run", "arun", "run_stream", "arun_stream"]
+
+
+def new_request_id() -> str:
+    """A fresh request id, ``req_`` and 24 hex digits."""
+    return "req_" + os.urandom(12).hex()
+
+
+@attrs.frozen(slots=True)
+class CallOptions:
+    """Per-call pipeline options, split off the caller's keyword arguments."""
+
+    request_id: str
+    priority: Priority = Priority.NORMAL
+    api_key_name: str | None = None
+    timeout: float | None = None
+    queue_timeout: float | None = None
+    extra_headers: Any = None
+
+
+def _is_client_error(err: BackendError) -> bool:
+    return isinstance(err, APIStatusError) and not err.retryable and err.status_code is not None
+
+
+class Attempts:
+    """The state of one call across its attempts: which key, how many retries, what to do
+    with each outcome. It does no waiting and no I/O itself."""
+
+    __slots__ = ("avoid", "call", "ep", "lease", "opts", "retries", "spec", "withdrawn")
+
+    def __init__(self, ep: Endpoint, call: HttpCall, opts: CallOptions) -> None:
+        self.ep = ep
+        self.call = call
+        self.opts = opts
+        self.spec = ep.spec
+        self.lease: KeyLease | None = None
+        self.retries = 0
+        self.withdrawn = 0
+        self.avoid: set[str] = set()
+
+    # -- before each attempt -----------------------------------------------------------
+    def start(self, client: httpx.Client | httpx.AsyncClient) -> tuple[httpx.Request, float]:
+        """Pass the breaker, pick a key, build the request. Returns (request, wait): when
+        ``wait`` > 0 every usable key is cooling down and the caller waits before sending."""
+        ep = self.ep
+        ep.breaker.before_call()
+        api_key = None
+        wait = 0.0
+        if len(ep.keys):
+            try:
+                lease = ep.keys.acquire(self.opts.api_key_name, avoid=self.avoid)
+            except BaseException:
+                ep.breaker.on_ignored()
+                raise
+            self.lease = lease
+            wait = lease.wait
+            if wait > ep.retry.max_retry_after:
+                self.abandoned()
+                raise RateLimitError(
+                    f"every usable API key is cooling down for another {wait:.1f}s",
+                    provider=self.spec.name,
+                    request_id=self.opts.request_id,
+                    retry_after=wait,
+                )
+            api_key = lease.key.secret
+        elif self.spec.api_key_required:
+            ep.breaker.on_ignored()
+            raise ep.missing_key()
+        call = self.call
+        headers = self.spec.auth_headers(api_key)
+        if self.spec.request_id_header:
+            headers[self.spec.request_id_header] = self.opts.request_id
+        if call.headers:
+            headers.update(call.headers)
+        if self.opts.extra_headers:
+            headers.update(self.opts.extra_headers)
+        extensions = None
+        if self.opts.timeout is not None:
+            t = self.opts.timeout
+            extensions = {"timeout": {"connect": min(5.0, t), "read": t, "write": t, "pool": t}}
+        request = client.build_request(
+            call.method,
+            call.path,
+            json=call.json,
+            params=call.params,
+            headers=headers,
+            extensions=extensions,
+        )
+        return request, wait
+
+    # -- after each attempt --------------------------------------------------------------
+    def succeeded(self, headers: httpx.Headers, usage: Usage | None) -> None:
+        """Account for a successful attempt."""
+        ep = self.ep
+        ep.breaker.on_success()
+        if self.withdrawn:
+            ep.budget.on_success(self.withdrawn)
+        else:
+            ep.budget.on_success()
+        p = usage.prompt_tokens if usage else 0
+        c = usage.completion_tokens if usage else 0
+        model = self.call.model or "(no model)"
+        name = None
+        if self.lease is not None:
+            name = self.lease.key.name
+            ep.keys.observe_headers(name, headers)
+        cost = ep.usage.record(model, p, c, endpoint_id=ep.id, key_name=name)
+        if self.lease is not None:
+            ep.keys.release(self.lease, ok=True, prompt_tokens=p, completion_tokens=c, cost=cost)
+            self.lease = None
+
+    def failed(
+        self, err: BackendError, headers: httpx.Headers | None = None, *, retry: bool = True
+    ) -> float:
+        """Account for a failed attempt; return the delay before the next one, or raise
+        ``err`` when it must not be retried (``retry=False``: a stream already under way)."""
+        ep = self.ep
+        if err.request_id is None:
+            err.request_id = self.opts.request_id
+            err.args = (err._render(),)
+        if isinstance(err, RateLimitError) or _is_client_error(err):
+            ep.breaker.on_ignored()
+        else:
+            ep.breaker.on_failure()
+        rate_limited = isinstance(err, RateLimitError)
+        lease, self.lease = self.lease, None
+        name = lease.key.name if lease is not None else None
+        if lease is not None:
+            if headers is not None:
+                ep.keys.observe_headers(lease.key.name, headers)
+            ep.keys.release(lease, ok=False)
+        ep.usage.record_failure(endpoint_id=ep.id, key_name=name)
+        if not retry:
+            raise err
+        delay = ep.retry.delay_for(err, self.retries)
+        if rate_limited and name is not None:
+            # the limited key cools down for the server's retry-after (or the backoff); when
+            # another key is free the retry goes to it at once, otherwise start() waits out
+            # the first cooldown to end, so the retry-after is honoured either way
+            ep.keys.cool_down(name, err.retry_after or delay or ep.retry.backoff(self.retries))
+            if delay is not None:
+                self.avoid.add(name)
+                delay = 0.0
+        if delay is None:
+            raise err
+        cost = ep.budget.try_acquire(timeout=isinstance(err, TimeoutError))
+        if not cost:
+            err.message += " (not retried: the endpoint's retry budget is exhausted)"
+            err.args = (err._render(),)
+            raise err
+        self.withdrawn += cost
+        self.retries += 1
+        log.warning(
+            "%s [%s]: retry %d/%d in %.2fs after %s",
+            self.spec.name,
+            self.opts.request_id,
+            self.retries,
+            ep.retry.max_retries,
+            delay,
+            err,
+        )
+        return delay
+
+    def abandoned(self) -> None:
+        """The caller went away (cancelled, or closed a stream early): count nothing."""
+        self.ep.breaker.on_ignored()
+        if self.lease is not None:
+            self.ep.keys.release(self.lease, ok=True)
+            self.lease = None
+
+    def error_reply(self, response: httpx.Response, content: bytes) -> BackendError:
+        """The error for an HTTP error status."""
+        return error_from_reply(
+            response.status_code,
+            response.headers,
+            content,
+            provider=self.spec.name,
+            request_id=self.opts.request_id,
+            secrets=self.ep.keys.secrets(),
+            now=self.ep.clock.time(),
+        )
+
+    def parse(self, response: httpx.Response, content: bytes) -> Any:
+        """Read a successful reply with the call's parser."""
+        call = self.call
+        body: Any = content
+        if call.json_reply:
+            body = parse_json(content, provider=self.spec.name)
+        if call.parse is None:
+            return body
+        try:
+            return call.parse(body)
+        except BackendError as err:
+            err.request_id = err.request_id or self.opts.request_id
+            err.provider = err.provider or self.spec.name
+            err.args = (err._render(),)
+            raise
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            raise MalformedResponseError(
+                f"the reply does not have the expected shape ({type(exc).__name__}: {exc}); "
+                f"body starts {content[:200]!r}",
+                provider=self.spec.name,
+                request_id=self.opts.request_id,
+            ) from None
+
+    def wrap(self, exc: Exception, *, streaming: bool = False) -> BackendError:
+        """Translate a transport exception."""
+        return error_from_exception(
+            exc, provider=self.spec.name, request_id=self.opts.request_id, streaming=streaming
+        )
+
+
+def _usage_of(call: HttpCall, result: Any) -> Usage | None:
+    if call.usage_of is not None:
+        return call.usage_of(result)
+    return getattr(result, "usage", None)
+
+
+# --- plain calls -------------------------------------------------------------------------
+
+
+def run(ep: Endpoint, call: HttpCall, opts: CallOptions) -> Any:
+    """Run ``call`` on ``ep`` from a thread: gate, attempts, retries, accounting."""
+    with ep.gate.slot(opts.priority, opts.queue_timeout):
+        att = Attempts(ep, call, opts)
+        client = ep.transport.client()
+        while True:
+            request, wait = att.start(client)
+            try:
+                if wait:
+                    ep.clock.sleep(wait)
+                response = client.send(request)
+            except Exception as exc:
+                delay = att.failed(att.wrap(exc))
+            except BaseException:
+                att.abandoned()
+                raise
+            else:
+                content = response.content
+                if response.status_code >= 400:
+                    delay = att.failed(att.error_reply(response, content), response.headers)
+                else:
+                    result = att.parse(response, content)
+                    att.succeeded(response.headers, _usage_of(call, result))
+                    return result
+            if delay:
+                ep.clock.sleep(delay)
+
+
+async def arun(ep: Endpoint, call: HttpCall, opts: CallOptions) -> Any:
+    """Run ``call`` on ``ep`` from a coroutine, never blocking the event loop."""
+    async with ep.gate.aslot(opts.priority, opts.queue_timeout):
+        att = Attempts(ep, call, opts)
+        client = ep.transport.aclient()
+        while True:
+            request, wait = att.start(client)
+            try:
+                if wait:
+                    await ep.clock.asleep(wait)
+                response = await client.send(request)
+            except Exception as exc:
+                delay = att.failed(att.wrap(exc))
+            except BaseException:
+                att.abandoned()
+                raise
+            else:
+                content = response.content
+                if response.status_code >= 400:
+                    delay = att.failed(att.error_reply(response, content), response.headers)
+                else:
+                    result = att.parse(response, content)
+                    att.succeeded(response.headers, _usage_of(call, result))
+                    return result
+            if delay:
+                await ep.clock.asleep(delay)
+
+
+# --- streams -----------------------------------------------------------------------------
+
+
+class StreamState:
+    """Turns decoded events into chunks: text chunks pass through; finish reason and usage
+    are folded into one final ``done`` chunk at the protocol's end marker."""
+
+    __slots__ = (
+        "call",
+        "decoder",
+        "ended",
+        "finish_reason",
+        "model",
+        "provider",
+        "usage",
+        "yielded",
+    )
+
+    def __init__(self, call: HttpCall, provider: str) -> None:
+        self.call = call
+        self.provider = provider
+        self.finish_reason: str | None = None
+        self.usage: Usage | None = None
+        self.model: str | None = None
+        self.ended = False
+        self.yielded = 0
+        self.decoder: SSEDecoder | NDJSONDecoder = (
+            SSEDecoder(provider) if call.stream == "sse" else NDJSONDecoder(provider)
+        )
+
+    def feed(self, data: bytes) -> list[StreamChunk]:
+        """Decode bytes into the chunks to hand the caller."""
+        out: list[StreamChunk] = []
+        parse = self.call.parse_event
+        assert parse is not None
+        for event in self.decoder.feed(data):
+            if self.ended:
+                break
+            chunk = parse(event)
+            if chunk is None:
+                continue
+            if chunk is STREAM_END:
+                self.ended = True
+                break
+            assert isinstance(chunk, StreamChunk)
+            if chunk.finish_reason:
+                self.finish_reason = chunk.finish_reason
+            if chunk.usage is not None:
+                self.usage = chunk.usage
+            if chunk.model:
+                self.model = chunk.model
+            if chunk.done:
+                self.ended = True
+            if chunk.text or chunk.tool_calls:
+                out.append(attrs.evolve(chunk, done=False) if chunk.done else chunk)
+            if self.ended:
+                break
+        return out
+
+    def finish(self, request_id: str) -> StreamChunk:
+        """The final chunk; raises ConnectionError if the stream stopped before its end."""
+        self.decoder.close()
+        if not self.ended and self.call.end_required:
+            raise ConnectionError(
+                f"the stream ended before the provider's end marker, after {self.yielded} chunks",
+                provider=self.provider,
+                request_id=request_id,
+            )
+        return StreamChunk(
+            done=True, finish_reason=self.finish_reason, usage=self.usage, model=self.model
+        )
+
+
+def run_stream(ep: Endpoint, call: HttpCall, opts: CallOptions) -> Iterator[StreamChunk]:
+    """Stream ``call`` from a thread. Retried only until the first chunk reached the caller."""
+    with ep.gate.slot(opts.priority, opts.queue_timeout):
+        att = Attempts(ep, call, opts)
+        client = ep.transport.client()
+        while True:
+            request, wait = att.start(client)
+            state = StreamState(call, ep.spec.name)
+            response: httpx.Response | None = None
+            try:
+                if wait:
+                    ep.clock.sleep(wait)
+                response = client.send(request, stream=True)
+                if response.status_code >= 400:
+                    err = att.error_reply(response, response.read())
+                    delay = att.failed(err, response.headers)
+                else:
+                    for data in response.iter_bytes():
+                        for chunk in state.feed(data):
+                            state.yielded += 1
+                            yield chunk
+                        if state.ended:
+                            break
+                    final = state.finish(opts.request_id)
+                    att.succeeded(response.headers, final.usage)
+                    yield final
+                    return
+            except Exception as exc:
+                delay = att.failed(att.wrap(exc, streaming=True), retry=not state.yielded)
+            except BaseException:  # GeneratorExit: the caller stopped reading
+                att.abandoned()
+                raise
+            finally:
+                if response is not None:
+                    response.close()
+            if delay:
+                ep.clock.sleep(delay)
+
+
+async def arun_stream(
+    ep: Endpoint, call: HttpCall, opts: CallOptions
+) -> AsyncIterator[StreamChunk]:
+    """Stream ``call`` from a coroutine. Retried only until the first chunk reached the caller."""
+    async with ep.gate.aslot(opts.priority, opts.queue_timeout):
+        att = Attempts(ep, call, opts)
+        client = ep.transport.aclient()
+        while True:
+            request, wait = att.start(client)
+            state = StreamState(call, ep.spec.name)
+            response: httpx.Response | None = None
+            try:
+                if wait:
+                    await ep.clock.asleep(wait)
+                response = await client.send(request, stream=True)
+                if response.status_code >= 400:
+                    err = att.error_reply(response, await response.aread())
+                    delay = att.failed(err, response.headers)
+                else:
+                    async for data in response.aiter_bytes():
+                        for chunk in state.feed(data):
+                            state.yielded += 1
+                            yield chunk
+                        if state.ended:
+                            break
+                    final = state.finish(opts.request_id)
+                    att.succeeded(response.headers, final.usage)
+                    yield final
+                    return
+            except Exception as exc:
+                delay = att.failed(att.wrap(exc, streaming=True), retry=not state.yielded)
+            except BaseException:  # GeneratorExit / CancelledError: the caller went away
+                att.abandoned()
+                raise
+            finally:
+                if response is not None:
+                    await response.aclose()
+            if delay:
+                await ep.clock.asleep(delay)

@@ -1,0 +1,234 @@
+"""HTTP connections per endpoint, and the translation of HTTP failures into our errors.
+
+A :class:`Transport` owns the connections to one base URL: one ``httpx.Client`` shared by
+every thread, and one ``httpx.AsyncClient`` per event loop (an async client's connections
+belong to the loop that opened them, so successive ``asyncio.run`` calls each get their own).
+Connect timeout 5 s; the read timeout is the backend's ``timeout`` setting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import weakref
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import httpx
+
+from .errors import (
+    BackendError,
+    ConnectionError,
+    MalformedResponseError,
+    OverloadedError,
+    TimeoutError,
+    error_for_status,
+)
+from .masking import redact
+from .resilience.retry import parse_retry_after, should_retry_header
+
+__all__ = ["Transport", "error_from_reply", "error_from_exception", "parse_json"]
+
+PROVIDER_REQUEST_ID_HEADERS = (
+    "x-request-id",
+    "request-id",
+    "x-amzn-requestid",
+    "x-goog-request-id",
+)
+
+
+class Transport:
+    """Pooled HTTP clients for one base URL, safe to share across threads and event loops."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float,
+        connect_timeout: float = 5.0,
+        headers: Mapping[str, str] | None = None,
+        max_connections: int = 100,
+    ) -> None:
+        self.base_url = base_url
+        self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
+        self._headers = dict(headers or {})
+        self._limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
+        self._lock = threading.Lock()
+        self._client: httpx.Client | None = None
+        self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]
+        self._aclients = weakref.WeakKeyDictionary()
+
+    def __repr__(self) -> str:
+        return f"Transport({self.base_url!r})"
+
+    def client(self) -> httpx.Client:
+        """The shared sync client, created on first use."""
+        client = self._client
+        if client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = httpx.Client(
+                        base_url=self.base_url,
+                        timeout=self._timeout,
+                        headers=self._headers,
+                        limits=self._limits,
+                    )
+                client = self._client
+        return client
+
+    def aclient(self) -> httpx.AsyncClient:
+        """The async client of the running event loop, created on first use in that loop."""
+        loop = asyncio.get_running_loop()
+        client = self._aclients.get(loop)
+        if client is None:
+            with self._lock:
+                client = self._aclients.get(loop)
+                if client is None:
+                    client = httpx.AsyncClient(
+                        base_url=self.base_url,
+                        timeout=self._timeout,
+                        headers=self._headers,
+                        limits=self._limits,
+                    )
+                    self._aclients[loop] = client
+        return client
+
+    def close(self) -> None:
+        """Close the sync client; async clients of loops that have ended are dropped."""
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    async def aclose(self) -> None:
+        """Close the running loop's async client and the sync client."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            client = self._aclients.pop(loop, None)
+        if client is not None:
+            await client.aclose()
+        self.close()
+
+
+def parse_json(content: bytes, *, provider: str | None, what: str = "reply") -> Any:
+    """Decode a JSON body, with a clear error quoting the start of anything else."""
+    try:
+        return json.loads(content)
+    except ValueError:
+        excerpt = content[:200].decode("utf-8", "replace")
+        raise MalformedResponseError(
+            f"the {what} is not valid JSON: {excerpt!r}", provider=provider
+        ) from None
+
+
+def _provider_request_id(headers: Mapping[str, str]) -> str | None:
+    for name in PROVIDER_REQUEST_ID_HEADERS:
+        value = headers.get(name)
+        if value:
+            return value
+    return None
+
+
+def _error_fields(body: Any) -> tuple[str | None, str | None]:
+    """Find the message and code in the error body shapes providers use.
+
+    OpenAI/Groq ``{"error": {"message", "type", "code"}}``; Anthropic ``{"type": "error",
+    "error": {"type", "message"}}``; Gemini ``{"error": {"code", "message", "status"}}``;
+    Ollama and TGI ``{"error": "...", "error_type": "..."}``; FastAPI ``{"detail": ...}``.
+    """
+    if isinstance(body, list) and body:  # Gemini streams wrap errors in a list
+        body = body[0]
+    if not isinstance(body, Mapping):
+        return None, None
+    err = body.get("error")
+    if isinstance(err, Mapping):
+        message = err.get("message")
+        code = err.get("code") or err.get("type") or err.get("status")
+        if isinstance(code, int):  # Gemini's numeric code duplicates the HTTP status
+            code = err.get("status") or err.get("type")
+        return (str(message) if message is not None else None), (
+            str(code) if code is not None else None
+        )
+    if isinstance(err, str):
+        code = body.get("error_type") or body.get("code") or body.get("type")
+        return err, (str(code) if code is not None else None)
+    for key in ("message", "detail", "error_message"):
+        value = body.get(key)
+        if value:
+            text = value if isinstance(value, str) else json.dumps(value)[:300]
+            return text, (str(body["code"]) if body.get("code") is not None else None)
+    return None, None
+
+
+def error_from_reply(
+    status: int,
+    headers: Mapping[str, str],
+    content: bytes,
+    *,
+    provider: str | None,
+    request_id: str | None,
+    secrets: Iterable[str | None] = (),
+    now: float | None = None,
+) -> BackendError:
+    """Build the error for an HTTP error reply: class by status, message from the body."""
+    body: Any = None
+    try:
+        body = json.loads(content) if content else None
+    except ValueError:
+        body = None
+    message, code = _error_fields(body)
+    if message is None:
+        text = content[:300].decode("utf-8", "replace").strip()
+        message = text or httpx.codes.get_reason_phrase(status) or "no message"
+    message = redact(message, secrets)
+    cls = error_for_status(status)
+    if code and "overloaded" in code.lower() and cls is not OverloadedError and status >= 500:
+        cls = OverloadedError
+    should = should_retry_header(headers)
+    return cls(
+        message,
+        provider=provider,
+        status_code=status,
+        code=code,
+        request_id=request_id,
+        provider_request_id=_provider_request_id(headers),
+        retry_after=parse_retry_after(headers, now),
+        body=body,
+        retryable=should,
+    )
+
+
+def error_from_exception(
+    exc: Exception, *, provider: str | None, request_id: str | None, streaming: bool = False
+) -> BackendError:
+    """Translate an httpx exception into ConnectionError, TimeoutError or the like."""
+    if isinstance(exc, BackendError):
+        return exc
+    if isinstance(exc, httpx.TimeoutException):
+        kind = {
+            httpx.ConnectTimeout: "connecting",
+            httpx.ReadTimeout: "waiting for the reply",
+            httpx.WriteTimeout: "sending the request",
+            httpx.PoolTimeout: "waiting for a free connection",
+        }.get(type(exc), "")
+        detail = f" while {kind}" if kind else ""
+        return TimeoutError(f"timed out{detail}", provider=provider, request_id=request_id)
+    if isinstance(exc, httpx.DecodingError):
+        return MalformedResponseError(
+            f"the reply could not be decoded: {exc}", provider=provider, request_id=request_id
+        )
+    if isinstance(exc, (httpx.TransportError, OSError)):
+        what = "the stream was cut" if streaming else "the connection failed"
+        return ConnectionError(
+            f"{what}: {type(exc).__name__}: {exc}".rstrip(": "),
+            provider=provider,
+            request_id=request_id,
+        )
+    return ConnectionError(
+        f"unexpected transport failure: {type(exc).__name__}: {exc}",
+        provider=provider,
+        request_id=request_id,
+    )

@@ -1,0 +1,401 @@
+"""Value types shared by every backend: messages, results, stream chunks, usage, models.
+
+Plugins translate between these and their provider's wire format; users get them back from
+:class:`~ipfs_accelerate_py.backend.Backend`. Each result also reads like the plain dict the
+quickstart guide shows (``response["text"]``) and converts with ``to_dict()``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Literal
+
+import attrs
+
+from .errors import InvalidArgumentError, MalformedResponseError
+
+__all__ = [
+    "ChatRequest",
+    "ChatResponse",
+    "EmbedRequest",
+    "EmbeddingResponse",
+    "GenerateRequest",
+    "GenerateResponse",
+    "ImageResponse",
+    "Message",
+    "ModelInfo",
+    "StreamChunk",
+    "ToolCall",
+    "Usage",
+]
+
+Role = Literal["system", "user", "assistant", "tool", "developer"]
+_ROLES = frozenset(("system", "user", "assistant", "tool", "developer", "function", "model"))
+
+
+class _DictView:
+    """Seed-style read access: ``result["text"]``, ``result.get("usage")``, ``"text" in result``."""
+
+    __slots__ = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def __getitem__(self, key: str) -> Any:
+        return self.to_dict()[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """Return the value for ``key`` in :meth:`to_dict`, or ``default``."""
+        return self.to_dict().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.to_dict()
+
+    def keys(self) -> Iterable[str]:
+        """The keys of :meth:`to_dict`."""
+        return self.to_dict().keys()
+
+
+@attrs.frozen(slots=True)
+class ToolCall:
+    """A function call the model asked for; ``arguments`` is the JSON text the model wrote."""
+
+    id: str
+    name: str
+    arguments: str = "{}"
+    type: str = "function"
+
+    def parsed_arguments(self) -> Any:
+        """The arguments decoded from JSON; a clear error if the model wrote invalid JSON."""
+        try:
+            return json.loads(self.arguments or "{}")
+        except ValueError as exc:
+            raise MalformedResponseError(
+                f"tool call {self.name!r} has arguments that are not valid JSON: "
+                f"{self.arguments[:200]!r} ({exc})"
+            ) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The OpenAI-style dict form."""
+        return {
+            "id": self.id,
+            "type": self.type,
+            "function": {"name": self.name, "arguments": self.arguments},
+        }
+
+
+@attrs.frozen(slots=True)
+class Message:
+    """One chat message. ``content`` is text, or a list of provider-style content parts."""
+
+    role: str
+    content: str | list[Any] | None = None
+    name: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+
+    @classmethod
+    def coerce(cls, value: Message | Mapping[str, Any]) -> Message:
+        """Build a message from a dict like ``{"role": "user", "content": "Hi"}``."""
+        if isinstance(value, Message):
+            return value
+        if not isinstance(value, Mapping):
+            raise InvalidArgumentError(
+                f"each message must be a dict with 'role' and 'content', got {type(value).__name__}"
+            )
+        role = value.get("role")
+        if role not in _ROLES:
+            raise InvalidArgumentError(
+                f"message role must be one of {sorted(_ROLES)}, got {role!r}"
+            )
+        content = value.get("content")
+        if content is not None and not isinstance(content, (str, list)):
+            raise InvalidArgumentError(
+                f"message content must be a string or a list of parts, got {type(content).__name__}"
+            )
+        calls = value.get("tool_calls") or ()
+        return cls(
+            role=role,
+            content=content,
+            name=value.get("name"),
+            tool_calls=tuple(_coerce_tool_call(c) for c in calls),
+            tool_call_id=value.get("tool_call_id"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The OpenAI-style dict form, omitting empty fields."""
+        out: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.name is not None:
+            out["name"] = self.name
+        if self.tool_calls:
+            out["tool_calls"] = [c.to_dict() for c in self.tool_calls]
+        if self.tool_call_id is not None:
+            out["tool_call_id"] = self.tool_call_id
+        return out
+
+    def text(self) -> str:
+        """The message's text: the content string, or its text parts joined."""
+        if isinstance(self.content, str):
+            return self.content
+        if not self.content:
+            return ""
+        return "".join(
+            p.get("text", "") for p in self.content if isinstance(p, Mapping) and "text" in p
+        )
+
+
+def _coerce_tool_call(value: ToolCall | Mapping[str, Any]) -> ToolCall:
+    if isinstance(value, ToolCall):
+        return value
+    fn = value.get("function") or {}
+    args = fn.get("arguments", "{}")
+    return ToolCall(
+        id=str(value.get("id", "")),
+        name=str(fn.get("name", "")),
+        arguments=args if isinstance(args, str) else json.dumps(args),
+        type=str(value.get("type", "function")),
+    )
+
+
+@attrs.frozen(slots=True)
+class Usage:
+    """Token counts for one call; ``extra`` keeps provider-specific figures (e.g. ``x_groq``)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    extra: Mapping[str, Any] = attrs.field(factory=dict)
+
+    @classmethod
+    def of(cls, prompt: int | None, completion: int | None, total: int | None = None) -> Usage:
+        """Build usage from possibly missing counts; the total defaults to the sum."""
+        p, c = int(prompt or 0), int(completion or 0)
+        return cls(p, c, int(total) if total is not None else p + c)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"prompt_tokens", "completion_tokens", "total_tokens", ...extra}``."""
+        out: dict[str, Any] = {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+        }
+        out.update(self.extra)
+        return out
+
+
+@attrs.frozen(slots=True)
+class ChatResponse(_DictView):
+    """A chat completion: the text, why it stopped, token usage, tool calls and the raw body."""
+
+    text: str
+    model: str | None = None
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    id: str | None = None
+    raw: Any = attrs.field(default=None, repr=False, eq=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"text", "model", "finish_reason", "usage", "tool_calls", "id"}``."""
+        return {
+            "text": self.text,
+            "model": self.model,
+            "finish_reason": self.finish_reason,
+            "usage": self.usage.to_dict() if self.usage else {},
+            "tool_calls": [c.to_dict() for c in self.tool_calls],
+            "id": self.id,
+        }
+
+
+@attrs.frozen(slots=True)
+class ToolCallDelta:
+    """A piece of a tool call arriving in a stream; pieces with one ``index`` concatenate."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@attrs.frozen(slots=True)
+class StreamChunk(_DictView):
+    """One piece of a streamed reply. The last chunk has ``done=True``, the finish reason and,
+    when the provider reports it, the usage of the whole call."""
+
+    text: str = ""
+    done: bool = False
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    tool_calls: tuple[ToolCallDelta, ...] = ()
+    model: str | None = None
+    raw: Any = attrs.field(default=None, repr=False, eq=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"text", "done", "finish_reason", "usage"}``."""
+        return {
+            "text": self.text,
+            "done": self.done,
+            "finish_reason": self.finish_reason,
+            "usage": self.usage.to_dict() if self.usage else None,
+        }
+
+
+@attrs.frozen(slots=True)
+class EmbeddingResponse(_DictView):
+    """Embedding vectors, one per input text, in input order."""
+
+    embeddings: list[list[float]]
+    model: str | None = None
+    usage: Usage | None = None
+    raw: Any = attrs.field(default=None, repr=False, eq=False)
+
+    @property
+    def embedding(self) -> list[float]:
+        """The first (or only) vector."""
+        return self.embeddings[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"embedding": first vector, "embeddings": all, "model", "usage"}``."""
+        return {
+            "embedding": self.embeddings[0] if self.embeddings else [],
+            "embeddings": self.embeddings,
+            "model": self.model,
+            "usage": self.usage.to_dict() if self.usage else {},
+        }
+
+
+def decode_base64_floats(data: str, *, provider: str | None = None) -> list[float]:
+    """Decode a base64 string of little-endian float32 values (OpenAI's ``base64`` format)."""
+    import array
+
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except (ValueError, TypeError) as exc:
+        raise MalformedResponseError(
+            f"embedding is not valid base64: {exc}", provider=provider
+        ) from None
+    if len(raw) % 4:
+        raise MalformedResponseError(
+            f"base64 embedding has {len(raw)} bytes, not a whole number of float32 values",
+            provider=provider,
+        )
+    values = array.array("f")
+    values.frombytes(raw)
+    if sys.byteorder != "little":
+        values.byteswap()
+    return values.tolist()
+
+
+@attrs.frozen(slots=True)
+class ImageResponse(_DictView):
+    """Generated images: URLs and/or base64 payloads, with any revised prompts."""
+
+    urls: list[str] = attrs.field(factory=list)
+    b64_images: list[str] = attrs.field(factory=list, repr=False)
+    revised_prompts: list[str] = attrs.field(factory=list)
+    model: str | None = None
+    raw: Any = attrs.field(default=None, repr=False, eq=False)
+
+    def image_bytes(self) -> list[bytes]:
+        """The base64 images decoded to bytes."""
+        return [base64.b64decode(b) for b in self.b64_images]
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"urls", "b64_json", "revised_prompts", "model"}``."""
+        return {
+            "urls": self.urls,
+            "b64_json": self.b64_images,
+            "revised_prompts": self.revised_prompts,
+            "model": self.model,
+        }
+
+
+@attrs.frozen(slots=True)
+class GenerateResponse(_DictView):
+    """Text generated from a bare prompt (TGI ``/generate``, Ollama ``/api/generate``...)."""
+
+    text: str
+    model: str | None = None
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    raw: Any = attrs.field(default=None, repr=False, eq=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"text", "generated_text", "model", "finish_reason", "usage"}``."""
+        return {
+            "text": self.text,
+            "generated_text": self.text,
+            "model": self.model,
+            "finish_reason": self.finish_reason,
+            "usage": self.usage.to_dict() if self.usage else {},
+        }
+
+
+@attrs.frozen(slots=True)
+class ModelInfo(_DictView):
+    """A model a backend offers."""
+
+    id: str
+    owned_by: str | None = None
+    created: int | None = None
+    context_window: int | None = None
+    description: str | None = None
+    category: str | None = None
+    raw: Any = attrs.field(default=None, repr=False, eq=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"id", "owned_by", "created", "context_window", "description", "category"}``."""
+        return {
+            "id": self.id,
+            "owned_by": self.owned_by,
+            "created": self.created,
+            "context_window": self.context_window,
+            "description": self.description,
+            "category": self.category,
+        }
+
+
+# --- requests: what the backend hands a plugin's hook --------------------------------------
+
+
+@attrs.frozen(slots=True)
+class ChatRequest:
+    """A chat call: model, messages and generation parameters (``temperature``, ``tools``...)."""
+
+    model: str
+    messages: tuple[Message, ...]
+    params: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen(slots=True)
+class EmbedRequest:
+    """An embedding call: one vector is wanted per input text."""
+
+    model: str
+    inputs: tuple[str, ...]
+    encoding_format: str = "float"
+    params: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen(slots=True)
+class GenerateRequest:
+    """A generation from a bare prompt; ``kind`` is ``"text"`` or ``"image"``."""
+
+    model: str
+    prompt: str
+    kind: str = "text"
+    params: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+def iter_messages(messages: Any) -> Iterator[Message]:
+    """Coerce a list of dicts or messages, with a clear error for anything else."""
+    if isinstance(messages, (str, bytes)) or not isinstance(messages, Iterable):
+        raise InvalidArgumentError(
+            "messages must be a list of dicts like [{'role': 'user', 'content': 'Hi'}], "
+            f"got {type(messages).__name__}"
+        )
+    for m in messages:
+        yield Message.coerce(m)
