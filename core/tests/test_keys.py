@@ -332,6 +332,10 @@ def test_secrets_appear_only_masked() -> None:
     assert "sk-...1111" in repr(lease.key)
 
 
+def test_secrets_are_available_for_redaction_only() -> None:
+    assert make_pool().secrets() == list(SECRETS.values())
+
+
 def test_lease_is_immutable() -> None:
     lease = make_pool().acquire()
     assert isinstance(lease, KeyLease)

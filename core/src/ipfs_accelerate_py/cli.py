@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -44,15 +45,24 @@ def _chat(args: argparse.Namespace) -> int:
 def _demo(_: argparse.Namespace) -> int:
     from .core import get_backend
     from .testing import openai_wire as wire
-    from .testing.server import ProtocolServer, Reply
+    from .testing.server import ProtocolServer, RecordedRequest, Reply
+
+    logging.basicConfig(level=logging.WARNING, format="  log: %(message)s")
 
     with ProtocolServer() as server:
+        stream_events = wire.chat_stream(["Streaming ", "works ", "too."])
+
+        def chat_reply(request: RecordedRequest) -> Reply:
+            if request.json().get("stream"):
+                return Reply.sse(stream_events, split=5)  # chunks split mid-event on purpose
+            return Reply.json(wire.chat_completion("Hello! I am a loopback OpenAI server."))
+
         server.on(
             "POST",
             "/v1/chat/completions",
             wire.error_reply(429, headers={"retry-after": "0.2"}),
             wire.error_reply(503),
-            default=Reply.json(wire.chat_completion("Hello! I am a loopback OpenAI server.")),
+            default=chat_reply,
         )
         server.on("POST", "/v1/embeddings", default=Reply.json(wire.embeddings([[0.1, 0.2, 0.3]])))
         server.on(
@@ -73,11 +83,6 @@ def _demo(_: argparse.Namespace) -> int:
         reply = backend.chat(messages=messages, model="gpt-4o", temperature=0.7, max_tokens=100)
         print(f"chat (after a 429 and a 503, retried): {reply['text']}")
 
-        server.on(
-            "POST",
-            "/v1/chat/completions",
-            default=Reply.sse(wire.chat_stream(["Streaming ", "works ", "too."]), split=5),
-        )
         print("stream: ", end="")
         for chunk in backend.stream(messages=messages, model="gpt-4o"):
             print(chunk.text if not chunk.done else f"  [done: {chunk.finish_reason}]", end="")

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from .resilience.keys import KeyLease
 
 log = logging.getLogger("ipfs_accelerate_py")
+log.addHandler(logging.NullHandler())
 
 __all__ = ["CallOptions", "new_request_id", "run", "arun", "run_stream", "arun_stream"]
 
@@ -172,11 +173,13 @@ class Attempts:
         if not retry:
             raise err
         delay = ep.retry.delay_for(err, self.retries)
+        planned = delay
         if rate_limited and name is not None:
             # the limited key cools down for the server's retry-after (or the backoff); when
             # another key is free the retry goes to it at once, otherwise start() waits out
             # the first cooldown to end, so the retry-after is honoured either way
-            ep.keys.cool_down(name, err.retry_after or delay or ep.retry.backoff(self.retries))
+            planned = err.retry_after or delay or ep.retry.backoff(self.retries)
+            ep.keys.cool_down(name, planned)
             if delay is not None:
                 self.avoid.add(name)
                 delay = 0.0
@@ -190,12 +193,12 @@ class Attempts:
         self.withdrawn += cost
         self.retries += 1
         log.warning(
-            "%s [%s]: retry %d/%d in %.2fs after %s",
+            "%s [%s]: retry %d/%d %s after %s",
             self.spec.name,
             self.opts.request_id,
             self.retries,
             ep.retry.max_retries,
-            delay,
+            f"in {delay:.2f}s" if delay else f"on the first key free (key cooling {planned:.2f}s)",
             err,
         )
         return delay

@@ -112,6 +112,16 @@ _set_key = KeyLease.__dict__["key"].__set__
 _set_wait = KeyLease.__dict__["wait"].__set__
 
 
+def _strategy(value: str, provider: str | None) -> str:
+    normalized = _STRATEGIES.get(value.replace("_", "-")) if isinstance(value, str) else None
+    if normalized is None:
+        raise ConfigurationError(
+            f"unknown key strategy {value!r}; valid: 'round-robin', 'least-loaded'",
+            provider=provider,
+        )
+    return normalized
+
+
 class KeyPool:
     """Named API keys for one provider, handed out round-robin or least-loaded."""
 
@@ -122,13 +132,7 @@ class KeyPool:
         clock: Clock = SYSTEM_CLOCK,
         provider: str | None = None,
     ) -> None:
-        normalized = _STRATEGIES.get(strategy.replace("_", "-"))
-        if normalized is None:
-            raise ConfigurationError(
-                f"unknown key strategy {strategy!r}; valid: 'round-robin', 'least-loaded'",
-                provider=provider,
-            )
-        self._strategy = normalized
+        self._strategy = _strategy(strategy, provider)
         self._clock = clock
         self._provider = provider
         self._lock = threading.Lock()
@@ -141,6 +145,10 @@ class KeyPool:
     def strategy(self) -> str:
         """``"round-robin"`` or ``"least-loaded"``."""
         return self._strategy
+
+    @strategy.setter
+    def strategy(self, value: str) -> None:
+        self._strategy = _strategy(value, self._provider)
 
     def add(self, name: str, secret: str) -> None:
         """Add a key, or replace the secret of the key already called ``name``."""
@@ -155,14 +163,14 @@ class KeyPool:
                 self._keys[name].secret = secret
             else:
                 self._keys[name] = ApiKey(name, secret)
-                self._reorder()
+                self._refresh()
 
     def remove(self, name: str) -> None:
         """Remove the key called ``name``; leases already handed out stay valid."""
         with self._lock:
             if self._keys.pop(name, None) is None:
                 raise self._unknown(name)
-            self._reorder()
+            self._refresh()
             self._cursor = self._cursor % len(self._order) if self._order else 0
 
     def names(self) -> list[str]:
@@ -170,7 +178,7 @@ class KeyPool:
         return [key.name for key in self._order]
 
     def secrets(self) -> list[str]:
-        """The real secrets, only to :func:`~ipfs_accelerate_py.masking.redact` them."""
+        """The key values, for redacting them from provider messages; never display these."""
         return [key.secret for key in self._order]
 
     def __len__(self) -> int:
@@ -240,7 +248,7 @@ class KeyPool:
         self._cursor = (order.index(chosen) + 1) % n
         return chosen
 
-    def _reorder(self) -> None:
+    def _refresh(self) -> None:
         """Refresh the rotation list and the mean of the known remaining requests."""
         self._order = list(self._keys.values())
         known = [k.remaining_requests for k in self._order if k.remaining_requests is not None]
@@ -311,7 +319,7 @@ class KeyPool:
                 return
             if "requests" in remaining:
                 key.remaining_requests = remaining["requests"]
-                self._reorder()
+                self._refresh()
             key.remaining_tokens = min(tokens) if tokens else key.remaining_tokens
             if waits:
                 self._extend(key, max(waits))

@@ -1,0 +1,227 @@
+"""Discovery through entry points, get_backend / list_backends, and settings precedence."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ipfs_accelerate_py import config, errors, plugins
+from ipfs_accelerate_py.core import get_backend, list_backends
+
+PLUGIN_SOURCE = """
+from ipfs_accelerate_py import openai_compat
+from ipfs_accelerate_py.config import BackendSpec
+from ipfs_accelerate_py.hookspecs import hookimpl
+
+SPEC = BackendSpec(
+    name="fakeprov",
+    package="ipfs-accelerate-fakeprov",
+    default_base_url="https://fake.invalid",
+    api_key_env=("FAKEPROV_API_KEY", "FAKEPROV_TOKEN"),
+    base_url_env=("FAKEPROV_BASE_URL",),
+    base_url_suffix="/v9",
+    model_env=("FAKEPROV_MODEL",),
+)
+
+@hookimpl
+def register_backends(register):
+    register(SPEC)
+
+@hookimpl
+def chat(backend, request, settings):
+    if backend == "fakeprov":
+        return openai_compat.chat_call(request, "fakeprov")
+"""
+
+ENV_NAMES = ("FAKEPROV_API_KEY", "FAKEPROV_TOKEN", "FAKEPROV_BASE_URL", "FAKEPROV_MODEL")
+
+
+@pytest.fixture
+def installed_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A plugin 'installed' the real way: a dist-info with an entry point on sys.path."""
+    (tmp_path / "fakeprov_plugin.py").write_text(PLUGIN_SOURCE)
+    dist = tmp_path / "ipfs_accelerate_fakeprov-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: ipfs-accelerate-fakeprov\nVersion: 0.1\n"
+    )
+    (dist / "entry_points.txt").write_text(
+        "[ipfs_accelerate.backends]\nfakeprov = fakeprov_plugin\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ENV_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    yield "fakeprov"
+    module = sys.modules.pop("fakeprov_plugin", None)
+    if module is not None:
+        plugins.unregister(module)
+
+
+def test_listing_does_not_import_the_plugin(installed_plugin: str) -> None:
+    assert installed_plugin in list_backends()
+    assert "fakeprov_plugin" not in sys.modules
+    backend = get_backend(installed_plugin, api_key="k" * 16)
+    assert "fakeprov_plugin" in sys.modules
+    assert backend.name == "fakeprov"
+    assert backend.settings.base_url == "https://fake.invalid/v9"
+
+
+def test_plugin_allow_list(installed_plugin: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IPFS_ACCELERATE_PLUGINS", "someotherplugin")
+    assert installed_plugin not in list_backends()
+    with pytest.raises(errors.UnknownBackendError):
+        get_backend(installed_plugin)
+
+
+def test_unknown_backend_lists_installed(installed_plugin: str) -> None:
+    with pytest.raises(errors.UnknownBackendError) as info:
+        get_backend("nosuchthing")
+    assert "fakeprov" in str(info.value)
+    assert "nosuchthing" in str(info.value)
+    assert isinstance(info.value, LookupError)
+
+
+def test_known_but_missing_backend_names_the_package(installed_plugin: str) -> None:
+    name = next(n for n in plugins.KNOWN_PACKAGES if n not in list_backends())
+    with pytest.raises(ImportError) as info:
+        get_backend(name)
+    assert isinstance(info.value, errors.BackendNotInstalledError)
+    assert f"pip install {plugins.KNOWN_PACKAGES[name]}" in str(info.value)
+
+
+def test_precedence_explicit_metadata_env_dotenv(
+    installed_plugin: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    work = tmp_path / "project"
+    work.mkdir()
+    (work / ".env").write_text(
+        "FAKEPROV_API_KEY=from-dotenv-000000\nFAKEPROV_MODEL=dotenv-model\n"
+        "FAKEPROV_BASE_URL=http://dotenv.invalid\n"
+    )
+    monkeypatch.chdir(work)
+    config.load_dotenv_once.cache_clear()
+    try:
+        b = get_backend(installed_plugin)
+        assert b.settings.api_key == "from-dotenv-000000"
+        assert b.settings.default_model == "dotenv-model"
+        assert b.settings.base_url == "http://dotenv.invalid/v9"
+
+        monkeypatch.setenv("FAKEPROV_API_KEY", "from-env-0000000000")
+        assert get_backend(installed_plugin).settings.api_key == "from-env-0000000000"
+
+        meta = {
+            "fakeprov_api_key": "from-meta-000000000",
+            "fakeprov_base_url": "http://m.invalid/v9",
+        }
+        b = get_backend(installed_plugin, metadata=meta)
+        assert b.settings.api_key == "from-meta-000000000"
+        assert b.settings.base_url == "http://m.invalid/v9"  # suffix already there: kept once
+
+        b = get_backend(installed_plugin, metadata=meta, api_key="explicit-00000000")
+        assert b.settings.api_key == "explicit-00000000"
+    finally:
+        for name in ENV_NAMES:
+            os.environ.pop(name, None)
+        config.load_dotenv_once.cache_clear()
+
+
+def test_dotenv_never_overrides_the_environment(
+    installed_plugin: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / ".env").write_text("FAKEPROV_API_KEY=from-dotenv-000000\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FAKEPROV_API_KEY", "from-env-0000000000")
+    config.load_dotenv_once.cache_clear()
+    try:
+        assert get_backend(installed_plugin).settings.api_key == "from-env-0000000000"
+    finally:
+        config.load_dotenv_once.cache_clear()
+
+
+def test_second_env_name_and_metadata_lower_case(
+    installed_plugin: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKEPROV_TOKEN", "token-00000000000")
+    assert get_backend(installed_plugin).settings.api_key == "token-00000000000"
+    b = get_backend(installed_plugin, metadata={"fakeprov_model": "m1"})
+    assert b.settings.default_model == "m1"
+
+
+@pytest.mark.parametrize(
+    ("url", "match"),
+    [
+        ("ftp://x.invalid", "http"),
+        ("localhost:8080", "http"),
+        ("http://", "host"),
+        ("http://x.invalid/v1?x=1", "query"),
+    ],
+)
+def test_bad_base_urls(installed_plugin: str, url: str, match: str) -> None:
+    with pytest.raises(errors.ConfigurationError, match=match):
+        get_backend(installed_plugin, base_url=url)
+
+
+def test_base_url_path_prefix_and_suffix(installed_plugin: str) -> None:
+    b = get_backend(installed_plugin, base_url="http://proxy.invalid/team-a/")
+    assert b.settings.base_url == "http://proxy.invalid/team-a/v9"
+
+
+def test_unknown_setting_is_rejected(installed_plugin: str) -> None:
+    with pytest.raises(errors.ConfigurationError, match="max_concurent_requests"):
+        get_backend(installed_plugin, max_concurent_requests=3)
+
+
+def test_seed_settings_apply(installed_plugin: str) -> None:
+    b = get_backend(installed_plugin, max_concurrent_requests=3, circuit_failure_threshold=7)
+    assert b.max_concurrent_requests == 3
+    assert b.failure_threshold == 7
+    b.queue_size = 50
+    b.max_retries = 2
+    b.key_selection_strategy = "least-loaded"
+    assert b.get_queue_info()["capacity"] == 50
+    assert b.default_endpoint.retry.max_retries == 2
+    assert b.circuit_state == "CLOSED"
+    with pytest.raises(errors.ConfigurationError):
+        b.key_selection_strategy = "random"
+
+
+def test_settings_repr_masks_the_key(installed_plugin: str) -> None:
+    secret = "sk-proj-SUPERSECRETVALUE9876"
+    b = get_backend(installed_plugin, api_key=secret)
+    for text in (
+        repr(b),
+        repr(b.settings),
+        repr(b.default_endpoint),
+        repr(b.default_endpoint.keys),
+    ):
+        assert secret not in text
+    assert "9876" in repr(b.settings)
+
+
+def test_importing_core_imports_no_plugin_or_heavy_dependency() -> None:
+    code = textwrap.dedent(
+        """
+        import sys
+        import ipfs_accelerate_py.core as core
+        names = core.list_backends()
+        heavy = ("httpx", "numpy", "boto3", "dotenv", "ipfs_accelerate_openai")
+        print(",".join(m for m in heavy if m in sys.modules))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_register_rejects_a_plugin_without_backends() -> None:
+    class Empty:
+        pass
+
+    with pytest.raises(errors.ConfigurationError, match="register_backends"):
+        plugins.register(Empty())
+    plugins.unregister(Empty())
