@@ -31,7 +31,7 @@ def test_packaged_prices_cover_the_main_providers(pricing: Pricing) -> None:
     assert pricing.price("openai", "gpt-4o") == (2.5, 10.0)
     assert pricing.price("openai", "gpt-4o-mini") == (0.15, 0.6)
     assert pricing.price("openai", "text-embedding-ada-002") == (0.1, 0.0)
-    assert pricing.price("anthropic", "claude-3-5-haiku") == (0.8, 4.0)
+    assert pricing.price("claude", "claude-3-5-haiku") == (0.8, 4.0)
     assert pricing.price("groq", "llama-3.3-70b-versatile") == (0.59, 0.79)
     assert pricing.price("gemini", "gemini-1.5-flash") == (0.075, 0.3)
     assert pricing.price("gemini", "text-embedding-004") == (0.0, 0.0)
@@ -40,7 +40,7 @@ def test_packaged_prices_cover_the_main_providers(pricing: Pricing) -> None:
 def test_cost_math_is_exact(pricing: Pricing) -> None:
     # 1000 * $2.50/M + 500 * $10/M = $0.0025 + $0.005
     assert pricing.cost("openai", "gpt-4o", 1000, 500) == 0.0075
-    assert pricing.cost("anthropic", "claude-3-opus-20240229", 1_000_000, 1_000_000) == 90.0
+    assert pricing.cost("claude", "claude-3-opus-20240229", 1_000_000, 1_000_000) == 90.0
     assert pricing.cost("openai", "no-such-model", 10, 10) is None
 
 
@@ -52,9 +52,9 @@ def test_cost_math_is_exact(pricing: Pricing) -> None:
         ("openai", "gpt-4o-2024-05-13", (5.0, 15.0)),  # an exact entry beats the prefix
         ("openai", "gpt-4.1-nano-2025-04-14", (0.1, 0.4)),
         ("openai", "GPT-4o", (2.5, 10.0)),
-        ("anthropic", "claude-3-5-sonnet-20241022", (3.0, 15.0)),
-        ("anthropic", "claude-opus-4-20250514", (15.0, 75.0)),
-        ("anthropic", "claude-opus-4-1-20250805", (15.0, 75.0)),
+        ("claude", "claude-3-5-sonnet-20241022", (3.0, 15.0)),
+        ("claude", "claude-opus-4-20250514", (15.0, 75.0)),
+        ("claude", "claude-opus-4-1-20250805", (15.0, 75.0)),
         ("gemini", "models/gemini-1.5-pro-latest", (1.25, 5.0)),
         ("gemini", "models/gemini-1.5-flash-8b", (0.0375, 0.15)),
         ("gemini", "gemini-2.0-flash-001", (0.1, 0.4)),

@@ -143,7 +143,8 @@ class Backend:
             ep.transport.close()
 
     async def aclose(self) -> None:
-        """Close the running loop's connections and the sync ones."""
+        """Close the running loop's connections (threads' connections stay open: ``close()``
+        closes those)."""
         for ep in list(self.endpoints.values()):
             await ep.transport.aclose()
 
@@ -162,14 +163,7 @@ class Backend:
     # -- request building -------------------------------------------------------------------
     def _split(self, kwargs: dict[str, Any]) -> tuple[Endpoint, pipeline.CallOptions]:
         endpoint_id = kwargs.pop("endpoint_id", None)
-        ep = self.default_endpoint
-        if endpoint_id is not None:
-            try:
-                ep = self.endpoints[endpoint_id]
-            except KeyError:
-                raise ConfigurationError(
-                    f"no endpoint {endpoint_id!r} on {self.name}; endpoints: {list(self.endpoints)}"
-                ) from None
+        ep = self.default_endpoint if endpoint_id is None else self._endpoint(endpoint_id)
         request_id = kwargs.pop("request_id", None) or pipeline.new_request_id()
         priority = kwargs.pop("priority", None)
         opts = pipeline.CallOptions(

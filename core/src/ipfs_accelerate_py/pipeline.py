@@ -59,7 +59,9 @@ class CallOptions:
 
 
 def _is_client_error(err: BackendError) -> bool:
-    return isinstance(err, APIStatusError) and not err.retryable and err.status_code is not None
+    """A 4xx reply: about the request, not the endpoint's health (whatever x-should-retry says)."""
+    status = err.status_code
+    return isinstance(err, APIStatusError) and status is not None and 400 <= status < 500
 
 
 class Attempts:
@@ -265,8 +267,8 @@ def run(ep: Endpoint, call: HttpCall, opts: CallOptions) -> Any:
     """Run ``call`` on ``ep`` from a thread: gate, attempts, retries, accounting."""
     with ep.gate.slot(opts.priority, opts.queue_timeout):
         att = Attempts(ep, call, opts)
-        client = ep.transport.client()
         while True:
+            client = ep.transport.client()  # per attempt: a retry after close() reconnects
             request, wait = att.start(client)
             try:
                 if wait:
@@ -282,9 +284,13 @@ def run(ep: Endpoint, call: HttpCall, opts: CallOptions) -> Any:
                 if response.status_code >= 400:
                     delay = att.failed(att.error_reply(response, content), response.headers)
                 else:
-                    result = att.parse(response, content)
-                    att.succeeded(response.headers, _usage_of(call, result))
-                    return result
+                    try:
+                        result = att.parse(response, content)
+                    except BackendError as err:  # malformed: a failure like any other
+                        delay = att.failed(err, response.headers)
+                    else:
+                        att.succeeded(response.headers, _usage_of(call, result))
+                        return result
             if delay:
                 ep.clock.sleep(delay)
 
@@ -293,8 +299,8 @@ async def arun(ep: Endpoint, call: HttpCall, opts: CallOptions) -> Any:
     """Run ``call`` on ``ep`` from a coroutine, never blocking the event loop."""
     async with ep.gate.aslot(opts.priority, opts.queue_timeout):
         att = Attempts(ep, call, opts)
-        client = ep.transport.aclient()
         while True:
+            client = ep.transport.aclient()  # per attempt: a retry after close() reconnects
             request, wait = att.start(client)
             try:
                 if wait:
@@ -310,9 +316,13 @@ async def arun(ep: Endpoint, call: HttpCall, opts: CallOptions) -> Any:
                 if response.status_code >= 400:
                     delay = att.failed(att.error_reply(response, content), response.headers)
                 else:
-                    result = att.parse(response, content)
-                    att.succeeded(response.headers, _usage_of(call, result))
-                    return result
+                    try:
+                        result = att.parse(response, content)
+                    except BackendError as err:  # malformed: a failure like any other
+                        delay = att.failed(err, response.headers)
+                    else:
+                        att.succeeded(response.headers, _usage_of(call, result))
+                        return result
             if delay:
                 await ep.clock.asleep(delay)
 
@@ -394,18 +404,20 @@ def run_stream(ep: Endpoint, call: HttpCall, opts: CallOptions) -> Iterator[Stre
     """Stream ``call`` from a thread. Retried only until the first chunk reached the caller."""
     with ep.gate.slot(opts.priority, opts.queue_timeout):
         att = Attempts(ep, call, opts)
-        client = ep.transport.client()
         while True:
+            client = ep.transport.client()  # per attempt: a retry after close() reconnects
             request, wait = att.start(client)
             state = StreamState(call, ep.spec.name)
             response: httpx.Response | None = None
+            # an error status is accounted after the try, so that failed() raising the
+            # error is not caught and accounted a second time below
+            status_error: BackendError | None = None
             try:
                 if wait:
                     ep.clock.sleep(wait)
                 response = client.send(request, stream=True)
                 if response.status_code >= 400:
-                    err = att.error_reply(response, response.read())
-                    delay = att.failed(err, response.headers)
+                    status_error = att.error_reply(response, response.read())
                 else:
                     for data in response.iter_bytes():
                         for chunk in state.feed(data):
@@ -425,6 +437,9 @@ def run_stream(ep: Endpoint, call: HttpCall, opts: CallOptions) -> Iterator[Stre
             finally:
                 if response is not None:
                     response.close()
+            if status_error is not None:
+                assert response is not None
+                delay = att.failed(status_error, response.headers)
             if delay:
                 ep.clock.sleep(delay)
 
@@ -435,18 +450,18 @@ async def arun_stream(
     """Stream ``call`` from a coroutine. Retried only until the first chunk reached the caller."""
     async with ep.gate.aslot(opts.priority, opts.queue_timeout):
         att = Attempts(ep, call, opts)
-        client = ep.transport.aclient()
         while True:
+            client = ep.transport.aclient()  # per attempt: a retry after close() reconnects
             request, wait = att.start(client)
             state = StreamState(call, ep.spec.name)
             response: httpx.Response | None = None
+            status_error: BackendError | None = None  # accounted after the try (see run_stream)
             try:
                 if wait:
                     await ep.clock.asleep(wait)
                 response = await client.send(request, stream=True)
                 if response.status_code >= 400:
-                    err = att.error_reply(response, await response.aread())
-                    delay = att.failed(err, response.headers)
+                    status_error = att.error_reply(response, await response.aread())
                 else:
                     async for data in response.aiter_bytes():
                         for chunk in state.feed(data):
@@ -466,5 +481,8 @@ async def arun_stream(
             finally:
                 if response is not None:
                     await response.aclose()
+            if status_error is not None:
+                assert response is not None
+                delay = att.failed(status_error, response.headers)
             if delay:
                 await ep.clock.asleep(delay)

@@ -104,13 +104,12 @@ class Transport:
             client.close()
 
     async def aclose(self) -> None:
-        """Close the running loop's async client and the sync client."""
+        """Close the running loop's async client; threads' sync client stays open."""
         loop = asyncio.get_running_loop()
         with self._lock:
             client = self._aclients.pop(loop, None)
         if client is not None:
             await client.aclose()
-        self.close()
 
 
 def parse_json(content: bytes, *, provider: str | None, what: str = "reply") -> Any:

@@ -1,0 +1,111 @@
+"""Fixtures for the core pipeline tests: a tiny OpenAI-compatible "loopback" backend.
+
+Core is tested without any provider plugin installed, so this module registers a test plugin
+of its own through :func:`ipfs_accelerate_py.plugins.register`: every request hook returns an
+:mod:`ipfs_accelerate_py.openai_compat` call, so the OpenAI wire helpers script its replies on
+the ``protocol_server`` fixture.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from ipfs_accelerate_py import openai_compat, plugins
+from ipfs_accelerate_py.backend import Backend
+from ipfs_accelerate_py.calls import HttpCall
+from ipfs_accelerate_py.config import BackendSpec, Settings
+from ipfs_accelerate_py.core import get_backend
+from ipfs_accelerate_py.hookspecs import hookimpl
+from ipfs_accelerate_py.resilience.clock import FakeClock
+from ipfs_accelerate_py.testing.server import ProtocolServer
+from ipfs_accelerate_py.types import ChatRequest, EmbedRequest
+
+NAME = "loopback"
+SECRET = "sk-loop-0123456789SECRETabcd"
+
+SPEC = BackendSpec(
+    name=NAME,
+    package="ipfs-accelerate-loopback-test",
+    default_base_url=None,
+    base_url_env=("LOOPBACK_BASE_URL",),
+    api_key_env=("LOOPBACK_API_KEY",),
+    request_id_header="X-Client-Request-Id",
+    display_name="Loopback (tests)",
+)
+
+
+class LoopbackPlugin:
+    """An OpenAI-compatible test plugin serving the backend ``loopback``."""
+
+    @hookimpl
+    def register_backends(self, register: Callable[[BackendSpec], None]) -> None:
+        register(SPEC)
+
+    @hookimpl
+    def chat(self, backend: str, request: ChatRequest, settings: Settings) -> HttpCall | None:
+        return openai_compat.chat_call(request, NAME) if backend == NAME else None
+
+    @hookimpl
+    def stream(self, backend: str, request: ChatRequest, settings: Settings) -> HttpCall | None:
+        return openai_compat.stream_call(request, NAME) if backend == NAME else None
+
+    @hookimpl
+    def embed(self, backend: str, request: EmbedRequest, settings: Settings) -> HttpCall | None:
+        return openai_compat.embed_call(request, NAME) if backend == NAME else None
+
+    @hookimpl
+    def list_models(self, backend: str, settings: Settings) -> HttpCall | None:
+        return openai_compat.models_call(NAME) if backend == NAME else None
+
+
+@pytest.fixture
+def loopback_plugin() -> Iterator[LoopbackPlugin]:
+    """The loopback plugin, registered for the test and unregistered after it."""
+    plugin = LoopbackPlugin()
+    assert [s.name for s in plugins.register(plugin)] == [NAME]
+    yield plugin
+    plugins.unregister(plugin)
+
+
+@pytest.fixture
+def secret() -> str:
+    """The default API key; it must never appear in errors, reprs or stats."""
+    return SECRET
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A fake clock: retry waits take no real time and are recorded in ``clock.sleeps``."""
+    return FakeClock()
+
+
+@pytest.fixture
+def make_backend(
+    loopback_plugin: LoopbackPlugin, protocol_server: ProtocolServer, clock: FakeClock
+) -> Iterator[Callable[..., Backend]]:
+    """Build loopback backends (closed after the test): ``make_backend(server=..., **options)``
+    with the fake clock, the default key and ``protocol_server``'s ``/v1`` unless given."""
+    made: list[Backend] = []
+
+    def make(
+        server: ProtocolServer | None = None, api_key: str | None = SECRET, **options: Any
+    ) -> Backend:
+        options.setdefault("clock", clock)
+        backend = get_backend(
+            NAME, api_key=api_key, base_url=(server or protocol_server).url("/v1"), **options
+        )
+        made.append(backend)
+        return backend
+
+    yield make
+    for backend in made:
+        backend.close()
+
+
+@pytest.fixture
+def backend(make_backend: Callable[..., Backend]) -> Backend:
+    """The loopback backend with default settings, aimed at ``protocol_server``."""
+    return make_backend()

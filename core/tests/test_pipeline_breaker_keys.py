@@ -1,0 +1,297 @@
+"""The pipeline's circuit breaker and API-key multiplexing against the loopback server."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+
+from ipfs_accelerate_py import errors
+from ipfs_accelerate_py.backend import Backend
+from ipfs_accelerate_py.resilience.clock import FakeClock
+from ipfs_accelerate_py.testing import openai_wire as wire
+from ipfs_accelerate_py.testing.server import ProtocolServer, RecordedRequest, Reply
+
+CHAT = "/v1/chat/completions"
+WALL = 1_700_000_000.0  # FakeClock's wall time at start
+DEFAULT_KEY = "sk-loop-0123456789SECRETabcd"  # conftest.SECRET
+KEYS = {
+    "k1": "sk-key1-AAAAAAAAAAAAAAAA1111",
+    "k2": "sk-key2-BBBBBBBBBBBBBBBB2222",
+    "k3": "sk-key3-CCCCCCCCCCCCCCCC3333",
+}
+NAME_OF = {DEFAULT_KEY: "default", **{v: k for k, v in KEYS.items()}}
+
+
+def user(text: str = "Hello") -> list[dict[str, str]]:
+    return [{"role": "user", "content": text}]
+
+
+def ok(text: str = "ok", prompt_tokens: int = 9, completion_tokens: int = 12) -> Reply:
+    body = wire.chat_completion(
+        text, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
+    )
+    return Reply.json(body)
+
+
+def key_name(request: RecordedRequest) -> str:
+    return NAME_OF[request.headers["Authorization"].removeprefix("Bearer ")]
+
+
+def keys_seen(server: ProtocolServer) -> list[str]:
+    return [key_name(r) for r in server.requests_to(CHAT)]
+
+
+def with_keys(backend: Backend, *names: str) -> Backend:
+    for name in names:
+        backend.add_api_key(name, KEYS[name])
+    return backend
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.002)
+
+
+# --------------------------------------------------------------------------- breaker
+
+
+def test_breaker_opens_and_fails_fast_without_a_request(
+    make_backend: Callable[..., Backend], protocol_server: ProtocolServer, clock: FakeClock
+) -> None:
+    backend = make_backend(failure_threshold=3, max_retries=0)
+    protocol_server.on("POST", CHAT, ok(), default=wire.error_reply(500))
+    backend.chat(messages=user(), model="m")
+    clock.advance(5)
+    states = []
+    for _ in range(3):
+        with pytest.raises(errors.ServerError):
+            backend.chat(messages=user(), model="m")
+        states.append(backend.circuit_state)
+    assert states == ["CLOSED", "CLOSED", "OPEN"]
+    assert len(protocol_server.requests_to(CHAT)) == 4
+
+    with pytest.raises(errors.CircuitOpenError) as info:
+        backend.chat(messages=user(), model="m")
+    assert len(protocol_server.requests_to(CHAT)) == 4  # failed fast: nothing was sent
+    assert info.value.retry_after == 30.0
+    assert "next probe in 30.0s" in str(info.value)
+    assert "3 consecutive failures" in str(info.value)
+    clock.advance(10)
+    with pytest.raises(errors.CircuitOpenError) as info:
+        backend.chat(messages=user(), model="m")
+    assert info.value.retry_after == 20.0
+    assert len(protocol_server.requests_to(CHAT)) == 4
+
+    metrics = backend.get_circuit_metrics()
+    assert metrics["state"] == "OPEN"
+    assert metrics["recent_failures"] == 3 and metrics["recent_successes"] == 1
+    assert metrics["failure_rate"] == 75.0
+    assert metrics["times_opened"] == 1
+    assert metrics["last_success_at"] == WALL
+    assert metrics["opened_at"] == metrics["last_failure_at"] == WALL + 5
+    assert metrics["next_attempt_at"] == WALL + 35
+
+
+def test_half_open_probes_close_after_success_threshold_or_reopen_on_failure(
+    make_backend: Callable[..., Backend], protocol_server: ProtocolServer, clock: FakeClock
+) -> None:
+    backend = make_backend(failure_threshold=3, max_retries=0, circuit_success_threshold=2)
+    protocol_server.on("POST", CHAT, default=wire.error_reply(500))
+    for _ in range(3):
+        with pytest.raises(errors.ServerError):
+            backend.chat(messages=user(), model="m")
+    assert backend.circuit_state == "OPEN"
+    clock.advance(30)
+    assert backend.circuit_state == "HALF_OPEN"
+    protocol_server.on("POST", CHAT, default=ok())
+    backend.chat(messages=user(), model="m")
+    assert backend.circuit_state == "HALF_OPEN"  # one probe is not enough
+    backend.chat(messages=user(), model="m")
+    assert backend.circuit_state == "CLOSED"
+    assert len(protocol_server.requests_to(CHAT)) == 5
+
+    protocol_server.on("POST", CHAT, default=wire.error_reply(500))
+    for _ in range(3):
+        with pytest.raises(errors.ServerError):
+            backend.chat(messages=user(), model="m")
+    clock.advance(30)
+    assert backend.circuit_state == "HALF_OPEN"
+    with pytest.raises(errors.ServerError):
+        backend.chat(messages=user(), model="m")
+    assert backend.circuit_state == "OPEN"  # a failed probe reopens at once
+    assert backend.get_circuit_metrics()["times_opened"] == 3
+    with pytest.raises(errors.CircuitOpenError):
+        backend.chat(messages=user(), model="m")
+    assert len(protocol_server.requests_to(CHAT)) == 9
+
+
+def test_client_errors_and_429_do_not_open_the_breaker(
+    make_backend: Callable[..., Backend], protocol_server: ProtocolServer
+) -> None:
+    backend = make_backend(failure_threshold=3, max_retries=0)
+    statuses = [400, 401, 404, 422, 429, 429, 429]
+    protocol_server.on("POST", CHAT, *[wire.error_reply(s) for s in statuses])
+    for status in statuses:
+        with pytest.raises(errors.APIStatusError) as info:
+            backend.chat(messages=user(), model="m")
+        assert info.value.status_code == status
+    metrics = backend.get_circuit_metrics()
+    assert metrics["state"] == "CLOSED"
+    assert metrics["recent_failures"] == 0 and metrics["consecutive_failures"] == 0
+    assert len(protocol_server.requests_to(CHAT)) == len(statuses)
+
+
+def test_5xx_that_must_not_be_retried_still_counts_as_a_failure(
+    make_backend: Callable[..., Backend], protocol_server: ProtocolServer
+) -> None:
+    backend = make_backend(failure_threshold=2)
+    protocol_server.on("POST", CHAT, default=wire.error_reply(503, {"x-should-retry": "false"}))
+    for _ in range(2):
+        with pytest.raises(errors.ServerError):
+            backend.chat(messages=user(), model="m")
+    assert len(protocol_server.requests_to(CHAT)) == 2  # x-should-retry: false
+    assert backend.circuit_state == "OPEN"
+
+
+def test_malformed_reply_is_a_breaker_failure_and_frees_the_probe(
+    make_backend: Callable[..., Backend], protocol_server: ProtocolServer, clock: FakeClock
+) -> None:
+    backend = make_backend(failure_threshold=1, max_retries=0, circuit_success_threshold=1)
+    protocol_server.on("POST", CHAT, wire.error_reply(500), Reply.raw(b"not json"), ok())
+    with pytest.raises(errors.ServerError):
+        backend.chat(messages=user(), model="m")
+    clock.advance(30)
+    with pytest.raises(errors.MalformedResponseError):
+        backend.chat(messages=user(), model="m")
+    assert backend.circuit_state == "OPEN"  # the failed probe reopened the circuit
+    stats = backend.get_key_usage_stats()["default"]
+    assert stats["in_flight"] == 0 and stats["errors"] == 2
+    assert backend.get_usage_stats()["failed_requests"] == 2
+    clock.advance(30)
+    assert backend.chat(messages=user(), model="m").text == "ok"
+    assert backend.circuit_state == "CLOSED"
+
+
+# --------------------------------------------------------------------------- keys
+
+
+def test_round_robin_order_is_exact(backend: Backend, protocol_server: ProtocolServer) -> None:
+    with_keys(backend, "k1", "k2", "k3")
+    protocol_server.on("POST", CHAT, default=ok())
+    for _ in range(8):
+        backend.chat(messages=user(), model="m")
+    assert keys_seen(protocol_server) == ["default", "k1", "k2", "k3"] * 2
+
+
+def test_api_key_name_pins_a_key(backend: Backend, protocol_server: ProtocolServer) -> None:
+    with_keys(backend, "k1", "k2", "k3")
+    protocol_server.on("POST", CHAT, default=ok())
+    for _ in range(3):
+        backend.chat(messages=user(), model="m", api_key_name="k2")
+    assert keys_seen(protocol_server) == ["k2", "k2", "k2"]
+    with pytest.raises(errors.ConfigurationError, match="unknown API key name 'k9'"):
+        backend.chat(messages=user(), model="m", api_key_name="k9")
+    assert len(protocol_server.requests_to(CHAT)) == 3
+    assert backend.get_queue_info()["active_requests"] == 0
+
+
+def test_least_loaded_prefers_idle_keys_then_the_most_remaining(
+    make_backend: Callable[..., Backend], protocol_server: ProtocolServer
+) -> None:
+    backend = with_keys(make_backend(key_selection_strategy="least-loaded"), "k1", "k2")
+    remaining = {"default": 10, "k1": 30, "k2": 20}
+    release = threading.Event()
+
+    def reply(request: RecordedRequest) -> Reply:
+        held = request.json()["messages"][0]["content"] == "hold"
+        headers = {"x-ratelimit-remaining-requests": str(remaining[key_name(request)])}
+        body = wire.chat_completion("ok")
+        return Reply.json(body, headers=headers, wait_for=release if held else None)
+
+    protocol_server.on("POST", CHAT, default=reply)
+    for name in ("default", "k1", "k2"):  # learn every key's remaining requests
+        backend.chat(messages=user(), model="m", api_key_name=name)
+    backend.chat(messages=user(), model="m")
+    backend.chat(messages=user(), model="m")
+    holder = threading.Thread(target=backend.chat, kwargs={"messages": user("hold"), "model": "m"})
+    holder.start()
+    try:
+        wait_until(lambda: protocol_server.in_flight == 1)
+        backend.chat(messages=user(), model="m")  # k1 is busy: the idle key with most left
+    finally:
+        release.set()
+        holder.join(5)
+    assert keys_seen(protocol_server) == ["default", "k1", "k2", "k1", "k1", "k1", "k2"]
+    assert backend.get_key_usage_stats()["k1"]["remaining_requests"] == 30
+
+
+def test_429_moves_to_another_key_at_once_and_cools_the_limited_one(
+    backend: Backend, protocol_server: ProtocolServer, clock: FakeClock
+) -> None:
+    with_keys(backend, "k1", "k2", "k3")
+    protocol_server.on("POST", CHAT, wire.error_reply(429, {"retry-after": "10"}), default=ok())
+    backend.chat(messages=user(), model="m")
+    assert clock.sleeps == []  # no wait: another key was free
+    assert keys_seen(protocol_server) == ["default", "k1"]
+    for _ in range(5):
+        backend.chat(messages=user(), model="m")
+    assert keys_seen(protocol_server)[2:] == ["k2", "k3", "k1", "k2", "k3"]
+    stats = backend.get_key_usage_stats()["default"]
+    assert stats["cooling_down_for"] == 10.0
+    assert stats["rate_limited"] == 1 and stats["errors"] == 1
+    clock.advance(10)
+    backend.chat(messages=user(), model="m")
+    assert keys_seen(protocol_server)[-1] == "default"
+    assert clock.sleeps == []
+
+
+def test_rate_limit_headers_on_a_success_cool_that_key(
+    backend: Backend, protocol_server: ProtocolServer, clock: FakeClock
+) -> None:
+    with_keys(backend, "k1")
+    spent = {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "1s"}
+    protocol_server.on(
+        "POST", CHAT, Reply.json(wire.chat_completion("ok"), headers=spent), default=ok()
+    )
+    for _ in range(3):
+        backend.chat(messages=user(), model="m")
+    assert keys_seen(protocol_server) == ["default", "k1", "k1"]
+    stats = backend.get_key_usage_stats()["default"]
+    assert stats["cooling_down_for"] == 1.0 and stats["remaining_requests"] == 0
+    clock.advance(1)
+    backend.chat(messages=user(), model="m")
+    assert keys_seen(protocol_server)[-1] == "default"
+    assert clock.sleeps == []
+
+
+def test_key_usage_stats_count_per_key_and_show_only_masked_keys(
+    backend: Backend, protocol_server: ProtocolServer
+) -> None:
+    with_keys(backend, "k1")
+    protocol_server.on(
+        "POST",
+        CHAT,
+        ok(prompt_tokens=9, completion_tokens=12),
+        wire.error_reply(500),
+        ok(prompt_tokens=5, completion_tokens=7),
+    )
+    backend.chat(messages=user(), model="m")
+    backend.chat(messages=user(), model="m")  # k1 fails with a 500, the retry goes to default
+    assert keys_seen(protocol_server) == ["default", "k1", "default"]
+    stats = backend.get_key_usage_stats()
+    assert stats["default"]["requests"] == 2 and stats["default"]["errors"] == 0
+    assert stats["default"]["prompt_tokens"] == 14
+    assert stats["default"]["completion_tokens"] == 19
+    assert stats["default"]["tokens"] == 33
+    assert stats["k1"]["requests"] == 1 and stats["k1"]["errors"] == 1
+    assert stats["k1"]["tokens"] == 0
+    assert all(s["in_flight"] == 0 for s in stats.values())
+    assert stats["default"]["key"] == "sk-...abcd" and stats["k1"]["key"] == "sk-...1111"
+    shown = repr(stats) + repr(backend.default_endpoint.keys) + repr(backend)
+    for secret in (DEFAULT_KEY, KEYS["k1"]):
+        assert secret not in shown

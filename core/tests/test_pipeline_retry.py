@@ -1,0 +1,260 @@
+"""The pipeline's retry loop against the loopback server: Retry-After, backoff, dropped
+connections, cut streams, the retry budget and request ids (exact attempt counts)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from email.utils import formatdate
+
+import pytest
+
+from ipfs_accelerate_py import errors
+from ipfs_accelerate_py.backend import Backend
+from ipfs_accelerate_py.resilience.clock import FakeClock
+from ipfs_accelerate_py.resilience.retry import RetryBudget
+from ipfs_accelerate_py.testing import openai_wire as wire
+from ipfs_accelerate_py.testing.server import ProtocolServer, Reply
+
+CHAT = "/v1/chat/completions"
+OVERLOADED = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+
+
+def user(text: str = "Hello") -> list[dict[str, str]]:
+    return [{"role": "user", "content": text}]
+
+
+def ok(text: str = "ok") -> Reply:
+    return Reply.json(wire.chat_completion(text))
+
+
+# --------------------------------------------------------------------------- Retry-After
+
+
+def test_retry_after_seconds_is_waited_exactly(
+    backend: Backend, protocol_server: ProtocolServer, clock: FakeClock
+) -> None:
+    protocol_server.on("POST", CHAT, wire.error_reply(429, {"retry-after": "2"}), ok())
+    assert backend.chat(messages=user(), model="m").text == "ok"
+    assert clock.sleeps == [2.0]  # the server's wait, not the ~1 s backoff
+    assert len(protocol_server.requests_to(CHAT)) == 2
+
+
+def test_retry_after_ms_wins_over_retry_after(
+    backend: Backend, protocol_server: ProtocolServer, clock: FakeClock
+) -> None:
+    headers = {"retry-after-ms": "1500", "retry-after": "9"}
+    protocol_server.on("POST", CHAT, wire.error_reply(429, headers), ok())
+    assert backend.chat(messages=user(), model="m").text == "ok"
+    assert clock.sleeps == [1.5]
+    assert len(protocol_server.requests_to(CHAT)) == 2
+
+
+def test_retry_after_http_date_is_read_against_the_clock(
+    backend: Backend, protocol_server: ProtocolServer, clock: FakeClock
+) -> None:
+    when = formatdate(clock.time() + 7, usegmt=True)
+    protocol_server.on("POST", CHAT, wire.error_reply(503, {"retry-after": when}), ok())
+    assert backend.chat(messages=user(), model="m").text == "ok"
+    assert clock.sleeps == [7.0]
+    assert len(protocol_server.requests_to(CHAT)) == 2
+
+
+def test_retry_after_above_max_surfaces_at_once(
+    backend: Backend, protocol_server: ProtocolServer, clock: FakeClock
+) -> None:
+    assert backend.max_retry_after == 60
+    protocol_server.on("POST", CHAT, wire.error_reply(429, {"retry-after": "120"}), default=ok())
+    with pytest.raises(errors.RateLimitError) as info:
+        backend.chat(messages=user(), model="m")
+    assert info.value.retry_after == 120.0
+    assert "Rate limit" in str(info.value)
+    assert len(protocol_server.requests_to(CHAT)) == 1
+    assert clock.sleeps == []
+
+
+# --------------------------------------------------------------------------- 5xx and faults
+
+
+def test_5xx_burst_then_success_backs_off_exponentially(
+    backend: Backend, protocol_server: ProtocolServer, clock: FakeClock
+) -> None:
+    backend.default_endpoint.retry.jitter = 0
+    protocol_server.on(
+        "POST", CHAT, wire.error_reply(500), wire.error_reply(502), wire.error_reply(503), ok()
+    )
+    assert backend.chat(messages=user(), model="m").text == "ok"
+    assert len(protocol_server.requests_to(CHAT)) == 4
+    assert clock.sleeps == [1.0, 2.0, 4.0]
+    assert backend.get_circuit_metrics()["recent_failures"] == 3
+
+
+def test_backoff_jitter_stays_within_its_range(
+    backend: Backend, protocol_server: ProtocolServer, clock: FakeClock
+) -> None:
+    backend.max_retries = 4
+    protocol_server.on("POST", CHAT, default=wire.error_reply(500))
+    backend.failure_threshold = 100
+    with pytest.raises(errors.ServerError):
+        backend.chat(messages=user(), model="m")
+    assert len(protocol_server.requests_to(CHAT)) == 5  # the first attempt + max_retries
+    assert len(clock.sleeps) == 4
+    for n, slept in enumerate(clock.sleeps):
+        assert 0.75 * 2**n <= slept <= 2**n  # default jitter shortens by up to 25%
+
+
+def test_529_is_an_overloaded_error_and_is_retried(
+    backend: Backend, protocol_server: ProtocolServer, clock: FakeClock
+) -> None:
+    overloaded = Reply.json(OVERLOADED, status=529)
+    backend.max_retries = 2
+    protocol_server.on("POST", CHAT, default=overloaded)
+    with pytest.raises(errors.OverloadedError) as info:
+        backend.chat(messages=user(), model="m")
+    assert info.value.status_code == 529
+    assert info.value.code == "overloaded_error"
+    assert "Overloaded" in str(info.value)
+    assert len(protocol_server.requests_to(CHAT)) == 3
+
+    protocol_server.reset()
+    protocol_server.on("POST", CHAT, overloaded, ok("after overload"))
+    assert backend.chat(messages=user(), model="m").text == "after overload"
+    assert len(protocol_server.requests_to(CHAT)) == 2
+
+
+def test_dropped_connection_then_success(
+    backend: Backend, protocol_server: ProtocolServer, clock: FakeClock
+) -> None:
+    protocol_server.on("POST", CHAT, Reply.drop_connection(), ok("second try"))
+    assert backend.chat(messages=user(), model="m").text == "second try"
+    assert len(protocol_server.requests_to(CHAT)) == 2
+    assert len(clock.sleeps) == 1
+
+
+def test_client_errors_are_not_retried(
+    backend: Backend, protocol_server: ProtocolServer, clock: FakeClock
+) -> None:
+    for status in (400, 401, 404, 422):
+        protocol_server.reset()
+        protocol_server.on("POST", CHAT, wire.error_reply(status), default=ok())
+        with pytest.raises(errors.APIStatusError) as info:
+            backend.chat(messages=user(), model="m")
+        assert info.value.status_code == status
+        assert len(protocol_server.requests_to(CHAT)) == 1
+    assert clock.sleeps == []
+
+
+def test_a_retry_after_close_reconnects(
+    make_backend: Callable[..., Backend], protocol_server: ProtocolServer
+) -> None:
+    closing: list[Backend] = []
+
+    class ClosingClock(FakeClock):
+        def sleep(self, seconds: float) -> None:  # the backend is closed during the backoff
+            super().sleep(seconds)
+            closing[0].close()
+
+    backend = make_backend(clock=ClosingClock())
+    closing.append(backend)
+    protocol_server.on("POST", CHAT, wire.error_reply(500), ok("reconnected"))
+    assert backend.chat(messages=user(), model="m").text == "reconnected"
+    assert len(protocol_server.requests_to(CHAT)) == 2
+    assert backend.get_circuit_metrics()["recent_failures"] == 1
+
+
+# --------------------------------------------------------------------------- streams
+
+
+def test_stream_cut_after_the_first_chunk_is_not_retried(
+    backend: Backend, protocol_server: ProtocolServer, clock: FakeClock
+) -> None:
+    events = wire.chat_stream(["Hel", "lo", " world"])
+    protocol_server.on("POST", CHAT, Reply.sse(events, cut_after=3), default=Reply.sse(events))
+    got: list[str] = []
+    with pytest.raises(errors.ConnectionError) as info:
+        for chunk in backend.stream(messages=user(), model="m"):
+            got.append(chunk.text)
+    assert got == ["Hel", "lo"]  # the role chunk carries no text
+    assert "cut" in str(info.value)
+    assert len(protocol_server.requests_to(CHAT)) == 1
+    assert clock.sleeps == []
+    assert backend.get_queue_info()["active_requests"] == 0
+    assert backend.get_circuit_metrics()["recent_failures"] == 1
+
+
+def test_stream_cut_before_the_first_text_chunk_is_retried(
+    backend: Backend, protocol_server: ProtocolServer, clock: FakeClock
+) -> None:
+    events = wire.chat_stream(["Hel", "lo"])
+    protocol_server.on("POST", CHAT, Reply.sse(events, cut_after=1), Reply.sse(events))
+    chunks = list(backend.stream(messages=user(), model="m"))
+    assert "".join(c.text for c in chunks) == "Hello"
+    assert chunks[-1].done and chunks[-1].finish_reason == "stop"
+    assert len(protocol_server.requests_to(CHAT)) == 2
+    assert len(clock.sleeps) == 1
+
+
+def test_stream_error_status_is_counted_once(
+    make_backend: Callable[..., Backend], protocol_server: ProtocolServer
+) -> None:
+    backend = make_backend(max_retries=0, failure_threshold=2)
+    protocol_server.on("POST", CHAT, default=wire.error_reply(500))
+    with pytest.raises(errors.ServerError):
+        list(backend.stream(messages=user(), model="m"))
+    assert len(protocol_server.requests_to(CHAT)) == 1
+    metrics = backend.get_circuit_metrics()
+    assert metrics["recent_failures"] == 1 and metrics["state"] == "CLOSED"
+    assert backend.get_usage_stats()["failed_requests"] == 1
+    assert backend.get_key_usage_stats()["default"]["errors"] == 1
+
+
+# --------------------------------------------------------------------------- retry budget
+
+
+def test_exhausted_retry_budget_surfaces_the_error(
+    backend: Backend, protocol_server: ProtocolServer, clock: FakeClock
+) -> None:
+    backend.default_endpoint.budget = RetryBudget(capacity=10)  # two retries at 5 tokens each
+    backend.default_endpoint.retry.jitter = 0
+    backend.failure_threshold = 100
+    protocol_server.on("POST", CHAT, default=wire.error_reply(500))
+    with pytest.raises(errors.ServerError) as info:
+        backend.chat(messages=user(), model="m")
+    assert "retry budget is exhausted" in str(info.value)
+    assert len(protocol_server.requests_to(CHAT)) == 3
+    assert clock.sleeps == [1.0, 2.0]
+
+    with pytest.raises(errors.ServerError) as info:
+        backend.chat(messages=user(), model="m")
+    assert str(info.value).count("retry budget is exhausted") == 1
+    assert len(protocol_server.requests_to(CHAT)) == 4  # no retry at all
+    assert clock.sleeps == [1.0, 2.0]
+
+
+# --------------------------------------------------------------------------- request ids
+
+
+def test_caller_request_id_is_sent_and_appears_on_the_error(
+    backend: Backend, protocol_server: ProtocolServer
+) -> None:
+    protocol_server.on("POST", CHAT, wire.error_reply(400))
+    with pytest.raises(errors.InvalidRequestError) as info:
+        backend.chat(messages=user(), model="m", request_id="req_caller_42")
+    (request,) = protocol_server.requests_to(CHAT)
+    assert request.headers["X-Client-Request-Id"] == "req_caller_42"
+    assert info.value.request_id == "req_caller_42"
+    assert "req_caller_42" in str(info.value)
+    assert info.value.provider_request_id == "req_server_400"
+
+
+def test_generated_request_id_is_the_same_on_every_attempt(
+    backend: Backend, protocol_server: ProtocolServer
+) -> None:
+    protocol_server.on("POST", CHAT, wire.error_reply(500), wire.error_reply(503), ok(), ok())
+    backend.chat(messages=user(), model="m")
+    backend.chat(messages=user(), model="m")
+    ids = [r.headers["X-Client-Request-Id"] for r in protocol_server.requests_to(CHAT)]
+    assert len(ids) == 4
+    assert re.fullmatch(r"req_[0-9a-f]{24}", ids[0])
+    assert ids[0] == ids[1] == ids[2]  # one call, three attempts
+    assert ids[3] != ids[0] and re.fullmatch(r"req_[0-9a-f]{24}", ids[3])
