@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import pipeline, plugins
@@ -20,10 +20,12 @@ from .calls import HttpCall
 from .config import BackendSpec, Settings
 from .endpoint import Endpoint, normalize_endpoint_settings
 from .errors import ConfigurationError, InvalidArgumentError
+from .masking import mask_url
 from .resilience.breaker import CircuitState
 from .resilience.clock import SYSTEM_CLOCK, Clock
 from .resilience.gate import Priority
 from .resilience.usage import UsageTracker
+from .stream import AsyncStream, Stream
 from .types import (
     ChatRequest,
     ChatResponse,
@@ -34,7 +36,6 @@ from .types import (
     ImageResponse,
     Message,
     ModelInfo,
-    StreamChunk,
     iter_messages,
 )
 
@@ -49,6 +50,8 @@ PIPELINE_OPTIONS = frozenset(
         "timeout",
         "queue_timeout",
         "extra_headers",
+        "extra_body",
+        "extra_query",
     }
 )
 _NUMBER_PARAMS = ("temperature", "top_p", "frequency_penalty", "presence_penalty")
@@ -125,6 +128,7 @@ class Backend:
         self.settings = settings
         self.clock = clock
         self.usage = UsageTracker(spec.name)
+        self.usage.pricing  # noqa: B018 - load prices now: a bad pricing file fails here, not mid-call
         self._hook = plugins.pm.hook
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
@@ -134,7 +138,8 @@ class Backend:
         self.endpoints: dict[str, Endpoint] = {"default": self.default_endpoint}
 
     def __repr__(self) -> str:
-        return f"<Backend {self.name} {self.settings.base_url} endpoints={list(self.endpoints)}>"
+        url = mask_url(self.settings.base_url)
+        return f"<Backend {self.name} {url} endpoints={list(self.endpoints)}>"
 
     # -- lifecycle ---------------------------------------------------------------------------
     def close(self) -> None:
@@ -173,6 +178,8 @@ class Backend:
             timeout=kwargs.pop("timeout", None),
             queue_timeout=kwargs.pop("queue_timeout", None),
             extra_headers=kwargs.pop("extra_headers", None),
+            extra_body=kwargs.pop("extra_body", None),
+            extra_query=kwargs.pop("extra_query", None),
         )
         return ep, opts
 
@@ -207,6 +214,10 @@ class Backend:
         system: str | None,
         params: dict[str, Any],
     ) -> tuple[Endpoint, pipeline.CallOptions, HttpCall]:
+        if "stream" in params:
+            raise InvalidArgumentError(
+                "stream= is not a chat() option: call stream() (or astream()) for a streamed reply"
+            )
         ep, opts = self._split(params)
         msgs = list(iter_messages(messages))
         if system is not None:
@@ -258,11 +269,12 @@ class Backend:
 
     def stream(
         self, *, messages: Any, model: str | None = None, system: str | None = None, **params: Any
-    ) -> Iterator[StreamChunk]:
-        """A streamed chat completion: text chunks, then one chunk with ``done=True``."""
+    ) -> Stream:
+        """A streamed chat completion: text chunks, then one chunk with ``done=True``.
+        Use it in a ``with`` block (or read it to the end) so its queue slot is freed."""
         self._require("stream")
         ep, opts, call = self._chat_call("stream", messages, model, system, params)
-        return pipeline.run_stream(ep, call, opts)
+        return Stream(pipeline.run_stream(ep, call, opts))
 
     def embed(
         self,
@@ -307,11 +319,11 @@ class Backend:
 
     def astream(
         self, *, messages: Any, model: str | None = None, system: str | None = None, **params: Any
-    ) -> AsyncIterator[StreamChunk]:
-        """Async :meth:`stream`: ``async for chunk in backend.astream(...)``."""
+    ) -> AsyncStream:
+        """Async :meth:`stream`: ``async with backend.astream(...) as s: async for chunk in s``."""
         self._require("stream")
         ep, opts, call = self._chat_call("stream", messages, model, system, params)
-        return pipeline.arun_stream(ep, call, opts)
+        return AsyncStream(pipeline.arun_stream(ep, call, opts))
 
     async def aembed(
         self,

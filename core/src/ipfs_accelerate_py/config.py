@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from .errors import ConfigurationError
-from .masking import mask_secret
+from .masking import mask_secret, mask_url
 
 __all__ = ["BackendSpec", "Settings", "load_dotenv_once", "resolve_settings"]
 
@@ -76,7 +76,8 @@ class Settings:
     def __repr__(self) -> str:
         key = mask_secret(self.api_key) if self.api_key else None
         return (
-            f"Settings(provider={self.provider!r}, base_url={self.base_url!r}, api_key={key!r}, "
+            f"Settings(provider={self.provider!r}, base_url={mask_url(self.base_url)!r}, "
+            f"api_key={key!r}, "
             f"default_model={self.default_model!r}, timeout={self.timeout!r})"
         )
 
@@ -171,8 +172,13 @@ def resolve_settings(
 
     if timeout is None:
         found = _first((), meta, "timeout")
-        timeout = float(found[0]) if found else 600.0
-    if not isinstance(timeout, (int, float)) or timeout <= 0:
+        timeout = found[0] if found else 600.0
+    if isinstance(timeout, str):
+        try:
+            timeout = float(timeout)
+        except ValueError:
+            pass
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
         raise ConfigurationError(f"timeout must be a positive number of seconds, got {timeout!r}")
 
     options = {k: meta.get(k, v) for k, v in spec.options.items()}

@@ -12,6 +12,7 @@ import attrs
 
 from .config import BackendSpec, Settings, missing_key_error
 from .errors import ConfigurationError
+from .masking import mask_url
 from .resilience.breaker import CircuitBreaker
 from .resilience.clock import Clock
 from .resilience.gate import PriorityGate
@@ -109,7 +110,8 @@ class Endpoint:
         self.budget = RetryBudget()
 
     def __repr__(self) -> str:
-        return f"Endpoint({self.id!r}, {self.settings.base_url!r}, keys={self.keys.names()})"
+        url = mask_url(self.settings.base_url)
+        return f"Endpoint({self.id!r}, {url!r}, keys={self.keys.names()})"
 
     def with_settings(self, **changes: Any) -> Settings:
         """This endpoint's settings with some fields replaced."""

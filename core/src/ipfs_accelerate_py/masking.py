@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 
 def mask_secret(secret: str | None) -> str:
@@ -25,3 +27,33 @@ def redact(text: str, secrets: Iterable[str | None]) -> str:
         if secret and len(secret) >= 4 and secret in text:
             text = text.replace(secret, mask_secret(secret))
     return text
+
+
+def redact_data(data: Any, secrets: Iterable[str | None]) -> Any:
+    """``data`` (decoded JSON) with every string passed through :func:`redact`."""
+    secrets = [s for s in secrets if s and len(s) >= 4]
+    if not secrets:
+        return data
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, str):
+            return redact(value, secrets)
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        return value
+
+    return walk(data)
+
+
+def mask_url(url: str) -> str:
+    """``url`` with any password in it replaced by ``***`` (for reprs and logs)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    netloc = f"{parts.username or ''}:***@{host}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Generator
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -21,11 +21,14 @@ from .calls import STREAM_END, HttpCall
 from .errors import (
     APIStatusError,
     BackendError,
+    CircuitOpenError,
     ConnectionError,
+    InvalidArgumentError,
     MalformedResponseError,
     RateLimitError,
     TimeoutError,
 )
+from .masking import redact, redact_data
 from .resilience.gate import Priority
 from .streaming import NDJSONDecoder, SSEDecoder
 from .transport import error_from_exception, error_from_reply, parse_json
@@ -56,6 +59,8 @@ class CallOptions:
     timeout: float | None = None
     queue_timeout: float | None = None
     extra_headers: Any = None
+    extra_body: Any = None
+    extra_query: Any = None
 
 
 def _is_client_error(err: BackendError) -> bool:
@@ -68,7 +73,17 @@ class Attempts:
     """The state of one call across its attempts: which key, how many retries, what to do
     with each outcome. It does no waiting and no I/O itself."""
 
-    __slots__ = ("avoid", "call", "ep", "lease", "opts", "retries", "spec", "withdrawn")
+    __slots__ = (
+        "avoid",
+        "call",
+        "ep",
+        "last_error",
+        "lease",
+        "opts",
+        "retries",
+        "spec",
+        "withdrawn",
+    )
 
     def __init__(self, ep: Endpoint, call: HttpCall, opts: CallOptions) -> None:
         self.ep = ep
@@ -79,77 +94,103 @@ class Attempts:
         self.retries = 0
         self.withdrawn = 0
         self.avoid: set[str] = set()
+        self.last_error: BackendError | None = None
 
     # -- before each attempt -----------------------------------------------------------
     def start(self, client: httpx.Client | httpx.AsyncClient) -> tuple[httpx.Request, float]:
-        """Pass the breaker, pick a key, build the request. Returns (request, wait): when
+        """Build the request, pass the breaker, pick a key. Returns (request, wait): when
         ``wait`` > 0 every usable key is cooling down and the caller waits before sending."""
         ep = self.ep
-        ep.breaker.before_call()
-        api_key = None
-        wait = 0.0
-        if len(ep.keys):
-            try:
-                lease = ep.keys.acquire(self.opts.api_key_name, avoid=self.avoid)
-            except BaseException:
-                ep.breaker.on_ignored()
+        request = self._build(client)  # first: a bad argument must not hold a probe or key
+        try:
+            ep.breaker.before_call()
+        except CircuitOpenError as open_error:
+            last = self.last_error
+            if last is None:
                 raise
-            self.lease = lease
-            wait = lease.wait
-            if wait > ep.retry.max_retry_after:
-                self.abandoned()
-                raise RateLimitError(
-                    f"every usable API key is cooling down for another {wait:.1f}s",
-                    provider=self.spec.name,
-                    request_id=self.opts.request_id,
-                    retry_after=wait,
-                )
-            api_key = lease.key.secret
-        elif self.spec.api_key_required:
-            ep.breaker.on_ignored()
-            raise ep.missing_key()
-        call = self.call
-        headers = self.spec.auth_headers(api_key)
+            # the breaker opened during this call's own retries: surface the real failure
+            last.message += f" (not retried: {open_error.message})"
+            last.retry_after = open_error.retry_after
+            last.args = (last._render(),)
+            raise last from None
+        wait = 0.0
+        try:
+            if len(ep.keys):
+                lease = ep.keys.acquire(self.opts.api_key_name, avoid=self.avoid)
+                self.lease = lease
+                wait = lease.wait
+                if wait > ep.retry.max_retry_after:
+                    raise RateLimitError(
+                        f"every usable API key is cooling down for another {wait:.1f}s",
+                        provider=self.spec.name,
+                        request_id=self.opts.request_id,
+                        retry_after=wait,
+                    )
+                request.headers.update(self.spec.auth_headers(lease.key.secret))
+            elif self.spec.api_key_required:
+                raise ep.missing_key()
+        except BaseException:
+            self.abandoned()
+            raise
+        return request, wait
+
+    def _build(self, client: httpx.Client | httpx.AsyncClient) -> httpx.Request:
+        call, opts = self.call, self.opts
+        headers: dict[str, str] = {}
         if self.spec.request_id_header:
-            headers[self.spec.request_id_header] = self.opts.request_id
+            headers[self.spec.request_id_header] = opts.request_id
         if call.headers:
             headers.update(call.headers)
-        if self.opts.extra_headers:
-            headers.update(self.opts.extra_headers)
+        if opts.extra_headers:
+            headers.update(opts.extra_headers)
+        body = call.json
+        if opts.extra_body:
+            if not isinstance(body, dict):
+                raise InvalidArgumentError("extra_body needs a call with a JSON object body")
+            body = {**body, **opts.extra_body}
+        params = call.params
+        if opts.extra_query:
+            params = {**(params or {}), **opts.extra_query}
         extensions = None
-        if self.opts.timeout is not None:
-            t = self.opts.timeout
+        if opts.timeout is not None:
+            t = opts.timeout
             extensions = {"timeout": {"connect": min(5.0, t), "read": t, "write": t, "pool": t}}
-        request = client.build_request(
-            call.method,
-            call.path,
-            json=call.json,
-            params=call.params,
-            headers=headers,
-            extensions=extensions,
-        )
-        return request, wait
+        try:
+            return client.build_request(
+                call.method,
+                call.path,
+                json=body,
+                params=params,
+                headers=headers,
+                extensions=extensions,
+            )
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgumentError(
+                f"the request could not be encoded: {exc}",
+                provider=self.spec.name,
+                request_id=opts.request_id,
+            ) from None
 
     # -- after each attempt --------------------------------------------------------------
     def succeeded(self, headers: httpx.Headers, usage: Usage | None) -> None:
         """Account for a successful attempt."""
         ep = self.ep
-        ep.breaker.on_success()
-        if self.withdrawn:
-            ep.budget.on_success(self.withdrawn)
-        else:
-            ep.budget.on_success()
+        lease, self.lease = self.lease, None
         p = usage.prompt_tokens if usage else 0
         c = usage.completion_tokens if usage else 0
-        model = self.call.model or "(no model)"
-        name = None
-        if self.lease is not None:
-            name = self.lease.key.name
-            ep.keys.observe_headers(name, headers)
-        cost = ep.usage.record(model, p, c, endpoint_id=ep.id, key_name=name)
-        if self.lease is not None:
-            ep.keys.release(self.lease, ok=True, prompt_tokens=p, completion_tokens=c, cost=cost)
-            self.lease = None
+        cost = 0.0
+        try:
+            ep.breaker.on_success()
+            ep.budget.on_success(self.withdrawn) if self.withdrawn else ep.budget.on_success()
+            name = lease.key.name if lease is not None else None
+            if name is not None:
+                ep.keys.observe_headers(name, headers)
+            cost = ep.usage.record(
+                self.call.model or "(no model)", p, c, endpoint_id=ep.id, key_name=name
+            )
+        finally:
+            if lease is not None:
+                ep.keys.release(lease, ok=True, prompt_tokens=p, completion_tokens=c, cost=cost)
 
     def failed(
         self, err: BackendError, headers: httpx.Headers | None = None, *, retry: bool = True
@@ -157,9 +198,14 @@ class Attempts:
         """Account for a failed attempt; return the delay before the next one, or raise
         ``err`` when it must not be retried (``retry=False``: a stream already under way)."""
         ep = self.ep
+        secrets = ep.keys.secrets()
+        err.message = redact(err.message, secrets)
+        if err.body is not None:
+            err.body = redact_data(err.body, secrets)
         if err.request_id is None:
             err.request_id = self.opts.request_id
-            err.args = (err._render(),)
+        err.args = (err._render(),)
+        self.last_error = err
         if isinstance(err, RateLimitError) or _is_client_error(err):
             ep.breaker.on_ignored()
         else:
@@ -177,14 +223,19 @@ class Attempts:
         delay = ep.retry.delay_for(err, self.retries)
         planned = delay
         if rate_limited and name is not None:
-            # the limited key cools down for the server's retry-after (or the backoff); when
-            # another key is free the retry goes to it at once, otherwise start() waits out
-            # the first cooldown to end, so the retry-after is honoured either way
+            # the limited key cools down for the server's retry-after (or the backoff); the
+            # retry goes at once to another free key, or, with none free, start() waits out
+            # the first cooldown, so the retry-after is honoured either way
             planned = err.retry_after or delay or ep.retry.backoff(self.retries)
             ep.keys.cool_down(name, planned)
+            self.avoid.add(name)
+            pinned = self.opts.api_key_name is not None
             if delay is not None:
-                self.avoid.add(name)
                 delay = 0.0
+            elif (
+                not pinned and self.retries < ep.retry.max_retries and ep.keys.has_free(self.avoid)
+            ):
+                delay = 0.0  # a long retry-after on this key; another key is free now
         if delay is None:
             raise err
         cost = ep.budget.try_acquire(timeout=isinstance(err, TimeoutError))
@@ -300,7 +351,7 @@ async def arun(ep: Endpoint, call: HttpCall, opts: CallOptions) -> Any:
     async with ep.gate.aslot(opts.priority, opts.queue_timeout):
         att = Attempts(ep, call, opts)
         while True:
-            client = ep.transport.aclient()  # per attempt: a retry after close() reconnects
+            client = await ep.transport.aclient()  # per attempt: a retry after close() reconnects
             request, wait = att.start(client)
             try:
                 if wait:
@@ -365,7 +416,17 @@ class StreamState:
         for event in self.decoder.feed(data):
             if self.ended:
                 break
-            chunk = parse(event)
+            try:
+                chunk = parse(event)
+            except BackendError:
+                raise
+            except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+                excerpt = str(getattr(event, "data", event))[:200]
+                raise MalformedResponseError(
+                    f"a stream event does not have the expected shape "
+                    f"({type(exc).__name__}: {exc}); event data starts {excerpt!r}",
+                    provider=self.provider,
+                ) from None
             if chunk is None:
                 continue
             if chunk is STREAM_END:
@@ -400,7 +461,9 @@ class StreamState:
         )
 
 
-def run_stream(ep: Endpoint, call: HttpCall, opts: CallOptions) -> Iterator[StreamChunk]:
+def run_stream(
+    ep: Endpoint, call: HttpCall, opts: CallOptions
+) -> Generator[StreamChunk, None, None]:
     """Stream ``call`` from a thread. Retried only until the first chunk reached the caller."""
     with ep.gate.slot(opts.priority, opts.queue_timeout):
         att = Attempts(ep, call, opts)
@@ -446,12 +509,12 @@ def run_stream(ep: Endpoint, call: HttpCall, opts: CallOptions) -> Iterator[Stre
 
 async def arun_stream(
     ep: Endpoint, call: HttpCall, opts: CallOptions
-) -> AsyncIterator[StreamChunk]:
+) -> AsyncGenerator[StreamChunk, None]:
     """Stream ``call`` from a coroutine. Retried only until the first chunk reached the caller."""
     async with ep.gate.aslot(opts.priority, opts.queue_timeout):
         att = Attempts(ep, call, opts)
         while True:
-            client = ep.transport.aclient()  # per attempt: a retry after close() reconnects
+            client = await ep.transport.aclient()  # per attempt: a retry after close() reconnects
             request, wait = att.start(client)
             state = StreamState(call, ep.spec.name)
             response: httpx.Response | None = None

@@ -12,7 +12,7 @@ import asyncio
 import json
 import threading
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from typing import Any
 
 import httpx
@@ -25,7 +25,7 @@ from .errors import (
     TimeoutError,
     error_for_status,
 )
-from .masking import redact
+from .masking import mask_url, redact
 from .resilience.retry import parse_retry_after, should_retry_header
 
 __all__ = ["Transport", "error_from_reply", "error_from_exception", "parse_json"]
@@ -36,6 +36,11 @@ PROVIDER_REQUEST_ID_HEADERS = (
     "x-amzn-requestid",
     "x-goog-request-id",
 )
+
+
+_LoopClient = tuple[
+    "weakref.ref[asyncio.AbstractEventLoop]", httpx.AsyncClient, AsyncGenerator[None, None]
+]
 
 
 class Transport:
@@ -58,11 +63,11 @@ class Transport:
         )
         self._lock = threading.Lock()
         self._client: httpx.Client | None = None
-        self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]
-        self._aclients = weakref.WeakKeyDictionary()
+        # id(loop) -> (weak ref to the loop, its client, the generator that closes it)
+        self._aclients: dict[int, _LoopClient] = {}
 
     def __repr__(self) -> str:
-        return f"Transport({self.base_url!r})"
+        return f"Transport({mask_url(self.base_url)!r})"
 
     def client(self) -> httpx.Client:
         """The shared sync client, created on first use."""
@@ -79,25 +84,58 @@ class Transport:
                 client = self._client
         return client
 
-    def aclient(self) -> httpx.AsyncClient:
-        """The async client of the running event loop, created on first use in that loop."""
+    async def aclient(self) -> httpx.AsyncClient:
+        """The async client of the running event loop, created on first use in that loop
+        and closed when the loop shuts down (``asyncio.run`` ending)."""
         loop = asyncio.get_running_loop()
-        client = self._aclients.get(loop)
-        if client is None:
+        entry = self._aclients.get(id(loop))
+        if entry is not None and entry[0]() is loop:
+            return entry[1]
+        return await self._open_aclient(loop)
+
+    async def _open_aclient(self, loop: asyncio.AbstractEventLoop) -> httpx.AsyncClient:
+        self._sweep()
+        client = httpx.AsyncClient(
+            base_url=self.base_url,
+            timeout=self._timeout,
+            headers=self._headers,
+            limits=self._limits,
+        )
+        # An async generator, once started, is closed by the loop's shutdown_asyncgens()
+        # (asyncio.run does this before closing the loop): its finally closes the client
+        # in its own loop, so no connection outlives the loop that opened it.
+        closer = self._close_at_shutdown(id(loop), client)
+        await closer.__anext__()
+        with self._lock:
+            entry = self._aclients.get(id(loop))
+            if entry is None or entry[0]() is not loop:
+                self._aclients[id(loop)] = (weakref.ref(loop), client, closer)
+                return client
+        await closer.aclose()  # another task of this loop won the race
+        return entry[1]
+
+    async def _close_at_shutdown(
+        self, key: int, client: httpx.AsyncClient
+    ) -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
             with self._lock:
-                client = self._aclients.get(loop)
-                if client is None:
-                    client = httpx.AsyncClient(
-                        base_url=self.base_url,
-                        timeout=self._timeout,
-                        headers=self._headers,
-                        limits=self._limits,
-                    )
-                    self._aclients[loop] = client
-        return client
+                entry = self._aclients.get(key)
+                if entry is not None and entry[1] is client:
+                    del self._aclients[key]
+            await client.aclose()
+
+    def _sweep(self) -> None:
+        """Forget clients of loops that are gone or closed without shutting down."""
+        with self._lock:
+            for key, (ref, _, _) in list(self._aclients.items()):
+                loop = ref()
+                if loop is None or loop.is_closed():
+                    del self._aclients[key]
 
     def close(self) -> None:
-        """Close the sync client; async clients of loops that have ended are dropped."""
+        """Close the sync client (async clients close with their loop, or ``aclose``)."""
         with self._lock:
             client, self._client = self._client, None
         if client is not None:
@@ -107,9 +145,9 @@ class Transport:
         """Close the running loop's async client; threads' sync client stays open."""
         loop = asyncio.get_running_loop()
         with self._lock:
-            client = self._aclients.pop(loop, None)
-        if client is not None:
-            await client.aclose()
+            entry = self._aclients.get(id(loop))
+        if entry is not None and entry[0]() is loop:
+            await entry[2].aclose()
 
 
 def parse_json(content: bytes, *, provider: str | None, what: str = "reply") -> Any:

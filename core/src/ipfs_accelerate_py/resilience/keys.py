@@ -181,6 +181,12 @@ class KeyPool:
         """The key values, for redacting them from provider messages; never display these."""
         return [key.secret for key in self._order]
 
+    def has_free(self, avoid: Collection[str] = ()) -> bool:
+        """Whether a key outside ``avoid`` is usable now (not cooling down)."""
+        now = self._clock.monotonic()
+        with self._lock:
+            return any(k.name not in avoid and k.cooldown_until <= now for k in self._order)
+
     def __len__(self) -> int:
         return len(self._order)
 
