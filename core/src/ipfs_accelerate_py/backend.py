@@ -36,7 +36,7 @@ from .types import (
     ImageResponse,
     Message,
     ModelInfo,
-    iter_messages,
+    coerce_messages,
 )
 
 __all__ = ["Backend"]
@@ -54,18 +54,20 @@ PIPELINE_OPTIONS = frozenset(
         "extra_query",
     }
 )
-_NUMBER_PARAMS = ("temperature", "top_p", "frequency_penalty", "presence_penalty")
-_INT_PARAMS = ("max_tokens", "max_completion_tokens", "n", "top_k", "seed")
+_NUMBER_PARAMS = frozenset(("temperature", "top_p", "frequency_penalty", "presence_penalty"))
+_INT_PARAMS = frozenset(("max_tokens", "max_completion_tokens", "n", "top_k", "seed"))
 
 
 def _check_params(params: Mapping[str, Any]) -> None:
     """Type-check the common generation parameters before anything is sent."""
-    for name in _NUMBER_PARAMS:
-        value = params.get(name)
+    if not params:
+        return
+    for name in _NUMBER_PARAMS.intersection(params):
+        value = params[name]
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
             raise InvalidArgumentError(f"{name} must be a number, got {value!r}")
-    for name in _INT_PARAMS:
-        value = params.get(name)
+    for name in _INT_PARAMS.intersection(params):
+        value = params[name]
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             raise InvalidArgumentError(f"{name} must be an integer, got {value!r}")
     stop = params.get("stop")
@@ -167,6 +169,8 @@ class Backend:
 
     # -- request building -------------------------------------------------------------------
     def _split(self, kwargs: dict[str, Any]) -> tuple[Endpoint, pipeline.CallOptions]:
+        if not kwargs or PIPELINE_OPTIONS.isdisjoint(kwargs):  # the common case, kept cheap
+            return self.default_endpoint, pipeline.CallOptions(pipeline.new_request_id())
         endpoint_id = kwargs.pop("endpoint_id", None)
         ep = self.default_endpoint if endpoint_id is None else self._endpoint(endpoint_id)
         request_id = kwargs.pop("request_id", None) or pipeline.new_request_id()
@@ -219,7 +223,7 @@ class Backend:
                 "stream= is not a chat() option: call stream() (or astream()) for a streamed reply"
             )
         ep, opts = self._split(params)
-        msgs = list(iter_messages(messages))
+        msgs = coerce_messages(messages)
         if system is not None:
             msgs.insert(0, Message(role="system", content=system))
         if not msgs:

@@ -62,7 +62,7 @@ def _bad(provider: str, what: str, body: Any) -> MalformedResponseError:
 
 def parse_usage(data: Any) -> Usage | None:
     """OpenAI ``usage`` → Usage, keeping extra fields (cached tokens, timing) in ``extra``."""
-    if not isinstance(data, Mapping):
+    if type(data) is not dict and not isinstance(data, Mapping):
         return None
     extra = {k: v for k, v in data.items() if k not in _USAGE_KEYS}
     usage = Usage.of(
@@ -109,14 +109,14 @@ def _tool_calls(raw: Any) -> tuple[ToolCall, ...]:
 
 def parse_chat(body: Any, provider: str) -> ChatResponse:
     """A chat completion body → ChatResponse, with a clear error for a malformed one."""
-    if not isinstance(body, Mapping):
+    if type(body) is not dict:
         raise _bad(provider, "the chat reply is not a JSON object", body)
     choices = body.get("choices")
     if not isinstance(choices, list) or not choices:
         raise _bad(provider, "the chat reply has no choices", body)
     choice = choices[0]
-    message = choice.get("message") if isinstance(choice, Mapping) else None
-    if not isinstance(message, Mapping):
+    message = choice.get("message") if type(choice) is dict else None
+    if type(message) is not dict:
         raise _bad(provider, "the chat reply's first choice has no message", body)
     content = message.get("content")
     if isinstance(content, list):  # some servers return content parts

@@ -15,13 +15,13 @@ from collections.abc import AsyncGenerator, Generator
 from typing import TYPE_CHECKING, Any
 
 import attrs
-import httpx
 
 from .calls import STREAM_END, HttpCall
 from .errors import (
     APIStatusError,
     BackendError,
     CircuitOpenError,
+    ConfigurationError,
     ConnectionError,
     InvalidArgumentError,
     MalformedResponseError,
@@ -35,6 +35,8 @@ from .transport import error_from_exception, error_from_reply, parse_json
 from .types import StreamChunk, Usage
 
 if TYPE_CHECKING:
+    import httpx
+
     from .endpoint import Endpoint
     from .resilience.keys import KeyLease
 
@@ -64,7 +66,10 @@ class CallOptions:
 
 
 def _is_client_error(err: BackendError) -> bool:
-    """A 4xx reply: about the request, not the endpoint's health (whatever x-should-retry says)."""
+    """A 4xx reply or a request we could not send: about the request, not the endpoint's
+    health (whatever x-should-retry says)."""
+    if isinstance(err, (InvalidArgumentError, ConfigurationError)):
+        return True
     status = err.status_code
     return isinstance(err, APIStatusError) and status is not None and 400 <= status < 500
 
@@ -98,10 +103,10 @@ class Attempts:
 
     # -- before each attempt -----------------------------------------------------------
     def start(self, client: httpx.Client | httpx.AsyncClient) -> tuple[httpx.Request, float]:
-        """Build the request, pass the breaker, pick a key. Returns (request, wait): when
-        ``wait`` > 0 every usable key is cooling down and the caller waits before sending."""
+        """Pass the breaker, pick a key, build the request. Returns (request, wait): when
+        ``wait`` > 0 every usable key is cooling down and the caller waits before sending.
+        Whatever fails after the breaker admitted the call gives its reservations back."""
         ep = self.ep
-        request = self._build(client)  # first: a bad argument must not hold a probe or key
         try:
             ep.breaker.before_call()
         except CircuitOpenError as open_error:
@@ -114,6 +119,7 @@ class Attempts:
             last.args = (last._render(),)
             raise last from None
         wait = 0.0
+        secret = None
         try:
             if len(ep.keys):
                 lease = ep.keys.acquire(self.opts.api_key_name, avoid=self.avoid)
@@ -126,17 +132,17 @@ class Attempts:
                         request_id=self.opts.request_id,
                         retry_after=wait,
                     )
-                request.headers.update(self.spec.auth_headers(lease.key.secret))
+                secret = lease.key.secret
             elif self.spec.api_key_required:
                 raise ep.missing_key()
+            return self._build(client, secret), wait
         except BaseException:
             self.abandoned()
             raise
-        return request, wait
 
-    def _build(self, client: httpx.Client | httpx.AsyncClient) -> httpx.Request:
+    def _build(self, client: httpx.Client | httpx.AsyncClient, secret: str | None) -> httpx.Request:
         call, opts = self.call, self.opts
-        headers: dict[str, str] = {}
+        headers = self.spec.auth_headers(secret)
         if self.spec.request_id_header:
             headers[self.spec.request_id_header] = opts.request_id
         if call.headers:
@@ -158,7 +164,7 @@ class Attempts:
         try:
             return client.build_request(
                 call.method,
-                call.path,
+                self.ep.transport.url(call.path),
                 json=body,
                 params=params,
                 headers=headers,
@@ -183,7 +189,7 @@ class Attempts:
             ep.breaker.on_success()
             ep.budget.on_success(self.withdrawn) if self.withdrawn else ep.budget.on_success()
             name = lease.key.name if lease is not None else None
-            if name is not None:
+            if name is not None and len(ep.keys) > 1:  # the headers matter only to choose
                 ep.keys.observe_headers(name, headers)
             cost = ep.usage.record(
                 self.call.model or "(no model)", p, c, endpoint_id=ep.id, key_name=name

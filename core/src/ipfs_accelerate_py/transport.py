@@ -8,18 +8,16 @@ Connect timeout 5 s; the read timeout is the backend's ``timeout`` setting.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 import weakref
 from collections.abc import AsyncGenerator, Iterable, Mapping
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from .errors import (
     BackendError,
     ConnectionError,
+    InvalidArgumentError,
     MalformedResponseError,
     OverloadedError,
     TimeoutError,
@@ -38,9 +36,14 @@ PROVIDER_REQUEST_ID_HEADERS = (
 )
 
 
-_LoopClient = tuple[
-    "weakref.ref[asyncio.AbstractEventLoop]", httpx.AsyncClient, AsyncGenerator[None, None]
-]
+if TYPE_CHECKING:  # httpx and asyncio load on first use: importing core stays fast
+    import asyncio
+
+    import httpx
+
+    _LoopClient = tuple[
+        weakref.ref[asyncio.AbstractEventLoop], httpx.AsyncClient, AsyncGenerator[None, None]
+    ]
 
 
 class Transport:
@@ -56,11 +59,10 @@ class Transport:
         max_connections: int = 100,
     ) -> None:
         self.base_url = base_url
-        self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
+        self._timeout = (timeout, connect_timeout)
         self._headers = dict(headers or {})
-        self._limits = httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
-        )
+        self._max_connections = max_connections
+        self._urls: dict[str, httpx.URL] = {}
         self._lock = threading.Lock()
         self._client: httpx.Client | None = None
         # id(loop) -> (weak ref to the loop, its client, the generator that closes it)
@@ -69,24 +71,46 @@ class Transport:
     def __repr__(self) -> str:
         return f"Transport({mask_url(self.base_url)!r})"
 
+    def _options(self) -> dict[str, Any]:
+        import httpx
+
+        read, connect = self._timeout
+        n = self._max_connections
+        return {
+            "timeout": httpx.Timeout(read, connect=connect),
+            "headers": self._headers,
+            "limits": httpx.Limits(max_connections=n, max_keepalive_connections=n),
+        }
+
+    def url(self, path: str) -> httpx.URL:
+        """The absolute URL of ``path`` under the base URL, parsed once and cached (httpx
+        would otherwise parse and merge the relative path on every request)."""
+        url = self._urls.get(path)
+        if url is None:
+            import httpx
+
+            url = httpx.URL(self.base_url.rstrip("/") + "/" + path.lstrip("/"))
+            if len(self._urls) < 256:
+                self._urls[path] = url
+        return url
+
     def client(self) -> httpx.Client:
         """The shared sync client, created on first use."""
         client = self._client
         if client is None:
+            import httpx
+
             with self._lock:
                 if self._client is None:
-                    self._client = httpx.Client(
-                        base_url=self.base_url,
-                        timeout=self._timeout,
-                        headers=self._headers,
-                        limits=self._limits,
-                    )
+                    self._client = httpx.Client(base_url=self.base_url, **self._options())
                 client = self._client
         return client
 
     async def aclient(self) -> httpx.AsyncClient:
         """The async client of the running event loop, created on first use in that loop
         and closed when the loop shuts down (``asyncio.run`` ending)."""
+        import asyncio
+
         loop = asyncio.get_running_loop()
         entry = self._aclients.get(id(loop))
         if entry is not None and entry[0]() is loop:
@@ -94,13 +118,10 @@ class Transport:
         return await self._open_aclient(loop)
 
     async def _open_aclient(self, loop: asyncio.AbstractEventLoop) -> httpx.AsyncClient:
+        import httpx
+
         self._sweep()
-        client = httpx.AsyncClient(
-            base_url=self.base_url,
-            timeout=self._timeout,
-            headers=self._headers,
-            limits=self._limits,
-        )
+        client = httpx.AsyncClient(base_url=self.base_url, **self._options())
         # An async generator, once started, is closed by the loop's shutdown_asyncgens()
         # (asyncio.run does this before closing the loop): its finally closes the client
         # in its own loop, so no connection outlives the loop that opened it.
@@ -143,6 +164,8 @@ class Transport:
 
     async def aclose(self) -> None:
         """Close the running loop's async client; threads' sync client stays open."""
+        import asyncio
+
         loop = asyncio.get_running_loop()
         with self._lock:
             entry = self._aclients.get(id(loop))
@@ -218,6 +241,8 @@ def error_from_reply(
         body = None
     message, code = _error_fields(body)
     if message is None:
+        import httpx
+
         text = content[:300].decode("utf-8", "replace").strip()
         message = text or httpx.codes.get_reason_phrase(status) or "no message"
     message = redact(message, secrets)
@@ -244,6 +269,8 @@ def error_from_exception(
     """Translate an httpx exception into ConnectionError, TimeoutError or the like."""
     if isinstance(exc, BackendError):
         return exc
+    import httpx
+
     if isinstance(exc, httpx.TimeoutException):
         kind = {
             httpx.ConnectTimeout: "connecting",
@@ -253,6 +280,12 @@ def error_from_exception(
         }.get(type(exc), "")
         detail = f" while {kind}" if kind else ""
         return TimeoutError(f"timed out{detail}", provider=provider, request_id=request_id)
+    if isinstance(exc, (httpx.LocalProtocolError, httpx.UnsupportedProtocol, httpx.InvalidURL)):
+        return InvalidArgumentError(  # the request itself is invalid (e.g. a bad header value)
+            f"the request could not be sent: {type(exc).__name__}: {exc}",
+            provider=provider,
+            request_id=request_id,
+        )
     if isinstance(exc, httpx.DecodingError):
         return MalformedResponseError(
             f"the reply could not be decoded: {exc}", provider=provider, request_id=request_id

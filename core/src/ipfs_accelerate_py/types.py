@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 import attrs
@@ -100,6 +100,10 @@ class Message:
     @classmethod
     def coerce(cls, value: Message | Mapping[str, Any]) -> Message:
         """Build a message from a dict like ``{"role": "user", "content": "Hi"}``."""
+        if type(value) is dict and len(value) == 2:  # the common {"role", "content"} form
+            role, content = value.get("role"), value.get("content")
+            if role in _ROLES and type(content) is str:
+                return cls(role, content)
         if isinstance(value, Message):
             return value
         if not isinstance(value, Mapping):
@@ -390,12 +394,13 @@ class GenerateRequest:
     params: Mapping[str, Any] = attrs.field(factory=dict)
 
 
-def iter_messages(messages: Any) -> Iterator[Message]:
+def coerce_messages(messages: Any) -> list[Message]:
     """Coerce a list of dicts or messages, with a clear error for anything else."""
-    if isinstance(messages, (str, bytes)) or not isinstance(messages, Iterable):
+    if type(messages) is not list and (
+        isinstance(messages, (str, bytes, Mapping)) or not isinstance(messages, Iterable)
+    ):
         raise InvalidArgumentError(
             "messages must be a list of dicts like [{'role': 'user', 'content': 'Hi'}], "
             f"got {type(messages).__name__}"
         )
-    for m in messages:
-        yield Message.coerce(m)
+    return [Message.coerce(m) for m in messages]

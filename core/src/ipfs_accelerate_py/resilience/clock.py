@@ -7,7 +7,6 @@ something sleeps on it or a test calls :meth:`FakeClock.advance`.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 
@@ -31,6 +30,8 @@ class Clock:
     async def asleep(self, seconds: float) -> None:
         """Suspend this task for ``seconds`` without blocking the event loop."""
         if seconds > 0:
+            import asyncio
+
             await asyncio.sleep(seconds)
 
 
@@ -73,5 +74,7 @@ class FakeClock(Clock):
 
     async def asleep(self, seconds: float) -> None:
         """Record the sleep, advance time, and yield to the loop once."""
+        import asyncio
+
         self.sleep(seconds)
         await asyncio.sleep(0)

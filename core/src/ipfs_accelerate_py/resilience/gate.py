@@ -15,13 +15,18 @@ closed loop) either leaves the queue or, if a slot reached it meanwhile, passes 
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import threading
 from collections import deque
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from typing import TYPE_CHECKING
 
 from ipfs_accelerate_py.errors import ConfigurationError, QueueFullError, TimeoutError
+
+if TYPE_CHECKING:
+    import asyncio
+
+_LOCK_TYPE = type(threading.Lock())
 
 __all__ = ["Priority", "PriorityGate"]
 
@@ -168,6 +173,8 @@ class PriorityGate:
             if not self._enabled or (self._active < self._max and not self._waiting):
                 self._active += 1
                 return
+            import asyncio  # only on the async path, so sync-only users never load asyncio
+
             loop = asyncio.get_running_loop()
             future: asyncio.Future[None] = loop.create_future()
             waiter = _Waiter(priority, future)
@@ -302,7 +309,7 @@ class PriorityGate:
     def _wake(waiter: _Waiter) -> bool:
         """Wake a waiter; False when it cannot be woken because its loop is closed."""
         handle = waiter.handle
-        if not isinstance(handle, asyncio.Future):
+        if isinstance(handle, _LOCK_TYPE):
             handle.release()
             return True
         try:

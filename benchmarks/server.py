@@ -1,0 +1,174 @@
+"""A loopback OpenAI-protocol server for the benchmarks, meant to run in its own process.
+
+It answers at once with canned bytes, so what a benchmark measures is the client. asyncio
+streams, HTTP/1.1 keep-alive, requests read by ``Content-Length``; no routing beyond:
+
+* a body with ``"stream": true`` gets an SSE chat stream, otherwise a chat completion
+  (``Content-Length``);
+* the first path segment picks the stream's size and framing: ``/c1000/v1/...`` sends 1,000
+  content chunks with one SSE event per HTTP chunk (``Transfer-Encoding: chunked``, as
+  api.openai.com does), ``/l1000/v1/...`` the same events as one ``Content-Length`` body;
+  any other prefix means ``c1000``.
+
+Replies carry the headers api.openai.com sends (``x-request-id``, ``x-ratelimit-*``...),
+so a client that reads them pays for it here too. Run as a script it prints its port on
+stdout and exits when stdin closes (its parent went away).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import sys
+import threading
+from typing import Any
+
+# The bodies are the ones ipfs_accelerate_py.testing.openai_wire builds, inlined so that
+# this process imports nothing of the library (and stays small and fast).
+MODEL = "gpt-4o-mini-2024-07-18"
+
+OPENAI_HEADERS = (
+    ("openai-organization", "user-bench"),
+    ("openai-processing-ms", "250"),
+    ("openai-version", "2020-10-01"),
+    ("x-ratelimit-limit-requests", "10000"),
+    ("x-ratelimit-limit-tokens", "200000"),
+    ("x-ratelimit-remaining-requests", "9999"),
+    ("x-ratelimit-remaining-tokens", "199970"),
+    ("x-ratelimit-reset-requests", "6ms"),
+    ("x-ratelimit-reset-tokens", "9ms"),
+    ("x-request-id", "req_0123456789abcdef0123456789abcdef"),
+)
+
+
+def chat_completion_body() -> bytes:
+    """A ``chat.completion`` object, as openai_wire.chat_completion() builds it."""
+    body = {
+        "id": "chatcmpl-abc123",
+        "object": "chat.completion",
+        "created": 1_741_569_952,
+        "model": MODEL,
+        "choices": [
+            {
+                "index": 0,
+                "message": {
+                    "role": "assistant",
+                    "content": "Hello! How can I help?",
+                    "refusal": None,
+                },
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 9, "completion_tokens": 12, "total_tokens": 21},
+        "system_fingerprint": "fp_06737a9306",
+    }
+    return json.dumps(body).encode()
+
+
+def stream_events(chunks: int) -> list[bytes]:
+    """The SSE events of a streamed completion with ``chunks`` content chunks: a role chunk,
+    the content chunks, the finish chunk, the usage chunk and ``[DONE]``."""
+    base: dict[str, Any] = {
+        "id": "chatcmpl-stream1",
+        "object": "chat.completion.chunk",
+        "created": 1_741_569_952,
+        "model": MODEL,
+        "system_fingerprint": "fp_06737a9306",
+    }
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return {**base, "choices": [choice]}
+
+    objs: list[Any] = [chunk({"role": "assistant", "content": "", "refusal": None})]
+    objs += [chunk({"content": f" word{i}"}) for i in range(chunks)]
+    objs.append(chunk({}, "stop"))
+    usage = {"prompt_tokens": 9, "completion_tokens": chunks, "total_tokens": 9 + chunks}
+    objs.append({**base, "choices": [], "usage": usage})
+    # compact JSON, one event per line, as api.openai.com sends them
+    events = [f"data: {json.dumps(o, separators=(',', ':'))}\n\n".encode() for o in objs]
+    events.append(b"data: [DONE]\n\n")
+    return events
+
+
+def _head(content_type: str, framing: tuple[str, str]) -> bytes:
+    lines = ["HTTP/1.1 200 OK", "date: Mon, 10 Mar 2025 01:39:12 GMT"]
+    lines.append(f"content-type: {content_type}")
+    lines.append(f"{framing[0]}: {framing[1]}")
+    lines.append("connection: keep-alive")
+    lines += [f"{k}: {v}" for k, v in OPENAI_HEADERS]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def chat_reply() -> bytes:
+    body = chat_completion_body()
+    return _head("application/json", ("content-length", str(len(body)))) + body
+
+
+def stream_reply(chunks: int, chunked: bool) -> bytes:
+    events = stream_events(chunks)
+    content_type = "text/event-stream; charset=utf-8"
+    if chunked:
+        body = b"".join(b"%x\r\n%s\r\n" % (len(e), e) for e in events) + b"0\r\n\r\n"
+        return _head(content_type, ("transfer-encoding", "chunked")) + body
+    body = b"".join(events)
+    return _head(content_type, ("content-length", str(len(body)))) + body
+
+
+_MODE = re.compile(rb"[A-Z]+ /([cl])(\d+)/")
+_STREAMS: dict[bytes, bytes] = {}
+CHAT = chat_reply()
+
+
+def reply_for(head: bytes, body: bytes) -> bytes:
+    if b'"stream":true' not in body and b'"stream": true' not in body:
+        return CHAT
+    m = _MODE.match(head)
+    key = m.group(0) if m else b"c1000"
+    reply = _STREAMS.get(key)
+    if reply is None:
+        framing, count = (m.group(1), int(m.group(2))) if m else (b"c", 1000)
+        reply = _STREAMS[key] = stream_reply(count, chunked=framing == b"c")
+    return reply
+
+
+async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            lower = head.lower()
+            at = lower.find(b"\r\ncontent-length:")
+            length = 0
+            if at >= 0:
+                end = lower.find(b"\r\n", at + 2)
+                length = int(lower[at + 17 : end])
+            body = await reader.readexactly(length) if length else b""
+            writer.write(reply_for(head, body))
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
+        pass
+    finally:
+        writer.close()
+
+
+def exit_when_stdin_closes() -> None:
+    """The parent closes our stdin when done (or dies): exit at once, open connections and
+    all; nothing here needs a graceful shutdown."""
+    sys.stdin.read()
+    os._exit(0)
+
+
+async def serve() -> None:
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=128)
+    port = server.sockets[0].getsockname()[1]
+    print(port, flush=True)
+    threading.Thread(target=exit_when_stdin_closes, daemon=True).start()
+    async with server:
+        await server.serve_forever()
+
+
+if __name__ == "__main__":
+    asyncio.run(serve())
