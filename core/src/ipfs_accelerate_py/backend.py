@@ -17,7 +17,7 @@ from typing import Any
 
 from . import pipeline, plugins
 from .calls import HttpCall
-from .config import BackendSpec, Settings
+from .config import BackendSpec, Settings, seconds_setting
 from .endpoint import Endpoint, normalize_endpoint_settings
 from .errors import ConfigurationError, InvalidArgumentError
 from .masking import mask_url
@@ -75,6 +75,21 @@ def _check_params(params: Mapping[str, Any]) -> None:
         isinstance(stop, str) or (isinstance(stop, list) and all(isinstance(s, str) for s in stop))
     ):
         raise InvalidArgumentError(f"stop must be a string or a list of strings, got {stop!r}")
+
+
+def _mapping(value: Any, name: str) -> Mapping[str, Any] | None:
+    if value is None or isinstance(value, Mapping):
+        return value
+    raise InvalidArgumentError(f"{name} must be a dict, got {type(value).__name__}")
+
+
+def _string_map(value: Any, name: str) -> Mapping[str, Any] | None:
+    value = _mapping(value, name)
+    if value and not all(
+        isinstance(k, str) and isinstance(v, (str, int, float)) for k, v in value.items()
+    ):
+        raise InvalidArgumentError(f"{name} must map names to strings, got {value!r}")
+    return value
 
 
 class _EndpointSetting:
@@ -175,16 +190,25 @@ class Backend:
         ep = self.default_endpoint if endpoint_id is None else self._endpoint(endpoint_id)
         request_id = kwargs.pop("request_id", None) or pipeline.new_request_id()
         priority = kwargs.pop("priority", None)
-        opts = pipeline.CallOptions(
-            request_id=str(request_id),
-            priority=Priority.parse(priority) if priority is not None else Priority.NORMAL,
-            api_key_name=kwargs.pop("api_key_name", None),
-            timeout=kwargs.pop("timeout", None),
-            queue_timeout=kwargs.pop("queue_timeout", None),
-            extra_headers=kwargs.pop("extra_headers", None),
-            extra_body=kwargs.pop("extra_body", None),
-            extra_query=kwargs.pop("extra_query", None),
-        )
+        timeout = kwargs.pop("timeout", None)
+        queue_timeout = kwargs.pop("queue_timeout", None)
+        try:
+            opts = pipeline.CallOptions(
+                request_id=str(request_id),
+                priority=Priority.parse(priority) if priority is not None else Priority.NORMAL,
+                api_key_name=kwargs.pop("api_key_name", None),
+                timeout=None if timeout is None else seconds_setting(timeout, "timeout"),
+                queue_timeout=(
+                    None
+                    if queue_timeout is None
+                    else seconds_setting(queue_timeout, "queue_timeout")
+                ),
+                extra_headers=_string_map(kwargs.pop("extra_headers", None), "extra_headers"),
+                extra_body=_mapping(kwargs.pop("extra_body", None), "extra_body"),
+                extra_query=_string_map(kwargs.pop("extra_query", None), "extra_query"),
+            )
+        except ConfigurationError as exc:
+            raise InvalidArgumentError(exc.message) from None
         return ep, opts
 
     def _model(self, model: str | None) -> str:
@@ -399,7 +423,7 @@ class Backend:
         if base_url is not None:
             changes["base_url"] = normalize_endpoint_url(self.spec, base_url)
         if timeout is not None:
-            changes["timeout"] = float(timeout)
+            changes["timeout"] = seconds_setting(timeout, "timeout", parse_text=True)
         options = {**base.options(), **normalize_endpoint_settings(settings)}
         with self._lock:
             eid = endpoint_id or f"endpoint-{next(self._ids)}"

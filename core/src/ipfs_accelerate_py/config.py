@@ -13,6 +13,7 @@ rules above and validates the base URL. Keys are kept out of every repr.
 from __future__ import annotations
 
 import functools
+import math
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -112,6 +113,23 @@ def _first(
     return None
 
 
+def seconds_setting(value: Any, name: str, *, parse_text: bool = False) -> float:
+    """A positive, finite number of seconds (text like ``"30"`` too when ``parse_text``)."""
+    if parse_text and isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ConfigurationError(f"{name} must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
 def normalize_base_url(url: str, suffix: str, source: str) -> str:
     """Validate an http(s) base URL and append ``suffix`` unless it is already there."""
     if not isinstance(url, str):
@@ -120,10 +138,12 @@ def normalize_base_url(url: str, suffix: str, source: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigurationError(
-            f"{source} must be an http:// or https:// URL with a host, got {url!r}"
+            f"{source} must be an http:// or https:// URL with a host, got {mask_url(url)!r}"
         )
     if parts.query or parts.fragment:
-        raise ConfigurationError(f"{source} must not carry a query or fragment, got {url!r}")
+        raise ConfigurationError(
+            f"{source} must not carry a query or fragment, got {mask_url(url)!r}"
+        )
     if suffix and not parts.path.endswith(suffix):
         url += suffix
     return url
@@ -173,13 +193,7 @@ def resolve_settings(
     if timeout is None:
         found = _first((), meta, "timeout")
         timeout = found[0] if found else 600.0
-    if isinstance(timeout, str):
-        try:
-            timeout = float(timeout)
-        except ValueError:
-            pass
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-        raise ConfigurationError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    timeout = seconds_setting(timeout, "timeout", parse_text=True)
 
     options = {k: meta.get(k, v) for k, v in spec.options.items()}
     return Settings(

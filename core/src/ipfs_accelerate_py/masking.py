@@ -39,7 +39,7 @@ def redact_data(data: Any, secrets: Iterable[str | None]) -> Any:
         if isinstance(value, str):
             return redact(value, secrets)
         if isinstance(value, dict):
-            return {k: walk(v) for k, v in value.items()}
+            return {walk(k): walk(v) for k, v in value.items()}
         if isinstance(value, list):
             return [walk(v) for v in value]
         return value
@@ -49,9 +49,13 @@ def redact_data(data: Any, secrets: Iterable[str | None]) -> Any:
 
 def mask_url(url: str) -> str:
     """``url`` with any password in it replaced by ``***`` (for reprs and logs)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+    except ValueError:  # not parseable as a URL: hide anything between "//" and "@"
+        head, sep, tail = url.partition("@")
+        return f"{head.split('//')[0]}//***@{tail}" if sep else url
     host = parts.hostname or ""
     if parts.port is not None:
         host = f"{host}:{parts.port}"

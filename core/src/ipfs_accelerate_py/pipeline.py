@@ -29,6 +29,7 @@ from .errors import (
     TimeoutError,
 )
 from .masking import redact, redact_data
+from .resilience.breaker import CircuitState
 from .resilience.gate import Priority
 from .streaming import NDJSONDecoder, SSEDecoder
 from .transport import error_from_exception, error_from_reply, parse_json
@@ -206,6 +207,8 @@ class Attempts:
         ep = self.ep
         secrets = ep.keys.secrets()
         err.message = redact(err.message, secrets)
+        if err.code:
+            err.code = redact(err.code, secrets)
         if err.body is not None:
             err.body = redact_data(err.body, secrets)
         if err.request_id is None:
@@ -216,6 +219,11 @@ class Attempts:
             ep.breaker.on_ignored()
         else:
             ep.breaker.on_failure()
+            if retry and ep.breaker.state is CircuitState.OPEN:
+                retry = False  # this failure opened the circuit: waiting to retry is pointless
+                err.message += " (not retried: the circuit breaker opened)"
+                err.retry_after = err.retry_after or ep.breaker.reset_timeout
+                err.args = (err._render(),)
         rate_limited = isinstance(err, RateLimitError)
         lease, self.lease = self.lease, None
         name = lease.key.name if lease is not None else None
