@@ -84,12 +84,12 @@ def _mapping(value: Any, name: str) -> Mapping[str, Any] | None:
 
 
 def _string_map(value: Any, name: str) -> Mapping[str, Any] | None:
-    value = _mapping(value, name)
-    if value and not all(
-        isinstance(k, str) and isinstance(v, (str, int, float)) for k, v in value.items()
+    mapping = _mapping(value, name)
+    if mapping and not all(
+        isinstance(k, str) and isinstance(v, (str, int, float)) for k, v in mapping.items()
     ):
-        raise InvalidArgumentError(f"{name} must map names to strings, got {value!r}")
-    return value
+        raise InvalidArgumentError(f"{name} must map names to strings, got {mapping!r}")
+    return mapping
 
 
 class _EndpointSetting:
