@@ -10,10 +10,10 @@ a partial line as a list of pieces joined once, so many tiny chunks cost linear 
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from typing import Any
 
+from ipfs_accelerate_py import fastjson
 from ipfs_accelerate_py.errors import MalformedResponseError
 
 __all__ = [
@@ -62,7 +62,7 @@ class ServerSentEvent:
     def json(self) -> Any:
         """Return ``data`` parsed as JSON; raise MalformedResponseError if it is not JSON."""
         try:
-            return json.loads(self.data)
+            return fastjson.loads(self.data)
         except ValueError as exc:
             raise MalformedResponseError(
                 f"event data is not valid JSON ({exc}): {_excerpt(self.data)!r}",
@@ -237,7 +237,7 @@ class NDJSONDecoder:
 
     def _parse(self, line: str) -> Any:
         try:
-            return json.loads(line)  # JSON ignores a trailing CR as whitespace
+            return fastjson.loads(line)  # JSON ignores a trailing CR as whitespace
         except ValueError as exc:
             raise MalformedResponseError(
                 f"NDJSON line is not valid JSON ({exc}): {_excerpt(line.rstrip())!r}",

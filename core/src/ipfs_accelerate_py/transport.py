@@ -14,6 +14,7 @@ import weakref
 from collections.abc import AsyncGenerator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from . import fastjson
 from .errors import (
     BackendError,
     ConnectionError,
@@ -176,7 +177,7 @@ class Transport:
 def parse_json(content: bytes, *, provider: str | None, what: str = "reply") -> Any:
     """Decode a JSON body, with a clear error quoting the start of anything else."""
     try:
-        return json.loads(content)
+        return fastjson.loads(content)
     except ValueError:
         excerpt = content[:200].decode("utf-8", "replace")
         raise MalformedResponseError(
@@ -236,7 +237,7 @@ def error_from_reply(
     """Build the error for an HTTP error reply: class by status, message from the body."""
     body: Any = None
     try:
-        body = json.loads(content) if content else None
+        body = fastjson.loads(content) if content else None
     except ValueError:
         body = None
     message, code = _error_fields(body)
