@@ -75,6 +75,15 @@ def _is_client_error(err: BackendError) -> bool:
     return isinstance(err, APIStatusError) and status is not None and 400 <= status < 500
 
 
+def _when(delay: float, planned: float | None, keys: int) -> str:
+    """How a retry will go, for the log line."""
+    if delay:
+        return f"in {delay:.2f}s"
+    if keys > 1:
+        return f"on another key (this one cools down for {planned or 0:.2f}s)"
+    return f"once the key's rate-limit cooldown ends ({planned or 0:.2f}s)"
+
+
 class Attempts:
     """The state of one call across its attempts: which key, how many retries, what to do
     with each outcome. It does no waiting and no I/O itself."""
@@ -265,7 +274,7 @@ class Attempts:
             self.opts.request_id,
             self.retries,
             ep.retry.max_retries,
-            f"in {delay:.2f}s" if delay else f"on the first key free (key cooling {planned:.2f}s)",
+            _when(delay, planned, len(ep.keys)),
             err,
         )
         return delay
