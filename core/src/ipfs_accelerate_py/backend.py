@@ -18,10 +18,10 @@ from typing import Any
 from . import pipeline, plugins
 from .calls import HttpCall
 from .config import BackendSpec, Settings, seconds_setting
-from .endpoint import Endpoint, normalize_endpoint_settings
+from .controls import EndpointControls
+from .endpoint import Endpoint
 from .errors import ConfigurationError, InvalidArgumentError
 from .masking import mask_url
-from .resilience.breaker import CircuitState
 from .resilience.clock import SYSTEM_CLOCK, Clock
 from .resilience.gate import Priority
 from .resilience.usage import UsageTracker
@@ -92,45 +92,8 @@ def _string_map(value: Any, name: str) -> Mapping[str, Any] | None:
     return mapping
 
 
-class _EndpointSetting:
-    """A quickstart-guide setting (``client.max_retries = 5``) that reads and writes the
-    default endpoint's component attribute."""
-
-    def __init__(self, component: str, attribute: str, doc: str) -> None:
-        self.component = component
-        self.attribute = attribute
-        self.__doc__ = doc
-
-    def __get__(self, obj: Backend | None, owner: type) -> Any:
-        if obj is None:
-            return self
-        return getattr(getattr(obj.default_endpoint, self.component), self.attribute)
-
-    def __set__(self, obj: Backend, value: Any) -> None:
-        setattr(getattr(obj.default_endpoint, self.component), self.attribute, value)
-
-
-class Backend:
+class Backend(EndpointControls):
     """A provider plugin bound to endpoints, each with its own queue, breaker and keys."""
-
-    max_concurrent_requests = _EndpointSetting("gate", "max_concurrent", "Calls in flight at once.")
-    queue_size = _EndpointSetting("gate", "queue_size", "Callers allowed to wait for a slot.")
-    queue_enabled = _EndpointSetting("gate", "enabled", "False admits every call at once.")
-    max_retries = _EndpointSetting("retry", "max_retries", "Retries after the first attempt.")
-    initial_retry_delay = _EndpointSetting("retry", "initial_retry_delay", "First backoff, s.")
-    backoff_factor = _EndpointSetting("retry", "backoff_factor", "Backoff multiplier.")
-    max_retry_delay = _EndpointSetting("retry", "max_retry_delay", "Longest backoff, s.")
-    max_retry_after = _EndpointSetting("retry", "max_retry_after", "Longest Retry-After obeyed.")
-    failure_threshold = _EndpointSetting("breaker", "failure_threshold", "Failures that open.")
-    circuit_failure_threshold = failure_threshold
-    reset_timeout = _EndpointSetting("breaker", "reset_timeout", "Seconds open before a probe.")
-    circuit_reset_timeout = reset_timeout
-    circuit_success_threshold = _EndpointSetting(
-        "breaker", "success_threshold", "Probe successes that close the circuit."
-    )
-    key_selection_strategy = _EndpointSetting(
-        "keys", "strategy", "'round-robin' or 'least-loaded'."
-    )
 
     def __init__(
         self,
@@ -401,92 +364,3 @@ class Backend:
         if handler is None:
             raise InvalidArgumentError(f"{self.name} has no handler of kind {kind!r}")
         return handler  # type: ignore[no-any-return]
-
-    # -- endpoints and keys -----------------------------------------------------------------
-    def create_endpoint(
-        self,
-        *,
-        api_key: str | None = None,
-        base_url: str | None = None,
-        endpoint_id: str | None = None,
-        timeout: float | None = None,
-        **settings: Any,
-    ) -> str:
-        """Add an endpoint with its own key, address, queue, breaker and retry settings
-        (unset ones are copied from the default endpoint); returns its id."""
-        from .config import normalize_endpoint_url
-
-        base = self.default_endpoint
-        changes: dict[str, Any] = {}
-        if api_key is not None:
-            changes["api_key"] = api_key
-        if base_url is not None:
-            changes["base_url"] = normalize_endpoint_url(self.spec, base_url)
-        if timeout is not None:
-            changes["timeout"] = seconds_setting(timeout, "timeout", parse_text=True)
-        options = {**base.options(), **normalize_endpoint_settings(settings)}
-        with self._lock:
-            eid = endpoint_id or f"endpoint-{next(self._ids)}"
-            if eid in self.endpoints:
-                raise ConfigurationError(f"endpoint {eid!r} already exists on {self.name}")
-            ep = Endpoint(
-                eid,
-                self.spec,
-                base.with_settings(**changes),
-                usage=self.usage,
-                clock=self.clock,
-                options=options,
-            )
-            self.endpoints[eid] = ep
-        return eid
-
-    def add_api_key(self, name: str, key: str, *, endpoint_id: str | None = None) -> None:
-        """Add a named key to the (default) endpoint's pool for multiplexing."""
-        self._endpoint(endpoint_id).keys.add(name, key)
-
-    def _endpoint(self, endpoint_id: str | None) -> Endpoint:
-        if endpoint_id is None:
-            return self.default_endpoint
-        try:
-            return self.endpoints[endpoint_id]
-        except KeyError:
-            raise ConfigurationError(
-                f"no endpoint {endpoint_id!r} on {self.name}; endpoints: {list(self.endpoints)}"
-            ) from None
-
-    # -- status -----------------------------------------------------------------------------
-    @property
-    def circuit_state(self) -> str:
-        """The default endpoint's circuit state: CLOSED, OPEN or HALF_OPEN."""
-        state: CircuitState = self.default_endpoint.breaker.state
-        return state.value
-
-    def get_circuit_state(self, endpoint_id: str | None = None) -> str:
-        """An endpoint's circuit state: CLOSED, OPEN or HALF_OPEN."""
-        return self._endpoint(endpoint_id).breaker.state.value
-
-    def get_circuit_metrics(self, endpoint_id: str | None = None) -> dict[str, Any]:
-        """recent_failures, failure_rate (percent), state and timestamps of an endpoint."""
-        return self._endpoint(endpoint_id).breaker.metrics()
-
-    def get_queue_info(self, endpoint_id: str | None = None) -> dict[str, int]:
-        """size (waiting), active_requests and capacity of an endpoint's queue."""
-        return self._endpoint(endpoint_id).gate.info()
-
-    def get_queue_status(self, endpoint_id: str | None = None) -> dict[str, int]:
-        """Waiting callers per priority: high_priority, normal_priority, low_priority."""
-        return self._endpoint(endpoint_id).gate.status()
-
-    def get_key_usage_stats(self, endpoint_id: str | None = None) -> dict[str, dict[str, Any]]:
-        """Per key (masked): requests, tokens, cost, errors, in flight, cooldown."""
-        return self._endpoint(endpoint_id).keys.stats()
-
-    def get_usage_stats(self, endpoint_id: str | None = None) -> dict[str, Any]:
-        """total_requests, tokens, estimated_cost_usd: of the backend, or one endpoint."""
-        if endpoint_id is not None:
-            self._endpoint(endpoint_id)
-        return self.usage.stats(endpoint_id=endpoint_id)
-
-    def reset_usage_stats(self) -> None:
-        """Clear the usage counters."""
-        self.usage.reset()
