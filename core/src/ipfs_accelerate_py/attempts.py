@@ -252,7 +252,10 @@ class Attempts:
             if delay is not None:
                 delay = 0.0
             elif (
-                not pinned and self.retries < ep.retry.max_retries and ep.keys.has_free(self.avoid)
+                not pinned
+                and err.retryable
+                and self.retries < ep.retry.max_retries
+                and ep.keys.has_free(self.avoid)
             ):
                 delay = 0.0  # a long retry-after on this key; another key is free now
         if delay is None:

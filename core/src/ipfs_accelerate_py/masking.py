@@ -24,8 +24,11 @@ def mask_secret(secret: str | None) -> str:
 def redact(text: str, secrets: Iterable[str | None]) -> str:
     """Replace every occurrence of each secret in ``text`` by its mask."""
     for secret in secrets:
-        if secret and len(secret) >= 4 and secret in text:
-            text = text.replace(secret, mask_secret(secret))
+        if not secret or len(secret) < 4:
+            continue
+        for form in {secret, secret.strip(), repr(secret)[1:-1]}:  # as given, and escaped
+            if len(form) >= 4 and form in text:
+                text = text.replace(form, mask_secret(secret))
     return text
 
 

@@ -45,68 +45,87 @@ def _usage_of(call: HttpCall, result: Any) -> Usage | None:
 # --- plain calls -------------------------------------------------------------------------
 
 
+def _tagged(err: BackendError, ep: Endpoint, opts: CallOptions) -> None:
+    """Fill in the provider and request id where the error's source could not know them
+    (the queue, the breaker)."""
+    if err.provider is None or err.request_id is None:
+        err.provider = err.provider or ep.spec.name
+        err.request_id = err.request_id or opts.request_id
+        err.args = (err._render(),)
+
+
 def run(ep: Endpoint, call: HttpCall, opts: CallOptions) -> Any:
     """Run ``call`` on ``ep`` from a thread: gate, attempts, retries, accounting."""
-    with ep.gate.slot(opts.priority, opts.queue_timeout):
-        att = Attempts(ep, call, opts)
-        while True:
-            client = ep.transport.client()  # per attempt: a retry after close() reconnects
-            request, wait = att.start(client)
-            try:
-                if wait:
-                    ep.clock.sleep(wait)
-                response = client.send(request)
-            except Exception as exc:
-                delay = att.failed(att.wrap(exc))
-            except BaseException:
-                att.abandoned()
-                raise
-            else:
-                content = response.content
-                if response.status_code >= 400:
-                    delay = att.failed(att.error_reply(response, content), response.headers)
+    try:
+        with ep.gate.slot(opts.priority, opts.queue_timeout):
+            att = Attempts(ep, call, opts)
+            while True:
+                client = ep.transport.client()  # per attempt: a retry after close() reconnects
+                request, wait = att.start(client)
+                try:
+                    if wait:
+                        ep.clock.sleep(wait)
+                    response = client.send(request)
+                except Exception as exc:
+                    delay = att.failed(att.wrap(exc))
+                except BaseException:
+                    att.abandoned()
+                    raise
                 else:
-                    try:
-                        result = att.parse(response, content)
-                    except BackendError as err:  # malformed: a failure like any other
-                        delay = att.failed(err, response.headers)
+                    content = response.content
+                    if response.status_code >= 400:
+                        delay = att.failed(att.error_reply(response, content), response.headers)
                     else:
-                        att.succeeded(response.headers, _usage_of(call, result))
-                        return result
-            if delay:
-                ep.clock.sleep(delay)
+                        try:
+                            result = att.parse(response, content)
+                        except BackendError as err:  # malformed: a failure like any other
+                            delay = att.failed(err, response.headers)
+                        else:
+                            att.succeeded(response.headers, _usage_of(call, result))
+                            return result
+                if delay:
+                    ep.clock.sleep(delay)
+    except BackendError as err:
+        _tagged(err, ep, opts)
+        raise
 
 
 async def arun(ep: Endpoint, call: HttpCall, opts: CallOptions) -> Any:
     """Run ``call`` on ``ep`` from a coroutine, never blocking the event loop."""
-    async with ep.gate.aslot(opts.priority, opts.queue_timeout):
-        att = Attempts(ep, call, opts)
-        while True:
-            client = await ep.transport.aclient()  # per attempt: a retry after close() reconnects
-            request, wait = att.start(client)
-            try:
-                if wait:
-                    await ep.clock.asleep(wait)
-                response = await client.send(request)
-            except Exception as exc:
-                delay = att.failed(att.wrap(exc))
-            except BaseException:
-                att.abandoned()
-                raise
-            else:
-                content = response.content
-                if response.status_code >= 400:
-                    delay = att.failed(att.error_reply(response, content), response.headers)
+    try:
+        async with ep.gate.aslot(opts.priority, opts.queue_timeout):
+            att = Attempts(ep, call, opts)
+            while True:
+                client = (
+                    await ep.transport.aclient()
+                )  # per attempt: a retry after close() reconnects
+                request, wait = att.start(client)
+                try:
+                    if wait:
+                        await ep.clock.asleep(wait)
+                    response = await client.send(request)
+                except Exception as exc:
+                    delay = att.failed(att.wrap(exc))
+                except BaseException:
+                    att.abandoned()
+                    raise
                 else:
-                    try:
-                        result = att.parse(response, content)
-                    except BackendError as err:  # malformed: a failure like any other
-                        delay = att.failed(err, response.headers)
+                    content = response.content
+                    if response.status_code >= 400:
+                        delay = att.failed(att.error_reply(response, content), response.headers)
                     else:
-                        att.succeeded(response.headers, _usage_of(call, result))
-                        return result
-            if delay:
-                await ep.clock.asleep(delay)
+                        try:
+                            result = att.parse(response, content)
+                        except BackendError as err:  # malformed: a failure like any other
+                            delay = att.failed(err, response.headers)
+                        else:
+                            att.succeeded(response.headers, _usage_of(call, result))
+                            return result
+                if delay:
+                    await ep.clock.asleep(delay)
+    except BackendError as err:
+        _tagged(err, ep, opts)
+        raise
 
 
 # --- streams -----------------------------------------------------------------------------
@@ -196,87 +215,101 @@ def run_stream(
     ep: Endpoint, call: HttpCall, opts: CallOptions
 ) -> Generator[StreamChunk, None, None]:
     """Stream ``call`` from a thread. Retried only until the first chunk reached the caller."""
-    with ep.gate.slot(opts.priority, opts.queue_timeout):
-        att = Attempts(ep, call, opts)
-        while True:
-            client = ep.transport.client()  # per attempt: a retry after close() reconnects
-            request, wait = att.start(client)
-            state = StreamState(call, ep.spec.name)
-            response: httpx.Response | None = None
-            # an error status is accounted after the try, so that failed() raising the
-            # error is not caught and accounted a second time below
-            status_error: BackendError | None = None
-            try:
-                if wait:
-                    ep.clock.sleep(wait)
-                response = client.send(request, stream=True)
-                if response.status_code >= 400:
-                    status_error = att.error_reply(response, response.read())
-                else:
-                    for data in response.iter_bytes():
-                        for chunk in state.feed(data):
-                            state.yielded += 1
-                            yield chunk
-                        if state.ended:
-                            break
-                    final = state.finish(opts.request_id)
-                    att.succeeded(response.headers, final.usage)
+    try:
+        with ep.gate.slot(opts.priority, opts.queue_timeout):
+            att = Attempts(ep, call, opts)
+            while True:
+                client = ep.transport.client()  # per attempt: a retry after close() reconnects
+                request, wait = att.start(client)
+                state = StreamState(call, ep.spec.name)
+                response: httpx.Response | None = None
+                # an error status is accounted after the try, so that failed() raising the
+                # error is not caught and accounted a second time below
+                status_error: BackendError | None = None
+                final: StreamChunk | None = None
+                try:
+                    if wait:
+                        ep.clock.sleep(wait)
+                    response = client.send(request, stream=True)
+                    if response.status_code >= 400:
+                        status_error = att.error_reply(response, response.read())
+                    else:
+                        for data in response.iter_bytes():
+                            for chunk in state.feed(data):
+                                state.yielded += 1
+                                yield chunk
+                            if state.ended:
+                                break
+                        final = state.finish(opts.request_id)
+                        att.succeeded(response.headers, final.usage)
+                except Exception as exc:
+                    delay = att.failed(att.wrap(exc, streaming=True), retry=not state.yielded)
+                except BaseException:  # GeneratorExit: the caller stopped reading
+                    att.abandoned()
+                    raise
+                finally:
+                    if response is not None:
+                        response.close()
+                if final is not None:  # outside the try: closing the stream now is no abandonment
                     yield final
                     return
-            except Exception as exc:
-                delay = att.failed(att.wrap(exc, streaming=True), retry=not state.yielded)
-            except BaseException:  # GeneratorExit: the caller stopped reading
-                att.abandoned()
-                raise
-            finally:
-                if response is not None:
-                    response.close()
-            if status_error is not None:
-                assert response is not None
-                delay = att.failed(status_error, response.headers)
-            if delay:
-                ep.clock.sleep(delay)
+                if status_error is not None:
+                    assert response is not None
+                    delay = att.failed(status_error, response.headers)
+                if delay:
+                    ep.clock.sleep(delay)
+    except BackendError as err:
+        _tagged(err, ep, opts)
+        raise
 
 
 async def arun_stream(
     ep: Endpoint, call: HttpCall, opts: CallOptions
 ) -> AsyncGenerator[StreamChunk, None]:
     """Stream ``call`` from a coroutine. Retried only until the first chunk reached the caller."""
-    async with ep.gate.aslot(opts.priority, opts.queue_timeout):
-        att = Attempts(ep, call, opts)
-        while True:
-            client = await ep.transport.aclient()  # per attempt: a retry after close() reconnects
-            request, wait = att.start(client)
-            state = StreamState(call, ep.spec.name)
-            response: httpx.Response | None = None
-            status_error: BackendError | None = None  # accounted after the try (see run_stream)
-            try:
-                if wait:
-                    await ep.clock.asleep(wait)
-                response = await client.send(request, stream=True)
-                if response.status_code >= 400:
-                    status_error = att.error_reply(response, await response.aread())
-                else:
-                    async for data in response.aiter_bytes():
-                        for chunk in state.feed(data):
-                            state.yielded += 1
-                            yield chunk
-                        if state.ended:
-                            break
-                    final = state.finish(opts.request_id)
-                    att.succeeded(response.headers, final.usage)
+    try:
+        async with ep.gate.aslot(opts.priority, opts.queue_timeout):
+            att = Attempts(ep, call, opts)
+            while True:
+                client = (
+                    await ep.transport.aclient()
+                )  # per attempt: a retry after close() reconnects
+                request, wait = att.start(client)
+                state = StreamState(call, ep.spec.name)
+                response: httpx.Response | None = None
+                status_error: BackendError | None = None  # accounted after the try (see run_stream)
+                final: StreamChunk | None = None
+                try:
+                    if wait:
+                        await ep.clock.asleep(wait)
+                    response = await client.send(request, stream=True)
+                    if response.status_code >= 400:
+                        status_error = att.error_reply(response, await response.aread())
+                    else:
+                        async for data in response.aiter_bytes():
+                            for chunk in state.feed(data):
+                                state.yielded += 1
+                                yield chunk
+                            if state.ended:
+                                break
+                        final = state.finish(opts.request_id)
+                        att.succeeded(response.headers, final.usage)
+                except Exception as exc:
+                    delay = att.failed(att.wrap(exc, streaming=True), retry=not state.yielded)
+                except BaseException:  # GeneratorExit / CancelledError: the caller went away
+                    att.abandoned()
+                    raise
+                finally:
+                    if response is not None:
+                        await response.aclose()
+                if final is not None:  # outside the try: closing the stream now is no abandonment
                     yield final
                     return
-            except Exception as exc:
-                delay = att.failed(att.wrap(exc, streaming=True), retry=not state.yielded)
-            except BaseException:  # GeneratorExit / CancelledError: the caller went away
-                att.abandoned()
-                raise
-            finally:
-                if response is not None:
-                    await response.aclose()
-            if status_error is not None:
-                assert response is not None
-                delay = att.failed(status_error, response.headers)
-            if delay:
-                await ep.clock.asleep(delay)
+                if status_error is not None:
+                    assert response is not None
+                    delay = att.failed(status_error, response.headers)
+                if delay:
+                    await ep.clock.asleep(delay)
+    except BackendError as err:
+        _tagged(err, ep, opts)
+        raise

@@ -158,6 +158,12 @@ class KeyPool:
             )
         if not isinstance(secret, str) or not secret.strip():
             raise ConfigurationError(f"API key {name!r} is empty", provider=self._provider)
+        secret = secret.strip()  # a trailing newline read from a file must not reach a header
+        if not secret.isprintable() or any(c.isspace() for c in secret):
+            raise ConfigurationError(
+                f"API key {name!r} contains whitespace or control characters",
+                provider=self._provider,
+            )
         with self._lock:
             if name in self._keys:
                 self._keys[name].secret = secret
