@@ -10,7 +10,6 @@ more with ``json``; and orjson reads integers beyond 64 bits as floats, so text 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -23,13 +22,15 @@ except ImportError:  # pragma: no cover - depends on the installed extras
     _fast_loads = None
 
 
-_LONG_DIGITS = re.compile(r"\d{19}")
-_LONG_DIGITS_B = re.compile(rb"\d{19}")
+# every ASCII digit to "0", every other byte to " ": a run of 19 zeros is a long number
+_DIGITS = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+_LONG = b"0" * 19
 
 
 def _loads_with_fallback(data: str | bytes) -> Any:
     assert _fast_loads is not None
-    if (_LONG_DIGITS_B if isinstance(data, bytes) else _LONG_DIGITS).search(data):  # type: ignore[arg-type]
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    if _LONG in raw.translate(_DIGITS):  # C-speed; a regex search costs four times as much
         return json.loads(data)
     try:
         return _fast_loads(data)
