@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -48,6 +49,8 @@ def _demo(_: argparse.Namespace) -> int:
     from .testing.server import ProtocolServer, RecordedRequest, Reply
 
     logging.basicConfig(level=logging.WARNING, format="  log: %(message)s")
+    for name in ("NO_PROXY", "no_proxy"):  # the demo's server is on loopback: never proxy it
+        os.environ[name] = ",".join(filter(None, [os.environ.get(name), "127.0.0.1", "localhost"]))
 
     with ProtocolServer() as server:
         stream_events = wire.chat_stream(["Streaming ", "works ", "too."])

@@ -10,6 +10,7 @@ Installed automatically with ipfs-accelerate-core; any test can ask for it::
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -20,7 +21,14 @@ __all__ = ["protocol_server"]
 
 
 @pytest.fixture
-def protocol_server() -> Iterator[ProtocolServer]:
-    """A started :class:`ProtocolServer` on 127.0.0.1, stopped after the test."""
+def protocol_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[ProtocolServer]:
+    """A started :class:`ProtocolServer` on 127.0.0.1, stopped after the test.
+
+    Loopback is added to ``NO_PROXY`` for the test, so that a proxy configured in the
+    environment (``HTTP_PROXY``) can never carry test traffic off the machine.
+    """
+    for name in ("NO_PROXY", "no_proxy"):
+        current = os.environ.get(name, "")
+        monkeypatch.setenv(name, ",".join(filter(None, [current, "127.0.0.1", "localhost"])))
     with ProtocolServer() as server:
         yield server
