@@ -278,6 +278,21 @@ class Attempts:
         )
         return delay
 
+    def finish(self, response: httpx.Response) -> tuple[bool, Any]:
+        """Account for a complete reply: ``(True, result)`` on success, ``(False, delay)``
+        to try again; raises when the call must not be retried."""
+        content = response.content
+        if response.status_code >= 400:
+            return False, self.failed(self.error_reply(response, content), response.headers)
+        try:
+            result = self.parse(response, content)
+        except BackendError as err:  # a malformed reply is a failure like any other
+            return False, self.failed(err, response.headers)
+        call = self.call
+        usage = call.usage_of(result) if call.usage_of else getattr(result, "usage", None)
+        self.succeeded(response.headers, usage)
+        return True, result
+
     def abandoned(self) -> None:
         """The caller went away (cancelled, or closed a stream early): count nothing."""
         self.ep.breaker.on_ignored()

@@ -36,12 +36,6 @@ __all__ = [
 ]
 
 
-def _usage_of(call: HttpCall, result: Any) -> Usage | None:
-    if call.usage_of is not None:
-        return call.usage_of(result)
-    return getattr(result, "usage", None)
-
-
 # --- plain calls -------------------------------------------------------------------------
 
 
@@ -72,17 +66,10 @@ def run(ep: Endpoint, call: HttpCall, opts: CallOptions) -> Any:
                     att.abandoned()
                     raise
                 else:
-                    content = response.content
-                    if response.status_code >= 400:
-                        delay = att.failed(att.error_reply(response, content), response.headers)
-                    else:
-                        try:
-                            result = att.parse(response, content)
-                        except BackendError as err:  # malformed: a failure like any other
-                            delay = att.failed(err, response.headers)
-                        else:
-                            att.succeeded(response.headers, _usage_of(call, result))
-                            return result
+                    done, outcome = att.finish(response)
+                    if done:
+                        return outcome
+                    delay = outcome
                 if delay:
                     ep.clock.sleep(delay)
     except BackendError as err:
@@ -96,9 +83,8 @@ async def arun(ep: Endpoint, call: HttpCall, opts: CallOptions) -> Any:
         async with ep.gate.aslot(opts.priority, opts.queue_timeout):
             att = Attempts(ep, call, opts)
             while True:
-                client = (
-                    await ep.transport.aclient()
-                )  # per attempt: a retry after close() reconnects
+                # per attempt: a retry after close() reconnects
+                client = await ep.transport.aclient()
                 request, wait = att.start(client)
                 try:
                     if wait:
@@ -110,17 +96,10 @@ async def arun(ep: Endpoint, call: HttpCall, opts: CallOptions) -> Any:
                     att.abandoned()
                     raise
                 else:
-                    content = response.content
-                    if response.status_code >= 400:
-                        delay = att.failed(att.error_reply(response, content), response.headers)
-                    else:
-                        try:
-                            result = att.parse(response, content)
-                        except BackendError as err:  # malformed: a failure like any other
-                            delay = att.failed(err, response.headers)
-                        else:
-                            att.succeeded(response.headers, _usage_of(call, result))
-                            return result
+                    done, outcome = att.finish(response)
+                    if done:
+                        return outcome
+                    delay = outcome
                 if delay:
                     await ep.clock.asleep(delay)
     except BackendError as err:
@@ -271,9 +250,8 @@ async def arun_stream(
         async with ep.gate.aslot(opts.priority, opts.queue_timeout):
             att = Attempts(ep, call, opts)
             while True:
-                client = (
-                    await ep.transport.aclient()
-                )  # per attempt: a retry after close() reconnects
+                # per attempt: a retry after close() reconnects
+                client = await ep.transport.aclient()
                 request, wait = att.start(client)
                 state = StreamState(call, ep.spec.name)
                 response: httpx.Response | None = None
