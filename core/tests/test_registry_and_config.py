@@ -218,6 +218,36 @@ def test_importing_core_imports_no_plugin_or_heavy_dependency() -> None:
     assert out.stdout.strip() == ""
 
 
+def test_httpx_and_asyncio_load_only_when_needed(tmp_path: Path) -> None:
+    """As architecture.md promises: get_backend loads neither httpx nor asyncio; the first
+    sync request loads httpx (not asyncio); the first async request loads asyncio."""
+    (tmp_path / "fakeprov_plugin.py").write_text(PLUGIN_SOURCE)
+    code = textwrap.dedent(
+        f"""
+        import sys
+        sys.path.insert(0, {str(tmp_path)!r})
+        import fakeprov_plugin
+        from ipfs_accelerate_py import plugins
+        from ipfs_accelerate_py.core import get_backend
+        plugins.register(fakeprov_plugin)
+        b = get_backend(
+            "fakeprov", api_key="k" * 16, base_url="http://127.0.0.1:9", max_retries=0
+        )
+        print("get_backend", "httpx" in sys.modules, "asyncio" in sys.modules)
+        try:
+            b.chat(messages=[{{"role": "user", "content": "x"}}], model="m")
+        except Exception:
+            pass
+        print("sync call", "httpx" in sys.modules, "asyncio" in sys.modules)
+        """
+    )
+    env = {**os.environ, "IPFS_ACCELERATE_NO_DOTENV": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert out.stdout.splitlines() == ["get_backend False False", "sync call True False"]
+
+
 def test_register_rejects_a_plugin_without_backends() -> None:
     class Empty:
         pass
