@@ -19,7 +19,7 @@ from . import pipeline, plugins
 from .calls import HttpCall
 from .config import BackendSpec, Settings, seconds_setting
 from .controls import EndpointControls
-from .endpoint import Endpoint
+from .endpoint import SETTING_NAMES, Endpoint
 from .errors import ConfigurationError, InvalidArgumentError
 from .masking import mask_url
 from .resilience.clock import SYSTEM_CLOCK, Clock
@@ -62,6 +62,13 @@ def _check_params(params: Mapping[str, Any]) -> None:
     """Type-check the common generation parameters before anything is sent."""
     if not params:
         return
+    misplaced = SETTING_NAMES.intersection(params)
+    if misplaced:  # would otherwise be sent to the provider as request fields
+        name = sorted(misplaced)[0]
+        raise InvalidArgumentError(
+            f"{name} is an endpoint setting, not a call argument: set backend.{name} = ..., "
+            f"pass it to get_backend(...) or create_endpoint(...)"
+        )
     for name in _NUMBER_PARAMS.intersection(params):
         value = params[name]
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
@@ -233,6 +240,7 @@ class Backend(EndpointControls):
             raise InvalidArgumentError(
                 f"encoding_format must be 'float' or 'base64', got {encoding_format!r}"
             )
+        _check_params(params)
         request = EmbedRequest(self._model(model), inputs, encoding_format, params)
         return ep, opts, self._call("embed", ep, request=request)
 

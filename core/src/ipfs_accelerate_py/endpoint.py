@@ -21,7 +21,7 @@ from .resilience.retry import RetryBudget, RetryPolicy
 from .resilience.usage import UsageTracker
 from .transport import Transport
 
-__all__ = ["ENDPOINT_SETTINGS", "Endpoint"]
+__all__ = ["ENDPOINT_SETTINGS", "SETTING_NAMES", "Endpoint"]
 
 # Settings an endpoint accepts, with their defaults (the quickstart guide's names).
 ENDPOINT_SETTINGS: dict[str, Any] = {
@@ -43,6 +43,9 @@ _ALIASES = {
     "circuit_reset_timeout": "reset_timeout",
     "circuit_success_threshold": "success_threshold",
 }
+
+
+SETTING_NAMES = frozenset(ENDPOINT_SETTINGS) | frozenset(_ALIASES)
 
 
 def normalize_endpoint_settings(values: dict[str, Any]) -> dict[str, Any]:

@@ -277,6 +277,8 @@ def test_async_errors_match_sync(openai: Backend, protocol_server: ProtocolServe
         ({"messages": MESSAGES, "stop": [1]}, "stop"),
         ({"messages": MESSAGES, "priority": "URGENT"}, "URGENT"),
         ({"messages": MESSAGES, "model": None}, "needs a model"),
+        ({"messages": MESSAGES, "max_retries": 0}, "endpoint setting"),
+        ({"messages": MESSAGES, "circuit_reset_timeout": 5}, "endpoint setting"),
     ],
 )
 def test_bad_arguments_fail_before_sending(
@@ -295,4 +297,12 @@ def test_missing_key_fails_before_sending(
     backend = get_backend("openai", base_url=protocol_server.url("/v1"))
     with pytest.raises(errors.ConfigurationError, match="OPENAI_API_KEY"):
         backend.chat(messages=MESSAGES, model="gpt-4o")
+    assert protocol_server.requests == []
+
+
+def test_endpoint_setting_passed_to_embed_is_refused(
+    openai: Backend, protocol_server: ProtocolServer
+) -> None:
+    with pytest.raises(errors.InvalidArgumentError, match="endpoint setting"):
+        openai.embed(input="x", model="text-embedding-3-small", max_retries=1)
     assert protocol_server.requests == []
