@@ -16,6 +16,7 @@ import pytest
 
 from ipfs_accelerate_py.errors import ConfigurationError, QueueFullError, TimeoutError
 from ipfs_accelerate_py.resilience.gate import Priority, PriorityGate
+from ipfs_accelerate_py.testing.waiting import await_until, wait_until
 
 WAIT = 10.0  # upper bound for every blocking wait: a bug fails the test instead of hanging it
 HIGH, NORMAL, LOW = Priority.HIGH, Priority.NORMAL, Priority.LOW
@@ -39,20 +40,6 @@ def spawn(fn: Callable[..., T], *args: Any) -> concurrent.futures.Future[T]:
 
     threading.Thread(target=run, daemon=True).start()
     return future
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.001)
-
-
-async def await_until(predicate: Callable[[], bool], timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.001)
 
 
 class LoopThread:

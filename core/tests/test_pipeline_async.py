@@ -15,16 +15,11 @@ from ipfs_accelerate_py.resilience.clock import FakeClock
 from ipfs_accelerate_py.testing import openai_wire as wire
 from ipfs_accelerate_py.testing.server import ProtocolServer, RecordedRequest, Reply
 
+user = wire.user
+ok = wire.chat_reply
+
 CHAT = "/v1/chat/completions"
 WAIT = 10.0
-
-
-def user(text: str = "Hello") -> list[dict[str, str]]:
-    return [{"role": "user", "content": text}]
-
-
-def ok(text: str = "ok") -> Reply:
-    return Reply.json(wire.chat_completion(text))
 
 
 def echo(request: RecordedRequest) -> Reply:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 
 import pytest
@@ -13,6 +12,10 @@ from ipfs_accelerate_py.backend import Backend
 from ipfs_accelerate_py.resilience.clock import FakeClock
 from ipfs_accelerate_py.testing import openai_wire as wire
 from ipfs_accelerate_py.testing.server import ProtocolServer, RecordedRequest, Reply
+from ipfs_accelerate_py.testing.waiting import wait_until
+
+user = wire.user
+ok = wire.chat_reply
 
 CHAT = "/v1/chat/completions"
 WALL = 1_700_000_000.0  # FakeClock's wall time at start
@@ -23,17 +26,6 @@ KEYS = {
     "k3": "sk-key3-CCCCCCCCCCCCCCCC3333",
 }
 NAME_OF = {DEFAULT_KEY: "default", **{v: k for k, v in KEYS.items()}}
-
-
-def user(text: str = "Hello") -> list[dict[str, str]]:
-    return [{"role": "user", "content": text}]
-
-
-def ok(text: str = "ok", prompt_tokens: int = 9, completion_tokens: int = 12) -> Reply:
-    body = wire.chat_completion(
-        text, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
-    )
-    return Reply.json(body)
 
 
 def key_name(request: RecordedRequest) -> str:
@@ -48,13 +40,6 @@ def with_keys(backend: Backend, *names: str) -> Backend:
     for name in names:
         backend.add_api_key(name, KEYS[name])
     return backend
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.002)
 
 
 # --------------------------------------------------------------------------- breaker

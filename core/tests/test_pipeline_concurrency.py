@@ -15,14 +15,13 @@ from ipfs_accelerate_py import errors
 from ipfs_accelerate_py.backend import Backend
 from ipfs_accelerate_py.testing import openai_wire as wire
 from ipfs_accelerate_py.testing.server import ProtocolServer, RecordedRequest, Reply
+from ipfs_accelerate_py.testing.waiting import wait_until
 from ipfs_accelerate_py.types import ChatResponse
+
+user = wire.user
 
 CHAT = "/v1/chat/completions"
 WAIT = 10.0  # upper bound for every blocking wait: a bug fails the test instead of hanging it
-
-
-def user(text: str = "Hello") -> list[dict[str, str]]:
-    return [{"role": "user", "content": text}]
 
 
 def content(request: RecordedRequest) -> str:
@@ -39,13 +38,6 @@ def echo(hold: threading.Event | None = None) -> Callable[..., Reply]:
         return Reply.json(wire.chat_completion(f"echo:{text}"), wait_for=wait_for)
 
     return reply
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.002)
 
 
 def in_thread(fn: Callable[..., Any], **kwargs: Any) -> tuple[threading.Thread, list[Any]]:

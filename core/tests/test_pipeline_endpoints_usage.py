@@ -16,21 +16,13 @@ from ipfs_accelerate_py.resilience.usage import PRICING_ENV_VAR, Pricing
 from ipfs_accelerate_py.testing import openai_wire as wire
 from ipfs_accelerate_py.testing.server import ProtocolServer, Reply
 
+user = wire.user
+ok = wire.chat_reply
+
 CHAT = "/v1/chat/completions"
 EMBED = "/v1/embeddings"
 OTHER_KEY = "sk-other-ZZZZZZZZZZZZZZZZ9999"
 DEFAULT_KEY = "sk-loop-0123456789SECRETabcd"  # conftest.SECRET
-
-
-def user(text: str = "Hello") -> list[dict[str, str]]:
-    return [{"role": "user", "content": text}]
-
-
-def ok(text: str = "ok", prompt_tokens: int = 9, completion_tokens: int = 12) -> Reply:
-    body = wire.chat_completion(
-        text, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
-    )
-    return Reply.json(body)
 
 
 @pytest.fixture

@@ -15,13 +15,12 @@ from ipfs_accelerate_py.resilience.clock import FakeClock
 from ipfs_accelerate_py.resilience.retry import RetryBudget
 from ipfs_accelerate_py.testing import openai_wire as wire
 from ipfs_accelerate_py.testing.server import ProtocolServer, Reply
+from ipfs_accelerate_py.testing.waiting import await_until, wait_until
+
+ok = wire.chat_reply
 
 CHAT = "/v1/chat/completions"
 USER = [{"role": "user", "content": "hi"}]
-
-
-def ok(text: str = "ok") -> Reply:
-    return Reply.json(wire.chat_completion(text))
 
 
 def open_then_half_open(backend: Backend, server: ProtocolServer, clock: FakeClock) -> None:
@@ -45,8 +44,7 @@ def test_cancelled_in_flight_async_probe_is_given_back(
 
     async def scenario() -> None:
         task = asyncio.create_task(backend.achat(messages=USER, model="m"))
-        while protocol_server.in_flight < 1:  # noqa: ASYNC110 - a counter of another thread
-            await asyncio.sleep(0.01)
+        await await_until(lambda: protocol_server.in_flight >= 1)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -83,8 +81,7 @@ def test_stream_closed_after_its_final_chunk_does_not_free_a_second_probe(
     reader = threading.Thread(target=read_second)
     reader.start()
     try:
-        while protocol_server.in_flight < 1:
-            threading.Event().wait(0.01)
+        wait_until(lambda: protocol_server.in_flight >= 1)
         first.close()  # after the final chunk: must not free probe 2's slot
         with pytest.raises(errors.CircuitOpenError, match="probe"):
             backend.chat(messages=USER, model="m")
@@ -183,8 +180,7 @@ def test_queue_and_breaker_errors_carry_provider_and_request_id(
     holder = threading.Thread(target=lambda: backend.chat(messages=USER, model="m"))
     holder.start()
     try:
-        while protocol_server.in_flight < 1:
-            threading.Event().wait(0.01)
+        wait_until(lambda: protocol_server.in_flight >= 1)
         with pytest.raises(errors.QueueFullError) as full:
             backend.chat(messages=USER, model="m", request_id="req_full")
         assert (full.value.provider, full.value.request_id) == ("loopback", "req_full")

@@ -16,16 +16,11 @@ from ipfs_accelerate_py.resilience.retry import RetryBudget
 from ipfs_accelerate_py.testing import openai_wire as wire
 from ipfs_accelerate_py.testing.server import ProtocolServer, Reply
 
+user = wire.user
+ok = wire.chat_reply
+
 CHAT = "/v1/chat/completions"
 OVERLOADED = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
-
-
-def user(text: str = "Hello") -> list[dict[str, str]]:
-    return [{"role": "user", "content": text}]
-
-
-def ok(text: str = "ok") -> Reply:
-    return Reply.json(wire.chat_completion(text))
 
 
 # --------------------------------------------------------------------------- Retry-After

@@ -28,17 +28,12 @@ from ipfs_accelerate_py.resilience.clock import FakeClock
 from ipfs_accelerate_py.testing import openai_wire as wire
 from ipfs_accelerate_py.testing.server import ProtocolServer, Reply
 
+user = wire.user
+ok = wire.chat_reply
+
 CHAT = "/v1/chat/completions"
 WAIT = 5.0  # real-time bound on a queue wait: a leaked slot fails the test instead of hanging it
 KEY_B = "sk-keyB-BBBBBBBBBBBBBBBB2222"
-
-
-def user(text: str = "Hello") -> list[dict[str, str]]:
-    return [{"role": "user", "content": text}]
-
-
-def ok(text: str = "ok") -> Reply:
-    return Reply.json(wire.chat_completion(text))
 
 
 def role_chunk() -> dict[str, Any]:

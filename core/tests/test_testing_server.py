@@ -7,12 +7,13 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from ipfs_accelerate_py.testing import ProtocolServer, RecordedRequest, Reply
+from ipfs_accelerate_py.testing.waiting import wait_until
 
 
 @pytest.fixture
@@ -25,13 +26,6 @@ def server() -> Iterator[ProtocolServer]:
 def client() -> Iterator[httpx.Client]:
     with httpx.Client(trust_env=False, verify=False, timeout=5.0) as c:
         yield c
-
-
-def wait_until(cond: Callable[[], bool], timeout: float = 2.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.002)
 
 
 # -- scripting -------------------------------------------------------------------------

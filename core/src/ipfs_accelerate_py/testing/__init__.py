@@ -7,5 +7,14 @@ from ipfs_accelerate_py.testing.server import (
     Reply,
     ReplySource,
 )
+from ipfs_accelerate_py.testing.waiting import await_until, wait_until
 
-__all__ = ["Headers", "ProtocolServer", "RecordedRequest", "Reply", "ReplySource"]
+__all__ = [
+    "Headers",
+    "ProtocolServer",
+    "RecordedRequest",
+    "Reply",
+    "ReplySource",
+    "await_until",
+    "wait_until",
+]

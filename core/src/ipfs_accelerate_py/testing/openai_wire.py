@@ -18,12 +18,14 @@ from .server import Reply
 
 __all__ = [
     "chat_completion",
+    "chat_reply",
     "chat_stream",
     "embeddings",
     "error",
     "error_reply",
     "images",
     "models",
+    "user",
 ]
 
 
@@ -61,6 +63,16 @@ def chat_completion(
         "usage": usage(prompt_tokens, completion_tokens),
         "system_fingerprint": "fp_06737a9306",
     }
+
+
+def chat_reply(text: str | None = "ok", **kw: Any) -> Reply:
+    """A 200 reply carrying :func:`chat_completion` (same keywords)."""
+    return Reply.json(chat_completion(text, **kw))
+
+
+def user(text: str = "Hello") -> list[dict[str, str]]:
+    """A one-message conversation: ``[{"role": "user", "content": text}]``."""
+    return [{"role": "user", "content": text}]
 
 
 def tool_call(id: str, name: str, arguments: str) -> dict[str, Any]:
