@@ -139,10 +139,13 @@ class StreamState:
 
     def feed(self, data: bytes) -> list[StreamChunk]:
         """Decode bytes into the chunks to hand the caller."""
+        return self._consume(self.decoder.feed(data))
+
+    def _consume(self, events: list[Any]) -> list[StreamChunk]:
         out: list[StreamChunk] = []
         parse = self.call.parse_event
         assert parse is not None
-        for event in self.decoder.feed(data):
+        for event in events:
             if self.ended:
                 break
             try:
@@ -176,18 +179,23 @@ class StreamState:
                 break
         return out
 
-    def finish(self, request_id: str) -> StreamChunk:
-        """The final chunk; raises ConnectionError if the stream stopped before its end."""
-        self.decoder.close()
-        if not self.ended and self.call.end_required:
+    def finish(self, request_id: str) -> tuple[list[StreamChunk], StreamChunk]:
+        """End of the body: the chunks of a last unterminated NDJSON line, and the final
+        ``done`` chunk. Raises ConnectionError if the stream stopped before its end marker
+        or in the middle of an event."""
+        tail = [] if self.ended else self._consume(self.decoder.close())
+        cut_mid_event = isinstance(self.decoder, SSEDecoder) and self.decoder.truncated
+        if not self.ended and (self.call.end_required or cut_mid_event):
+            where = "in the middle of an event" if cut_mid_event else "before its end marker"
             raise ConnectionError(
-                f"the stream ended before the provider's end marker, after {self.yielded} chunks",
+                f"the stream ended {where}, after {self.yielded} chunks",
                 provider=self.provider,
                 request_id=request_id,
             )
-        return StreamChunk(
+        final = StreamChunk(
             done=True, finish_reason=self.finish_reason, usage=self.usage, model=self.model
         )
+        return tail, final
 
 
 def run_stream(
@@ -219,7 +227,10 @@ def run_stream(
                                 yield chunk
                             if state.ended:
                                 break
-                        final = state.finish(opts.request_id)
+                        tail, final = state.finish(opts.request_id)
+                        for chunk in tail:
+                            state.yielded += 1
+                            yield chunk
                         att.succeeded(response.headers, final.usage)
                 except Exception as exc:
                     delay = att.failed(att.wrap(exc, streaming=True), retry=not state.yielded)
@@ -270,7 +281,10 @@ async def arun_stream(
                                 yield chunk
                             if state.ended:
                                 break
-                        final = state.finish(opts.request_id)
+                        tail, final = state.finish(opts.request_id)
+                        for chunk in tail:
+                            state.yielded += 1
+                            yield chunk
                         att.succeeded(response.headers, final.usage)
                 except Exception as exc:
                     delay = att.failed(att.wrap(exc, streaming=True), retry=not state.yielded)

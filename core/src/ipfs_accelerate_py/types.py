@@ -11,7 +11,7 @@ import base64
 import json
 import sys
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from typing import Any
 
 import attrs
 
@@ -32,7 +32,6 @@ __all__ = [
     "Usage",
 ]
 
-Role = Literal["system", "user", "assistant", "tool", "developer"]
 _ROLES = frozenset(("system", "user", "assistant", "tool", "developer", "function", "model"))
 
 
