@@ -4,6 +4,7 @@ and one backend used from successive event loops and threads."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Callable
 
@@ -164,3 +165,23 @@ def test_one_backend_serves_successive_loops_and_threads(
     assert len(protocol_server.requests_to(CHAT)) == 30
     assert backend.get_usage_stats()["successful_requests"] == 30
     assert backend.get_queue_info()["active_requests"] == 0
+
+
+def test_a_new_event_loop_does_not_block_on_client_setup(
+    backend: Backend, protocol_server: ProtocolServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each event loop gets its own client; building one must not load CA certificates on
+    the loop (tens of ms): asyncio's debug mode reports any callback slower than 20 ms."""
+    protocol_server.on("POST", CHAT, default=ok())
+
+    async def one_call() -> None:
+        asyncio.get_running_loop().slow_callback_duration = 0.02
+        await backend.achat(messages=user(), model="m")
+
+    asyncio.run(one_call(), debug=True)  # first loop: pays one-time imports
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="asyncio"):
+        for _ in range(3):
+            asyncio.run(one_call(), debug=True)
+    slow = [r.getMessage() for r in caplog.records if "took" in r.getMessage()]
+    assert slow == []

@@ -37,14 +37,32 @@ PROVIDER_REQUEST_ID_HEADERS = (
 )
 
 
-if TYPE_CHECKING:  # httpx and asyncio load on first use: importing core stays fast
+if TYPE_CHECKING:  # httpx, ssl and asyncio load on first use: importing core stays fast
     import asyncio
+    import ssl
 
     import httpx
 
     _LoopClient = tuple[
         weakref.ref[asyncio.AbstractEventLoop], httpx.AsyncClient, AsyncGenerator[None, None]
     ]
+
+
+_ssl: ssl.SSLContext | None = None
+_ssl_lock = threading.Lock()
+
+
+def _ssl_context() -> ssl.SSLContext:
+    """One TLS context for every client in the process: building one loads the CA
+    certificates (tens of ms), which each new client would otherwise do again."""
+    global _ssl
+    if _ssl is None:
+        with _ssl_lock:
+            if _ssl is None:
+                import httpx
+
+                _ssl = httpx.create_ssl_context()
+    return _ssl
 
 
 class Transport:
@@ -76,11 +94,13 @@ class Transport:
         import httpx
 
         read, connect = self._timeout
+        verify = _ssl_context()
         n = self._max_connections
         return {
             "timeout": httpx.Timeout(read, connect=connect),
             "headers": self._headers,
             "limits": httpx.Limits(max_connections=n, max_keepalive_connections=n),
+            "verify": verify,
         }
 
     def url(self, path: str) -> httpx.URL:
@@ -122,6 +142,8 @@ class Transport:
         import httpx
 
         self._sweep()
+        if _ssl is None:  # loading CA certificates takes tens of ms: not on the event loop
+            await loop.run_in_executor(None, _ssl_context)
         client = httpx.AsyncClient(base_url=self.base_url, **self._options())
         # An async generator, once started, is closed by the loop's shutdown_asyncgens()
         # (asyncio.run does this before closing the loop): its finally closes the client
