@@ -86,6 +86,7 @@ class Attempts:
 
     __slots__ = (
         "avoid",
+        "body",
         "call",
         "ep",
         "last_error",
@@ -106,6 +107,7 @@ class Attempts:
         self.withdrawn = 0
         self.avoid: set[str] = set()
         self.last_error: BackendError | None = None
+        self.body: Any = None  # the last decoded reply body (for next_page)
 
     # -- before each attempt -----------------------------------------------------------
     def start(self, client: httpx.Client | httpx.AsyncClient) -> tuple[httpx.Request, float]:
@@ -318,6 +320,7 @@ class Attempts:
         body: Any = content
         if call.json_reply:
             body = parse_json(content, provider=self.spec.name)
+        self.body = body
         if call.parse is None:
             return body
         try:

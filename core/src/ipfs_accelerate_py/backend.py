@@ -183,6 +183,8 @@ class Backend(EndpointControls):
 
     def _model(self, model: str | None) -> str:
         model = model or self.settings.default_model
+        if not model and not self.spec.model_required:
+            return ""
         if not model:
             env = " or ".join(self.spec.model_env)
             hint = f" or set {env}" if env else ""

@@ -47,6 +47,15 @@ class HttpCall:
     value) and returns a :class:`~.types.StreamChunk`, ``None`` to skip it, or
     :data:`STREAM_END` at the protocol's end marker. When ``end_required`` is true, a stream
     that stops without that marker raises ConnectionError: it was cut.
+
+    A stream parser that keeps state between events (a tool call assembled from deltas, the
+    model named in a first event) is given as ``new_parser``, a factory called once per
+    attempt, so a retried stream starts from a clean state; ``parse_event`` suits a stateless
+    parser. Usage reported by several events is merged field by field.
+
+    ``next_page``, for listings that come in pages, receives the decoded body of each page and
+    returns the call for the next page, or ``None`` after the last; each page is one exchange,
+    retried on its own, and the pages' list results are concatenated.
     """
 
     method: str
@@ -61,3 +70,5 @@ class HttpCall:
     end_required: bool = True
     model: str | None = None
     usage_of: Callable[[Any], Usage | None] | None = None
+    new_parser: Callable[[], EventParser] | None = None
+    next_page: Callable[[Any], HttpCall | None] | None = None

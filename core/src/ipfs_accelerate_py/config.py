@@ -36,6 +36,11 @@ class BackendSpec:
     ``base_url_suffix`` is appended to a configured base URL that does not already end with
     it, so ``GROQ_BASE_URL=https://api.groq.com`` becomes ``https://api.groq.com/openai/v1``
     while a URL that already has the suffix is kept as it is.
+
+    ``model_required=False`` declares a backend that serves one model (TEI, a self-hosted
+    server): calls without a model send none. ``seed_class`` names the quickstart guide's
+    class for the backend as ``"module:attribute"``, imported by
+    :mod:`ipfs_accelerate_py.api_backends` on first use.
     """
 
     name: str
@@ -54,6 +59,8 @@ class BackendSpec:
     capabilities: frozenset[str] = CAPABILITIES
     display_name: str = ""
     options: Mapping[str, Any] = attrs.field(factory=dict)
+    model_required: bool = True
+    seed_class: str | None = None
 
     def auth_headers(self, api_key: str | None) -> dict[str, str]:
         """The headers that carry ``api_key`` on a request (none without a key)."""

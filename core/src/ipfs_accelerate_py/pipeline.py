@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .attempts import Attempts, CallOptions, new_request_id
-from .calls import STREAM_END, HttpCall
+from .calls import STREAM_END, EventParser, HttpCall
 from .errors import BackendError, ConnectionError, MalformedResponseError
 from .streaming import NDJSONDecoder, SSEDecoder
 from .types import StreamChunk, Usage
@@ -48,63 +48,93 @@ def _tagged(err: BackendError, ep: Endpoint, opts: CallOptions) -> None:
         err.args = (err._render(),)
 
 
+def _pages(results: list[Any]) -> Any:
+    """Concatenate the list results of a paginated listing."""
+    out: list[Any] = []
+    for page in results:
+        out.extend(page)
+    return out
+
+
 def run(ep: Endpoint, call: HttpCall, opts: CallOptions) -> Any:
-    """Run ``call`` on ``ep`` from a thread: gate, attempts, retries, accounting."""
+    """Run ``call`` on ``ep`` from a thread: gate, attempts, retries, accounting. A paginated
+    call follows ``next_page``, each page an exchange retried on its own."""
     try:
         with ep.gate.slot(opts.priority, opts.queue_timeout):
-            att = Attempts(ep, call, opts)
+            pages: list[Any] = []
             while True:
-                client = ep.transport.client()  # per attempt: a retry after close() reconnects
-                request, wait = att.start(client)
-                try:
-                    if wait:
-                        ep.clock.sleep(wait)
-                    response = client.send(request)
-                except Exception as exc:
-                    delay = att.failed(att.wrap(exc))
-                except BaseException:
-                    att.abandoned()
-                    raise
-                else:
-                    done, outcome = att.finish(response)
-                    if done:
-                        return outcome
-                    delay = outcome
-                if delay:
-                    ep.clock.sleep(delay)
+                att = Attempts(ep, call, opts)
+                result = _exchange(ep, att)
+                nxt = call.next_page(att.body) if call.next_page is not None else None
+                if nxt is None:
+                    return _pages([*pages, result]) if pages else result
+                pages.append(result)
+                call = nxt
     except BackendError as err:
         _tagged(err, ep, opts)
         raise
+
+
+def _exchange(ep: Endpoint, att: Attempts) -> Any:
+    while True:
+        client = ep.transport.client()  # per attempt: a retry after close() reconnects
+        request, wait = att.start(client)
+        try:
+            if wait:
+                ep.clock.sleep(wait)
+            response = client.send(request)
+        except Exception as exc:
+            delay = att.failed(att.wrap(exc))
+        except BaseException:
+            att.abandoned()
+            raise
+        else:
+            done, outcome = att.finish(response)
+            if done:
+                return outcome
+            delay = outcome
+        if delay:
+            ep.clock.sleep(delay)
 
 
 async def arun(ep: Endpoint, call: HttpCall, opts: CallOptions) -> Any:
     """Run ``call`` on ``ep`` from a coroutine, never blocking the event loop."""
     try:
         async with ep.gate.aslot(opts.priority, opts.queue_timeout):
-            att = Attempts(ep, call, opts)
+            pages: list[Any] = []
             while True:
-                # per attempt: a retry after close() reconnects
-                client = await ep.transport.aclient()
-                request, wait = att.start(client)
-                try:
-                    if wait:
-                        await ep.clock.asleep(wait)
-                    response = await client.send(request)
-                except Exception as exc:
-                    delay = att.failed(att.wrap(exc))
-                except BaseException:
-                    att.abandoned()
-                    raise
-                else:
-                    done, outcome = att.finish(response)
-                    if done:
-                        return outcome
-                    delay = outcome
-                if delay:
-                    await ep.clock.asleep(delay)
+                att = Attempts(ep, call, opts)
+                result = await _aexchange(ep, att)
+                nxt = call.next_page(att.body) if call.next_page is not None else None
+                if nxt is None:
+                    return _pages([*pages, result]) if pages else result
+                pages.append(result)
+                call = nxt
     except BackendError as err:
         _tagged(err, ep, opts)
         raise
+
+
+async def _aexchange(ep: Endpoint, att: Attempts) -> Any:
+    while True:
+        client = await ep.transport.aclient()  # per attempt: a retry after close() reconnects
+        request, wait = att.start(client)
+        try:
+            if wait:
+                await ep.clock.asleep(wait)
+            response = await client.send(request)
+        except Exception as exc:
+            delay = att.failed(att.wrap(exc))
+        except BaseException:
+            att.abandoned()
+            raise
+        else:
+            done, outcome = att.finish(response)
+            if done:
+                return outcome
+            delay = outcome
+        if delay:
+            await ep.clock.asleep(delay)
 
 
 # --- streams -----------------------------------------------------------------------------
@@ -120,6 +150,7 @@ class StreamState:
         "ended",
         "finish_reason",
         "model",
+        "parse",
         "provider",
         "usage",
         "yielded",
@@ -133,6 +164,11 @@ class StreamState:
         self.model: str | None = None
         self.ended = False
         self.yielded = 0
+        # a stateful parser is made afresh for each attempt: a retry starts clean
+        parse = call.new_parser() if call.new_parser is not None else call.parse_event
+        if parse is None:
+            raise TypeError("a streamed HttpCall needs parse_event or new_parser")
+        self.parse: EventParser = parse
         self.decoder: SSEDecoder | NDJSONDecoder = (
             SSEDecoder(provider) if call.stream == "sse" else NDJSONDecoder(provider)
         )
@@ -143,8 +179,7 @@ class StreamState:
 
     def _consume(self, events: list[Any]) -> list[StreamChunk]:
         out: list[StreamChunk] = []
-        parse = self.call.parse_event
-        assert parse is not None
+        parse = self.parse
         for event in events:
             if self.ended:
                 break
@@ -168,7 +203,7 @@ class StreamState:
             if chunk.finish_reason:
                 self.finish_reason = chunk.finish_reason
             if chunk.usage is not None:
-                self.usage = chunk.usage
+                self.usage = chunk.usage if self.usage is None else self.usage.merge(chunk.usage)
             if chunk.model:
                 self.model = chunk.model
             if chunk.done:

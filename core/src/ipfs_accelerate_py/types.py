@@ -178,6 +178,16 @@ class Usage:
         p, c = int(prompt or 0), int(completion or 0)
         return cls(p, c, int(total) if total is not None else p + c)
 
+    def merge(self, later: Usage) -> Usage:
+        """This usage updated by a later report of the same call: counts the later one
+        gives (non-zero) replace, the others are kept (Anthropic sends input tokens first and
+        output tokens at the end); ``extra`` is merged key by key."""
+        p = later.prompt_tokens or self.prompt_tokens
+        c = later.completion_tokens or self.completion_tokens
+        total = max(later.total_tokens, p + c)
+        extra = {**self.extra, **later.extra} if later.extra else self.extra
+        return Usage(p, c, total, extra)
+
     def to_dict(self) -> dict[str, Any]:
         """``{"prompt_tokens", "completion_tokens", "total_tokens", ...extra}``."""
         out: dict[str, Any] = {

@@ -26,6 +26,7 @@ SPEC = BackendSpec(
     base_url_env=("OPENAI_BASE_URL",),
     model_env=("OPENAI_MODEL",),
     request_id_header="X-Client-Request-Id",
+    seed_class="ipfs_accelerate_openai.guide:openai_api",
 )
 
 

@@ -1,0 +1,65 @@
+"""The quickstart guide's ``openai_api`` class: ``chat``, ``embedding``, ``text_to_image``.
+
+>>> from ipfs_accelerate_py.api_backends import openai_api
+>>> client = openai_api(metadata={"openai_api_key": "sk-..."})   # doctest: +SKIP
+>>> client.chat("gpt-4o", [{"role": "user", "content": "Hi"}], system="Be brief")["text"]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ipfs_accelerate_py.api_backends.base import GuideClient
+from ipfs_accelerate_py.types import ChatResponse, EmbeddingResponse, ImageResponse
+
+__all__ = ["openai_api"]
+
+
+class openai_api(GuideClient):
+    """OpenAI with the guide's method names; the resilience settings are the backend's."""
+
+    backend_name = "openai"
+
+    def chat(
+        self,
+        model: str | None = None,
+        messages: Any = None,
+        prompt: str | None = None,
+        system: str | None = None,
+        **params: Any,
+    ) -> ChatResponse:
+        """``chat(model, messages, prompt=None, system=None, temperature=..., ...)``."""
+        return self.backend.chat(
+            messages=self.messages(messages, prompt, system), model=model, **params
+        )
+
+    def stream_chat(
+        self,
+        model: str | None = None,
+        messages: Any = None,
+        prompt: str | None = None,
+        system: str | None = None,
+        **params: Any,
+    ) -> Any:
+        """Chunks with ``"text"`` and ``"done"``, as :meth:`chat` takes its arguments."""
+        return self.backend.stream(
+            messages=self.messages(messages, prompt, system), model=model, **params
+        )
+
+    def embedding(
+        self, model: str | None, text: Any, encoding_format: str = "float", **params: Any
+    ) -> EmbeddingResponse:
+        """``embedding(model, text, encoding_format)``: ``["embedding"]`` is the vector."""
+        return self.backend.embed(
+            input=text, model=model, encoding_format=encoding_format, **params
+        )
+
+    def text_to_image(
+        self, model: str | None, size: str, n: int, prompt: str, **params: Any
+    ) -> ImageResponse:
+        """``text_to_image(model, size, n, prompt)``: ``["urls"]`` lists the images."""
+        return self.backend.generate_image(prompt=prompt, model=model, size=size, n=n, **params)
+
+    def create_chat_endpoint_handler(self, model: str | None = None) -> Any:
+        """An async handler: ``await handler(prompt)`` returns ``{"text": ...}``."""
+        return self.backend.create_handler("chat", model)
