@@ -358,6 +358,33 @@ class Backend(EndpointControls):
         self._reject_extra(options)
         return await pipeline.arun(ep, self._call("list_models", ep), opts)  # type: ignore[no-any-return]
 
+    # -- a plugin's own calls ------------------------------------------------------------------
+    def request(self, call: HttpCall, **options: Any) -> Any:
+        """Run a call a plugin built for an operation outside the hooks (TEI ``/rerank``,
+        OVMS ``infer``...) through the same pipeline; ``options`` are pipeline options
+        (``endpoint_id=``, ``priority=``, ``timeout=``...)."""
+        ep, opts = self._split(options)
+        self._reject_extra(options)
+        return pipeline.run(ep, call, opts)
+
+    async def arequest(self, call: HttpCall, **options: Any) -> Any:
+        """Async :meth:`request`."""
+        ep, opts = self._split(options)
+        self._reject_extra(options)
+        return await pipeline.arun(ep, call, opts)
+
+    def request_stream(self, call: HttpCall, **options: Any) -> Stream:
+        """Stream a plugin-built call (``HttpCall.stream`` set) through the pipeline."""
+        ep, opts = self._split(options)
+        self._reject_extra(options)
+        return Stream(pipeline.run_stream(ep, call, opts))
+
+    def arequest_stream(self, call: HttpCall, **options: Any) -> AsyncStream:
+        """Async :meth:`request_stream`."""
+        ep, opts = self._split(options)
+        self._reject_extra(options)
+        return AsyncStream(pipeline.arun_stream(ep, call, opts))
+
     @staticmethod
     def _reject_extra(options: Mapping[str, Any]) -> None:
         if options:
