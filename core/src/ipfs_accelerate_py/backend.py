@@ -15,11 +15,11 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from . import pipeline, plugins
-from .calls import HttpCall
+from . import handlers, pipeline, plugins
+from .calls import Call, CallableCall, HttpCall
 from .config import BackendSpec, Settings, seconds_setting
 from .controls import EndpointControls
-from .endpoint import SETTING_NAMES, Endpoint
+from .endpoint import POLICY_NAMES, Endpoint
 from .errors import ConfigurationError, InvalidArgumentError
 from .masking import mask_url
 from .resilience.clock import SYSTEM_CLOCK, Clock
@@ -62,7 +62,7 @@ def _check_params(params: Mapping[str, Any]) -> None:
     """Type-check the common generation parameters before anything is sent."""
     if not params:
         return
-    misplaced = SETTING_NAMES.intersection(params)
+    misplaced = POLICY_NAMES.intersection(params)
     if misplaced:  # would otherwise be sent to the provider as request fields
         name = sorted(misplaced)[0]
         raise InvalidArgumentError(
@@ -108,7 +108,7 @@ class Backend(EndpointControls):
         settings: Settings,
         *,
         clock: Clock = SYSTEM_CLOCK,
-        options: Mapping[str, Any] | None = None,
+        policy: Mapping[str, Any] | None = None,
     ) -> None:
         self.name = spec.name
         self.spec = spec
@@ -116,11 +116,20 @@ class Backend(EndpointControls):
         self.clock = clock
         self.usage = UsageTracker(spec.name)
         self.usage.pricing  # noqa: B018 - load prices now: a bad pricing file fails here, not mid-call
-        self._hook = plugins.pm.hook
+        self._registration = registration = plugins.load(spec.name)
+        authorize = registration.hook("authorize")
+        self._authorize: pipeline.Authorizer | None = None
+        if authorize is not None:
+            name = spec.name
+
+            def place(request: Any, credential: Any) -> None:
+                authorize(backend=name, request=request, credential=credential)
+
+            self._authorize = place
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self.default_endpoint = Endpoint(
-            "default", spec, settings, usage=self.usage, clock=clock, options=dict(options or {})
+            "default", spec, settings, usage=self.usage, clock=clock, policy=dict(policy or {})
         )
         self.endpoints: dict[str, Endpoint] = {"default": self.default_endpoint}
 
@@ -200,11 +209,17 @@ class Backend(EndpointControls):
                 f"{', '.join(sorted(self.spec.capabilities))}"
             )
 
-    def _call(self, hook: str, ep: Endpoint, **args: Any) -> HttpCall:
-        call = getattr(self._hook, hook)(backend=self.name, settings=ep.settings, **args)
+    def _call(self, hook: str, ep: Endpoint, **args: Any) -> Call:
+        impl = self._registration.hook(hook)
+        call = None if impl is None else impl(backend=self.name, settings=ep.settings, **args)
         if call is None:
             raise InvalidArgumentError(f"the {self.name} plugin does not implement {hook}")
-        return call  # type: ignore[no-any-return]
+        if not isinstance(call, (HttpCall, CallableCall)):
+            raise TypeError(
+                f"the {self.name} plugin's {hook} hook returned {type(call).__name__}, "
+                "not an HttpCall or CallableCall"
+            )
+        return call
 
     def _chat_call(
         self,
@@ -213,7 +228,7 @@ class Backend(EndpointControls):
         model: str | None,
         system: str | None,
         params: dict[str, Any],
-    ) -> tuple[Endpoint, pipeline.CallOptions, HttpCall]:
+    ) -> tuple[Endpoint, pipeline.CallOptions, Call]:
         if "stream" in params:
             raise InvalidArgumentError(
                 "stream= is not a chat() option: call stream() (or astream()) for a streamed reply"
@@ -230,7 +245,7 @@ class Backend(EndpointControls):
 
     def _embed_call(
         self, input: Any, model: str | None, encoding_format: str, params: dict[str, Any]
-    ) -> tuple[Endpoint, pipeline.CallOptions, HttpCall]:
+    ) -> tuple[Endpoint, pipeline.CallOptions, Call]:
         self._require("embed")
         ep, opts = self._split(params)
         inputs = (input,) if isinstance(input, str) else tuple(input or ())
@@ -248,7 +263,7 @@ class Backend(EndpointControls):
 
     def _generate_call(
         self, prompt: Any, model: str | None, kind: str, params: dict[str, Any]
-    ) -> tuple[Endpoint, pipeline.CallOptions, HttpCall]:
+    ) -> tuple[Endpoint, pipeline.CallOptions, Call]:
         self._require("images" if kind == "image" else "generate")
         ep, opts = self._split(params)
         if not isinstance(prompt, str) or not prompt:
@@ -266,7 +281,7 @@ class Backend(EndpointControls):
         options."""
         self._require("chat")
         ep, opts, call = self._chat_call("chat", messages, model, system, params)
-        return pipeline.run(ep, call, opts)  # type: ignore[no-any-return]
+        return pipeline.run(ep, call, opts, authorize=self._authorize)  # type: ignore[no-any-return]
 
     def stream(
         self, *, messages: Any, model: str | None = None, system: str | None = None, **params: Any
@@ -275,7 +290,7 @@ class Backend(EndpointControls):
         Use it in a ``with`` block (or read it to the end) so its queue slot is freed."""
         self._require("stream")
         ep, opts, call = self._chat_call("stream", messages, model, system, params)
-        return Stream(pipeline.run_stream(ep, call, opts))
+        return Stream(pipeline.run_stream(ep, call, opts, authorize=self._authorize))
 
     def embed(
         self,
@@ -287,14 +302,14 @@ class Backend(EndpointControls):
     ) -> EmbeddingResponse:
         """Embed one text or many. ``encoding_format="base64"`` is decoded to the same floats."""
         ep, opts, call = self._embed_call(input, model, encoding_format, params)
-        return pipeline.run(ep, call, opts)  # type: ignore[no-any-return]
+        return pipeline.run(ep, call, opts, authorize=self._authorize)  # type: ignore[no-any-return]
 
     def generate(
         self, *, prompt: str, model: str | None = None, kind: str = "text", **params: Any
     ) -> GenerateResponse | ImageResponse:
         """Generate from a prompt: text (``kind="text"``) or images (``kind="image"``)."""
         ep, opts, call = self._generate_call(prompt, model, kind, params)
-        return pipeline.run(ep, call, opts)  # type: ignore[no-any-return]
+        return pipeline.run(ep, call, opts, authorize=self._authorize)  # type: ignore[no-any-return]
 
     def generate_image(
         self, *, prompt: str, model: str | None = None, **params: Any
@@ -307,7 +322,8 @@ class Backend(EndpointControls):
         self._require("list_models")
         ep, opts = self._split(options)
         self._reject_extra(options)
-        return pipeline.run(ep, self._call("list_models", ep), opts)  # type: ignore[no-any-return]
+        call = self._call("list_models", ep)
+        return pipeline.run(ep, call, opts, authorize=self._authorize)  # type: ignore[no-any-return]
 
     # -- async calls ------------------------------------------------------------------------
     async def achat(
@@ -316,7 +332,7 @@ class Backend(EndpointControls):
         """Async :meth:`chat`."""
         self._require("chat")
         ep, opts, call = self._chat_call("chat", messages, model, system, params)
-        return await pipeline.arun(ep, call, opts)  # type: ignore[no-any-return]
+        return await pipeline.arun(ep, call, opts, authorize=self._authorize)  # type: ignore[no-any-return]
 
     def astream(
         self, *, messages: Any, model: str | None = None, system: str | None = None, **params: Any
@@ -324,7 +340,7 @@ class Backend(EndpointControls):
         """Async :meth:`stream`: ``async with backend.astream(...) as s: async for chunk in s``."""
         self._require("stream")
         ep, opts, call = self._chat_call("stream", messages, model, system, params)
-        return AsyncStream(pipeline.arun_stream(ep, call, opts))
+        return AsyncStream(pipeline.arun_stream(ep, call, opts, authorize=self._authorize))
 
     async def aembed(
         self,
@@ -336,14 +352,14 @@ class Backend(EndpointControls):
     ) -> EmbeddingResponse:
         """Async :meth:`embed`."""
         ep, opts, call = self._embed_call(input, model, encoding_format, params)
-        return await pipeline.arun(ep, call, opts)  # type: ignore[no-any-return]
+        return await pipeline.arun(ep, call, opts, authorize=self._authorize)  # type: ignore[no-any-return]
 
     async def agenerate(
         self, *, prompt: str, model: str | None = None, kind: str = "text", **params: Any
     ) -> GenerateResponse | ImageResponse:
         """Async :meth:`generate`."""
         ep, opts, call = self._generate_call(prompt, model, kind, params)
-        return await pipeline.arun(ep, call, opts)  # type: ignore[no-any-return]
+        return await pipeline.arun(ep, call, opts, authorize=self._authorize)  # type: ignore[no-any-return]
 
     async def agenerate_image(
         self, *, prompt: str, model: str | None = None, **params: Any
@@ -356,7 +372,8 @@ class Backend(EndpointControls):
         self._require("list_models")
         ep, opts = self._split(options)
         self._reject_extra(options)
-        return await pipeline.arun(ep, self._call("list_models", ep), opts)  # type: ignore[no-any-return]
+        call = self._call("list_models", ep)
+        return await pipeline.arun(ep, call, opts, authorize=self._authorize)  # type: ignore[no-any-return]
 
     # -- a plugin's own calls ------------------------------------------------------------------
     def request(self, call: HttpCall, **options: Any) -> Any:
@@ -365,25 +382,25 @@ class Backend(EndpointControls):
         (``endpoint_id=``, ``priority=``, ``timeout=``...)."""
         ep, opts = self._split(options)
         self._reject_extra(options)
-        return pipeline.run(ep, call, opts)
+        return pipeline.run(ep, call, opts, authorize=self._authorize)
 
     async def arequest(self, call: HttpCall, **options: Any) -> Any:
         """Async :meth:`request`."""
         ep, opts = self._split(options)
         self._reject_extra(options)
-        return await pipeline.arun(ep, call, opts)
+        return await pipeline.arun(ep, call, opts, authorize=self._authorize)
 
     def request_stream(self, call: HttpCall, **options: Any) -> Stream:
         """Stream a plugin-built call (``HttpCall.stream`` set) through the pipeline."""
         ep, opts = self._split(options)
         self._reject_extra(options)
-        return Stream(pipeline.run_stream(ep, call, opts))
+        return Stream(pipeline.run_stream(ep, call, opts, authorize=self._authorize))
 
     def arequest_stream(self, call: HttpCall, **options: Any) -> AsyncStream:
         """Async :meth:`request_stream`."""
         ep, opts = self._split(options)
         self._reject_extra(options)
-        return AsyncStream(pipeline.arun_stream(ep, call, opts))
+        return AsyncStream(pipeline.arun_stream(ep, call, opts, authorize=self._authorize))
 
     @staticmethod
     def _reject_extra(options: Mapping[str, Any]) -> None:
@@ -395,9 +412,12 @@ class Backend(EndpointControls):
         self, kind: str = "chat", model: str | None = None, **options: Any
     ) -> Callable[..., Any]:
         """An async endpoint handler: ``await handler(prompt)`` returns a plain dict."""
-        handler = self._hook.create_handler(
-            backend=self.name, client=self, kind=kind, model=model, options=options
-        )
+        impl = self._registration.hook("create_handler")
+        handler = None
+        if impl is not None:
+            handler = impl(backend=self.name, client=self, kind=kind, model=model, options=options)
+        if handler is None:
+            handler = handlers.create_handler(self.name, self, kind, model, options)
         if handler is None:
             raise InvalidArgumentError(f"{self.name} has no handler of kind {kind!r}")
-        return handler  # type: ignore[no-any-return]
+        return handler

@@ -37,8 +37,9 @@ class BackendSpec:
     it, so ``GROQ_BASE_URL=https://api.groq.com`` becomes ``https://api.groq.com/openai/v1``
     while a URL that already has the suffix is kept as it is.
 
-    ``model_required=False`` declares a backend that serves one model (TEI, a self-hosted
-    server): calls without a model send none. ``seed_class`` names the quickstart guide's
+    ``extra_config`` names plugin-specific metadata keys with their defaults; their resolved
+    values reach the hooks as ``Settings.extra``. ``model_required=False`` declares a
+    backend that serves one model (TEI, a self-hosted server): calls without a model send none. ``seed_class`` names the quickstart guide's
     class for the backend as ``"module:attribute"``, imported by
     :mod:`ipfs_accelerate_py.api_backends` on first use.
     """
@@ -58,7 +59,7 @@ class BackendSpec:
     request_id_header: str | None = None
     capabilities: frozenset[str] = CAPABILITIES
     display_name: str = ""
-    options: Mapping[str, Any] = attrs.field(factory=dict)
+    extra_config: Mapping[str, Any] = attrs.field(factory=dict)
     model_required: bool = True
     seed_class: str | None = None
 
@@ -79,7 +80,7 @@ class Settings:
     default_model: str | None = None
     timeout: float = 600.0
     connect_timeout: float = 5.0
-    options: Mapping[str, Any] = attrs.field(factory=dict)
+    extra: Mapping[str, Any] = attrs.field(factory=dict)
 
     def __repr__(self) -> str:
         key = mask_secret(self.api_key) if self.api_key else None
@@ -202,14 +203,14 @@ def resolve_settings(
         timeout = found[0] if found else 600.0
     timeout = seconds_setting(timeout, "timeout", parse_text=True)
 
-    options = {k: meta.get(k, v) for k, v in spec.options.items()}
+    extra = {k: meta.get(k, v) for k, v in spec.extra_config.items()}
     return Settings(
         provider=spec.name,
         base_url=url,
         api_key=key,
         default_model=model,
         timeout=float(timeout),
-        options=options,
+        extra=extra,
     )
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .calls import STREAM_END, HttpCall, StreamEnd
+from .decoders import ServerSentEvent
 from .errors import (
     BackendError,
     InvalidRequestError,
@@ -21,7 +22,6 @@ from .errors import (
     RateLimitError,
     ServerError,
 )
-from .streaming import ServerSentEvent
 from .transport import _error_fields
 from .types import (
     ChatRequest,

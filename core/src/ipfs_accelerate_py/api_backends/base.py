@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..endpoint import SETTING_NAMES
+from ..endpoint import POLICY_NAMES
 
 if TYPE_CHECKING:
     from ..backend import Backend
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 __all__ = ["GuideClient"]
 
 # names settable on the guide object that belong to the backend's default endpoint
-_FORWARDED_SETTINGS = SETTING_NAMES | {"key_selection_strategy"}
+_FORWARDED_SETTINGS = POLICY_NAMES | {"key_selection_strategy"}
 
 
 class GuideClient:

@@ -15,11 +15,16 @@ import threading
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import attrs
 
 from ipfs_accelerate_py.errors import ConfigurationError
 from ipfs_accelerate_py.masking import mask_secret
 from ipfs_accelerate_py.resilience.clock import SYSTEM_CLOCK, Clock
+
+if TYPE_CHECKING:
+    from ipfs_accelerate_py.calls import Credential
 
 __all__ = ["ApiKey", "KeyLease", "KeyPool", "parse_duration"]
 
@@ -84,6 +89,7 @@ class ApiKey:
     cooldown_until: float = 0.0  # monotonic seconds; 0 = usable
     remaining_requests: int | None = None
     remaining_tokens: int | None = None
+    credential: Any = None  # the Credential handed to the plugin (built once, on add)
 
     def __repr__(self) -> str:
         return f"ApiKey(name={self.name!r}, key={mask_secret(self.secret)!r})"
@@ -150,8 +156,15 @@ class KeyPool:
     def strategy(self, value: str) -> None:
         self._strategy = _strategy(value, self._provider)
 
-    def add(self, name: str, secret: str) -> None:
-        """Add a key, or replace the secret of the key already called ``name``."""
+    def add(self, name: str, secret: str | Credential) -> None:
+        """Add a key, or replace the secret of the key already called ``name``. A
+        :class:`~ipfs_accelerate_py.calls.Credential` adds a credential of several parts
+        (an access key id and its secret); its ``secret`` is the part that is masked."""
+        from ipfs_accelerate_py.calls import Credential
+
+        credential = secret if isinstance(secret, Credential) else None
+        if credential is not None:
+            secret = credential.secret
         if not isinstance(name, str) or not name.strip():
             raise ConfigurationError(
                 "API key name must be a non-empty string", provider=self._provider
@@ -164,11 +177,18 @@ class KeyPool:
                 f"API key {name!r} contains whitespace or control characters",
                 provider=self._provider,
             )
+        if credential is None or credential.secret != secret:
+            credential = (
+                Credential(secret)
+                if credential is None
+                else attrs.evolve(credential, secret=secret)
+            )
         with self._lock:
             if name in self._keys:
                 self._keys[name].secret = secret
+                self._keys[name].credential = credential
             else:
-                self._keys[name] = ApiKey(name, secret)
+                self._keys[name] = ApiKey(name, secret, credential=credential)
                 self._refresh()
 
     def remove(self, name: str) -> None:
