@@ -39,9 +39,9 @@ class BackendSpec:
 
     ``extra_config`` names plugin-specific metadata keys with their defaults; their resolved
     values reach the hooks as ``Settings.extra``. ``model_required=False`` declares a
-    backend that serves one model (TEI, a self-hosted server): calls without a model send none. ``seed_class`` names the quickstart guide's
-    class for the backend as ``"module:attribute"``, imported by
-    :mod:`ipfs_accelerate_py.api_backends` on first use.
+    backend that serves one model (TEI, a self-hosted server): calls without a model send
+    none. ``seed_class`` names the quickstart guide's class for the backend as
+    ``"module:attribute"``, imported by :mod:`ipfs_accelerate_py.api_backends` on first use.
     """
 
     name: str
