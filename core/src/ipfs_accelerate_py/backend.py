@@ -3,8 +3,10 @@
 ``get_backend("openai")`` returns a :class:`Backend`. Its methods take keywords
 (``messages=``, ``model=``, generation parameters) and come in sync and async twins
 (``chat``/``achat``, ``stream``/``astream``...). Every call also accepts the pipeline options
-``endpoint_id=``, ``priority=``, ``request_id=``, ``api_key_name=``, ``timeout=``,
-``queue_timeout=`` and ``extra_headers=``. One backend serves any number of threads and event
+``endpoint_id=``, ``priority=``, ``request_id=``, ``api_key_name=``, ``timeout=`` (a
+deadline for each attempt; for a stream, the longest wait for the next event),
+``total_timeout=`` (for a stream: the whole stream), ``queue_timeout=`` and
+``extra_headers=``. One backend serves any number of threads and event
 loops for its whole life.
 """
 
@@ -52,6 +54,7 @@ PIPELINE_OPTIONS = frozenset(
         "extra_headers",
         "extra_body",
         "extra_query",
+        "total_timeout",
     }
 )
 _NUMBER_PARAMS = frozenset(("temperature", "top_p", "frequency_penalty", "presence_penalty"))
@@ -171,6 +174,7 @@ class Backend(EndpointControls):
         priority = kwargs.pop("priority", None)
         timeout = kwargs.pop("timeout", None)
         queue_timeout = kwargs.pop("queue_timeout", None)
+        total_timeout = kwargs.pop("total_timeout", None)
         try:
             opts = pipeline.CallOptions(
                 request_id=str(request_id),
@@ -185,6 +189,11 @@ class Backend(EndpointControls):
                 extra_headers=_string_map(kwargs.pop("extra_headers", None), "extra_headers"),
                 extra_body=_mapping(kwargs.pop("extra_body", None), "extra_body"),
                 extra_query=_string_map(kwargs.pop("extra_query", None), "extra_query"),
+                total_timeout=(
+                    None
+                    if total_timeout is None
+                    else seconds_setting(total_timeout, "total_timeout")
+                ),
             )
         except ConfigurationError as exc:
             raise InvalidArgumentError(exc.message) from None
@@ -290,7 +299,9 @@ class Backend(EndpointControls):
         Use it in a ``with`` block (or read it to the end) so its queue slot is freed."""
         self._require("stream")
         ep, opts, call = self._chat_call("stream", messages, model, system, params)
-        return Stream(pipeline.run_stream(ep, call, opts, authorize=self._authorize))
+        control = pipeline.StreamControl()
+        gen = pipeline.run_stream(ep, call, opts, control, authorize=self._authorize)
+        return Stream(gen, control)
 
     def embed(
         self,
@@ -394,7 +405,9 @@ class Backend(EndpointControls):
         """Stream a plugin-built call (``HttpCall.stream`` set) through the pipeline."""
         ep, opts = self._split(options)
         self._reject_extra(options)
-        return Stream(pipeline.run_stream(ep, call, opts, authorize=self._authorize))
+        control = pipeline.StreamControl()
+        gen = pipeline.run_stream(ep, call, opts, control, authorize=self._authorize)
+        return Stream(gen, control)
 
     def arequest_stream(self, call: HttpCall, **options: Any) -> AsyncStream:
         """Async :meth:`request_stream`."""

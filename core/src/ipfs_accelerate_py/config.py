@@ -127,8 +127,14 @@ def _first(
     return None
 
 
+MAX_SECONDS = 2_147_483.0
+"""The longest timeout accepted, in seconds (~24.8 days): the socket layer waits with
+``poll()``, whose timeout is a 32-bit count of milliseconds."""
+
+
 def seconds_setting(value: Any, name: str, *, parse_text: bool = False) -> float:
-    """A positive, finite number of seconds (text like ``"30"`` too when ``parse_text``)."""
+    """A positive, finite number of seconds no larger than :data:`MAX_SECONDS` (text like
+    ``"30"`` too when ``parse_text``)."""
     if parse_text and isinstance(value, str):
         try:
             value = float(value)
@@ -141,6 +147,10 @@ def seconds_setting(value: Any, name: str, *, parse_text: bool = False) -> float
         or value <= 0
     ):
         raise ConfigurationError(f"{name} must be a positive number of seconds, got {value!r}")
+    if value > MAX_SECONDS:
+        raise ConfigurationError(
+            f"{name} must be at most {MAX_SECONDS:,.0f} seconds (about 24 days), got {value!r}"
+        )
     return float(value)
 
 
