@@ -132,9 +132,7 @@ class ovms(_ChatClient):
         """``GET /v2/models/{model}[/versions/{version}]/ready``."""
         return _ovms.check(self.backend, _ovms.model_ready_call(model, version), **options)
 
-    async def ais_model_ready(
-        self, model: str, version: int | None = None, **options: Any
-    ) -> bool:
+    async def ais_model_ready(self, model: str, version: int | None = None, **options: Any) -> bool:
         """Async :meth:`is_model_ready`."""
         return await _ovms.acheck(self.backend, _ovms.model_ready_call(model, version), **options)
 
@@ -207,9 +205,7 @@ class ovms(_ChatClient):
         self, model: str, instances: Any, version: int | None = None, **options: Any
     ) -> Any:
         """Async :meth:`predict`."""
-        return await self.backend.arequest(
-            _ovms.predict_call(model, instances, version), **options
-        )
+        return await self.backend.arequest(_ovms.predict_call(model, instances, version), **options)
 
     def create_ovms_endpoint_handler(self, model: str | None = None) -> Any:
         """An async chat handler over ``/v3/chat/completions``."""

@@ -193,9 +193,7 @@ def input_name_of(backend: Backend, model: str, version: Any = None, **options: 
     return name
 
 
-async def ainput_name_of(
-    backend: Backend, model: str, version: Any = None, **options: Any
-) -> str:
+async def ainput_name_of(backend: Backend, model: str, version: Any = None, **options: Any) -> str:
     """Async :func:`input_name_of`."""
     name = cached_input_name(backend, model, version)
     if name is None:
