@@ -95,7 +95,7 @@ def encode_tensor(name: str, value: Any, datatype: str | None = None) -> dict[st
     np = _numpy()
     array = np.asarray(value)
     dt = datatype or _datatype(array, name)
-    if dt not in DTYPES:
+    if not isinstance(dt, str) or dt not in DTYPES:
         raise InvalidArgumentError(f"input {name!r}: unknown KServe datatype {dt!r}")
     flat = array.reshape(-1)
     if dt == "BYTES":
@@ -172,11 +172,13 @@ def decode_tensor(tensor: Any) -> Any:
     if not isinstance(tensor, Mapping):
         raise _bad("an output is not an object", tensor)
     datatype = tensor.get("datatype")
-    if datatype not in DTYPES:
+    if not isinstance(datatype, str) or datatype not in DTYPES:
         raise _bad(f"unknown datatype {datatype!r}", tensor)
     shape = tensor.get("shape")
     if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
         raise _bad("'shape' is not a list of non-negative integers", tensor)
+    if math.prod(shape) > 1 << 31:
+        raise _bad(f"shape {shape} is implausibly large", tensor)
     params = tensor.get("parameters")
     if isinstance(params, Mapping) and "binary_data_size" in params:
         raise _bad("binary tensor data is not supported (the request asks for JSON)", tensor)
