@@ -211,3 +211,15 @@ def test_stream_cut_is_a_connection_error(llvm: Backend, protocol_server: Protoc
     protocol_server.on("POST", CHAT, default=Reply.sse(wire.chat_stream(["a", "b"]), cut_after=2))
     with pytest.raises(errors.ConnectionError):
         list(llvm.stream(messages=MESSAGES))
+
+
+def test_key_echoed_by_the_server_is_masked(
+    make: Callable[..., Backend], protocol_server: ProtocolServer, secret: str
+) -> None:
+    backend = make("llvm", "/v1", api_key=secret)
+    body = {"error": {"message": f"invalid token {secret}", "type": "Unauthorized", "code": 401}}
+    protocol_server.on("POST", CHAT, Reply.json(body, status=401))
+    with pytest.raises(errors.AuthenticationError) as info:
+        backend.chat(messages=MESSAGES)
+    assert secret not in str(info.value) and secret not in repr(info.value)
+    assert secret not in repr(backend.settings)
