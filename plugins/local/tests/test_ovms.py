@@ -244,7 +244,9 @@ def test_predict_sync_and_async(client: ovms_api, protocol_server: ProtocolServe
 
 def test_v3_openai_endpoints(ovms: Backend, protocol_server: ProtocolServer) -> None:
     protocol_server.on(
-        "POST", "/v3/chat/completions", Reply.json(wire.chat_completion("hi", model="llama3"))
+        "POST",
+        "/v3/chat/completions",
+        default=Reply.json(wire.chat_completion("hi", model="llama3")),
     )
     protocol_server.on("POST", "/v3/embeddings", default=Reply.json(wire.embeddings([[1.0, 2.0]])))
     protocol_server.on("GET", "/v3/models", default=Reply.json(wire.models(["llama3"], "OVMS")))
@@ -259,6 +261,8 @@ def test_v3_openai_endpoints(ovms: Backend, protocol_server: ProtocolServer) -> 
     assert asyncio.run(ovms.aembed(input="x", model="gte")).embedding == [1.0, 2.0]
     assert ovms.embed(input="x", model="gte").embedding == [1.0, 2.0]
     assert [m.id for m in ovms.list_models()] == ["llama3"]
+    assert [m.id for m in asyncio.run(ovms.alist_models())] == ["llama3"]
+    assert asyncio.run(ovms.achat(messages=MESSAGES, model="llama3")).text == "hi"
     assert ovms.generate(prompt="Hi", model="llama3").text == "!"
     assert protocol_server.requests[0].json()["model"] == "llama3"
     assert ovms.get_usage_stats()["estimated_cost_usd"] == 0
