@@ -120,7 +120,7 @@ def test_options_dict_keywords_and_formats(
                 ]
             },
             "base64",
-        ),  # noqa: E501
+        ),
         (
             {
                 "messages": [
@@ -129,7 +129,7 @@ def test_options_dict_keywords_and_formats(
                 "tool_args": "{not json",
             },
             "not JSON",
-        ),  # noqa: E501
+        ),
     ],
 )
 def test_bad_arguments_fail_before_sending(
