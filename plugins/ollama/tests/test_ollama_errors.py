@@ -226,9 +226,7 @@ def test_malformed_stream(ollama: Backend, protocol_server: ProtocolServer, repl
 
 
 def test_stream_error_status_is_retried(ollama: Backend, protocol_server: ProtocolServer) -> None:
-    protocol_server.on(
-        "POST", CHAT, wire.error("busy", 503), Reply.ndjson(wire.chat_stream(["x"]))
-    )
+    protocol_server.on("POST", CHAT, wire.error("busy", 503), Reply.ndjson(wire.chat_stream(["x"])))
     assert [c.text for c in ollama.stream(messages=MESSAGES, model="llama3")] == ["x", ""]
 
 

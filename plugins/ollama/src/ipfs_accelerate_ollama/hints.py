@@ -37,7 +37,7 @@ def explain(err: BackendError, backend: Backend, model: str | None) -> BackendEr
         name = model or backend.settings.default_model
         if name and "ollama pull" not in err.message:
             hint = f"run `ollama pull {name}` to download it"
-    elif isinstance(err, ConnectionError) and err.message.startswith("the connection failed"):
+    elif isinstance(err, ConnectionError) and "ConnectError" in err.message:  # not reached
         url = mask_url(backend.settings.base_url)
         if url not in err.message:
             hint = f"is Ollama running at {url}? start it with `ollama serve`"
