@@ -99,7 +99,8 @@ def test_generate_stream_generate_and_show(protocol_server: ProtocolServer) -> N
     assert [c["text"] for c in chunks] == ["Bl", "ue.", ""]
     assert chunks[-1]["done"] and chunks[-1].usage.completion_tokens == 282
     assert client.show("llama3", verbose=True)["capabilities"] == ["completion", "tools"]
-    gen, streamed = protocol_server.requests_to("/api/generate")
+    plain, streamed = protocol_server.requests_to("/api/generate")
+    assert plain.json()["stream"] is False
     assert streamed.json() == {
         "model": "llama3",
         "prompt": "Why?",
