@@ -151,3 +151,15 @@ def test_stream_closed_early_frees_the_slot(protocol_server: ProtocolServer) -> 
     with client.stream_chat("llama3", [{"role": "user", "content": "Hi"}]) as stream:
         next(stream)
     assert client.chat("llama3", [{"role": "user", "content": "Hi"}], queue_timeout=2)["text"]
+
+
+def test_plugin_calls_need_a_model(protocol_server: ProtocolServer) -> None:
+    client = ollama(metadata={"ollama_api_url": protocol_server.url("/api")})
+    for call in (
+        lambda: client.show(),
+        lambda: client.stream_generate(None, "Hi"),
+        lambda: client.embed(None, "Hi"),
+    ):
+        with pytest.raises(errors.InvalidArgumentError, match="OLLAMA_MODEL"):
+            call()
+    assert protocol_server.requests == []

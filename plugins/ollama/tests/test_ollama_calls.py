@@ -376,3 +376,21 @@ def test_handler(ollama: Backend, protocol_server: ProtocolServer) -> None:
     handler = ollama.create_handler("chat", "llama3")
     assert asyncio.run(handler("Hi"))["text"] == "handled"
     assert protocol_server.requests[0].json()["messages"] == [{"role": "user", "content": "Hi"}]
+
+
+def test_final_line_without_message(ollama: Backend, protocol_server: ProtocolServer) -> None:
+    # docs/api.md "Chat request (With History)": the final line carries no message
+    lines = wire.chat_stream(["The"])
+    del lines[-1]["message"]
+    protocol_server.on("POST", CHAT, Reply.ndjson(lines))
+    chunks = list(ollama.stream(messages=MESSAGES, model="llama3"))
+    assert [c.text for c in chunks] == ["The", ""] and chunks[-1].usage is not None
+
+
+def test_thinking_is_kept_in_raw(ollama: Backend, protocol_server: ProtocolServer) -> None:
+    body = wire.chat("42")
+    body["message"]["thinking"] = "Let me think."
+    protocol_server.on("POST", CHAT, Reply.json(body))
+    result = ollama.chat(messages=MESSAGES, model="qwen3", think=True)
+    assert protocol_server.requests[0].json()["think"] is True
+    assert result.text == "42" and result.raw["message"]["thinking"] == "Let me think."

@@ -20,7 +20,7 @@ from ipfs_accelerate_py.errors import InvalidArgumentError, NotFoundError
 from ipfs_accelerate_py.types import EmbeddingResponse
 
 from .hints import hinted, missing_route
-from .plugin import legacy_embed_call, legacy_enabled
+from .plugin import legacy_embed_call, legacy_enabled, model_of
 
 if TYPE_CHECKING:
     from ipfs_accelerate_py.backend import Backend
@@ -38,9 +38,7 @@ def _plan(
         raise InvalidArgumentError(
             "input must be a non-empty string or a non-empty list of strings"
         )
-    name = model or backend.settings.default_model
-    if not isinstance(name, str) or not name:
-        raise InvalidArgumentError("ollama needs a model: pass model= or set OLLAMA_MODEL")
+    name = model_of(backend, model)
     body = {k: v for k, v in params.items() if k not in PIPELINE_OPTIONS}
     body.pop("encoding_format", None)  # Ollama returns floats only
     options = {k: v for k, v in params.items() if k in PIPELINE_OPTIONS}

@@ -25,7 +25,7 @@ from ipfs_accelerate_py.types import (
 
 from . import embeddings
 from .hints import hinted, hinted_stream
-from .plugin import generate_stream_call, show_call
+from .plugin import generate_stream_call, model_of, show_call
 
 __all__ = ["ollama"]
 
@@ -77,7 +77,7 @@ class ollama(GuideClient):
 
     def stream_generate(self, model: str | None, prompt: str, **params: Any) -> Stream:
         """``/api/generate`` streamed: chunks with ``"text"`` and ``"done"``."""
-        name = model or self.backend.settings.default_model or ""
+        name = model_of(self.backend, model)
         options = {k: params.pop(k) for k in list(params) if k in PIPELINE_OPTIONS}
         call = generate_stream_call(name, prompt, params)
         with hinted(self.backend, name):
@@ -91,7 +91,7 @@ class ollama(GuideClient):
 
     def show(self, model: str | None = None, verbose: bool = False) -> dict[str, Any]:
         """``/api/show``: the model's details, parameters, template and capabilities."""
-        name = model or self.backend.settings.default_model or ""
+        name = model_of(self.backend, model)
         with hinted(self.backend, name):
             return self.backend.request(show_call(name, verbose))  # type: ignore[no-any-return]
 

@@ -9,7 +9,7 @@ an Ollama behind an authenticating proxy or ollama.com.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ipfs_accelerate_py.calls import HttpCall
 from ipfs_accelerate_py.config import BackendSpec, Settings
@@ -19,6 +19,9 @@ from ipfs_accelerate_py.types import ChatRequest, EmbedRequest, GenerateRequest
 
 from . import wire
 from .wire import NAME
+
+if TYPE_CHECKING:
+    from ipfs_accelerate_py.backend import Backend
 
 SPEC = BackendSpec(
     name=NAME,
@@ -38,6 +41,16 @@ SPEC = BackendSpec(
 
 def _no_usage(_: Any) -> None:
     return None
+
+
+def model_of(backend: Backend, model: str | None) -> str:
+    """The model for a plugin-built call: ``model``, else the configured default."""
+    name = model or backend.settings.default_model
+    if not isinstance(name, str) or not name:
+        raise InvalidArgumentError(
+            "ollama needs a model: pass model= or set OLLAMA_MODEL", provider=NAME
+        )
+    return name
 
 
 def legacy_enabled(settings: Settings) -> bool:
