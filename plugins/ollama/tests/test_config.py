@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import ollama_wire as wire
 import pytest
 
@@ -82,3 +87,22 @@ def test_bad_url_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("OLLAMA_API_URL", "ftp://example.invalid")
     with pytest.raises(errors.ConfigurationError, match="OLLAMA_API_URL"):
         get_backend("ollama")
+
+
+def test_dotenv_file_as_the_guide_shows(protocol_server: ProtocolServer, tmp_path: Path) -> None:
+    # the guide's "Method 2: .env File", read from the working directory in a fresh process
+    (tmp_path / ".env").write_text(
+        f"OLLAMA_API_URL={protocol_server.url('/api')}\nOLLAMA_MODEL=llama3\n"
+    )
+    protocol_server.on("POST", "/api/chat", Reply.json(wire.chat("from .env")))
+    code = (
+        "from ipfs_accelerate_py.api_backends import ollama\n"
+        "print(ollama().chat(None, [{'role': 'user', 'content': 'Hi'}])['text'])\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OLLAMA_")}
+    env.pop("IPFS_ACCELERATE_NO_DOTENV", None)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert (out.returncode, out.stdout) == (0, "from .env\n"), out.stderr
+    assert protocol_server.requests[0].json()["model"] == "llama3"
