@@ -34,7 +34,7 @@ SPEC = BackendSpec(
     model_env=("OLLAMA_MODEL",),
     api_key_required=False,
     capabilities=frozenset({"chat", "stream", "embed", "generate", "list_models"}),
-    options={"legacy_embeddings": False},
+    extra_config={"legacy_embeddings": False},
     seed_class="ipfs_accelerate_ollama.guide:ollama",
 )
 
@@ -55,7 +55,7 @@ def model_of(backend: Backend, model: str | None) -> str:
 
 def legacy_enabled(settings: Settings) -> bool:
     """Whether ``metadata={"legacy_embeddings": True}`` asks for ``/api/embeddings``."""
-    value = settings.options.get("legacy_embeddings", False)
+    value = settings.extra.get("legacy_embeddings", False)
     if isinstance(value, str):
         return value.strip().lower() in ("1", "true", "yes", "on")
     return bool(value)
