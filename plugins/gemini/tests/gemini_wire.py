@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 
 from ipfs_accelerate_py.testing.server import Reply
@@ -60,7 +61,7 @@ def response(
     }
 
 
-def stream_events(pieces: list[str], finish: str = "STOP") -> list[dict[str, Any]]:
+def stream_events(pieces: list[str], finish: str | None = "STOP") -> list[dict[str, Any]]:
     """The events of ``streamGenerateContent?alt=sse``: one response per piece, usage on each
     (growing), the finish reason on the last."""
     events = []
@@ -80,14 +81,13 @@ def stream_events(pieces: list[str], finish: str = "STOP") -> list[dict[str, Any
 
 
 def sse(events: list[Any], split: Any = None, **kw: Any) -> Reply:
-    """Gemini's framing: ``data: {...}`` lines ended by CRLF CRLF."""
-    import json
-
-    payload = b"".join(
+    """Gemini's framing: ``data: {...}`` lines ended by CRLF CRLF, one chunk per event
+    unless ``split`` says otherwise."""
+    frames = [
         e if isinstance(e, bytes) else b"data: " + json.dumps(e).encode() + b"\r\n\r\n"
         for e in events
-    )
-    return Reply.sse(payload, split=split, **kw)
+    ]
+    return Reply.sse(frames, split=split, **kw)
 
 
 def error(code: int, status: str, message: str, details: list[Any] | None = None) -> dict[str, Any]:

@@ -8,6 +8,8 @@ import json
 
 import gemini_wire as wire
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ipfs_accelerate_py.backend import Backend
 from ipfs_accelerate_py.testing.server import ProtocolServer, Reply
@@ -247,6 +249,22 @@ def test_stream_chunks_at_any_byte_boundary(
     assert final.usage is not None
     assert (final.usage.prompt_tokens, final.usage.completion_tokens) == (8, len(PIECES))
     assert gemini.get_usage_stats()["completion_tokens"] == len(PIECES)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(cuts=st.lists(st.integers(min_value=1, max_value=600), max_size=12))
+def test_stream_split_anywhere(
+    gemini: Backend, protocol_server: ProtocolServer, cuts: list[int]
+) -> None:
+    protocol_server.reset()
+    protocol_server.on("POST", STREAM, wire.sse(wire.stream_events(PIECES), split=cuts))
+    chunks = list(gemini.stream(messages=MESSAGES))
+    assert [c.text for c in chunks] == [*PIECES, ""]
+    assert chunks[-1].done and chunks[-1].finish_reason == "stop"
 
 
 def test_astream(gemini: Backend, protocol_server: ProtocolServer) -> None:
