@@ -465,3 +465,28 @@ def test_tuned_model_names_are_kept(gemini: Backend, protocol_server: ProtocolSe
     path = "/v1beta/tunedModels/my-model-123:generateContent"
     protocol_server.on("POST", path, Reply.json(wire.response("tuned")))
     assert gemini.chat(messages=MESSAGES, model="tunedModels/my-model-123").text == "tuned"
+
+
+@pytest.mark.parametrize(
+    ("model", "prompt_price", "output_price"),
+    [
+        ("gemini-2.5-flash", 0.3, 2.5),
+        ("models/gemini-2.5-pro", 1.25, 10.0),
+        ("gemini-2.5-flash-lite", 0.1, 0.4),
+        ("gemini-2.0-flash-001", 0.1, 0.4),
+        ("gemini-1.5-flash-8b", 0.0375, 0.15),
+    ],
+)
+def test_cost_from_the_gemini_price_list(
+    gemini: Backend,
+    protocol_server: ProtocolServer,
+    model: str,
+    prompt_price: float,
+    output_price: float,
+) -> None:
+    path = f"/v1beta/models/{model.removeprefix('models/')}:generateContent"
+    usage = wire.usage(1_000, 2_000)
+    protocol_server.on("POST", path, Reply.json(wire.response("x", usage_metadata=usage)))
+    gemini.chat(messages=MESSAGES, model=model)
+    expected = (1_000 * prompt_price + 2_000 * output_price) / 1e6
+    assert gemini.get_usage_stats()["estimated_cost_usd"] == pytest.approx(expected, abs=1e-6)
