@@ -296,6 +296,19 @@ def test_stream_function_calls(gemini: Backend, protocol_server: ProtocolServer)
     assert chunks[-1].done and chunks[-1].finish_reason == "tool_calls"
 
 
+def test_stream_with_several_candidates_follows_the_first(
+    gemini: Backend, protocol_server: ProtocolServer
+) -> None:
+    second = {"content": {"parts": [{"text": "other"}], "role": "model"}, "index": 1}
+    events = wire.stream_events(["A", "B"])
+    events.insert(1, {"candidates": [second]})
+    events[-1]["candidates"].append({**second, "finishReason": "STOP"})
+    protocol_server.on("POST", STREAM, wire.sse(events))
+    chunks = list(gemini.stream(messages=MESSAGES, n=2))
+    assert [c.text for c in chunks] == ["A", "B", ""]
+    assert protocol_server.requests[0].json()["generationConfig"] == {"candidateCount": 2}
+
+
 def test_stream_usage_only_event(gemini: Backend, protocol_server: ProtocolServer) -> None:
     events = [
         *wire.stream_events(["Hi"]),

@@ -142,7 +142,7 @@ def error_from_body(body: Any, *, http_status: int | None = None) -> BackendErro
     return cls(
         f"{where}{err.get('message') or status or 'no message'}",
         provider=PROVIDER,
-        status_code=http_status,
+        status_code=number,  # in a stream, Google's code is the HTTP status it stands for
         code=reason or status,
         retry_after=delay,
         body=body,
@@ -210,7 +210,8 @@ def _check_prompt(body: Mapping[str, Any]) -> None:
 
 
 def _candidate(body: Any) -> Mapping[str, Any] | None:
-    """The first candidate of a reply (None when a stream event has none)."""
+    """The first candidate (``index`` 0) of a reply; None when a stream event has none (with
+    ``candidateCount`` > 1 an event may carry only another candidate's text)."""
     if not isinstance(body, Mapping):
         raise _bad("the reply is not a JSON object", body)
     if "error" in body:
@@ -221,7 +222,7 @@ def _candidate(body: Any) -> Mapping[str, Any] | None:
         return None
     if not isinstance(candidates, list) or not all(isinstance(c, Mapping) for c in candidates):
         raise _bad("the reply's candidates are not a list of objects", body)
-    return candidates[0] if candidates else None
+    return next((c for c in candidates if c.get("index", 0) == 0), None)
 
 
 def _read_parts(candidate: Mapping[str, Any]) -> tuple[str, list[tuple[str | None, str, str]]]:
