@@ -2,8 +2,8 @@
 
 A reply blocked by the safety settings (``promptFeedback.blockReason``, or a candidate that
 finished for ``SAFETY``-like reasons with no text) raises InvalidRequestError with code
-``"blocked"`` naming the reason, never an empty string. Errors are Google's
-``{"error": {"code", "message", "status", "details"}}`` mapped to core's classes.
+``"blocked"`` naming the reason, never an empty string. An ``{"error": ...}`` body (an event
+inside a stream) raises the error :mod:`.errors` maps it to.
 """
 
 from __future__ import annotations
@@ -14,18 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ipfs_accelerate_py.calls import StreamEnd
-from ipfs_accelerate_py.errors import (
-    AuthenticationError,
-    BackendError,
-    InvalidRequestError,
-    MalformedResponseError,
-    NotFoundError,
-    PermissionDeniedError,
-    RateLimitError,
-    ServerError,
-    TimeoutError,
-    error_for_status,
-)
+from ipfs_accelerate_py.errors import InvalidRequestError
 from ipfs_accelerate_py.streaming import ServerSentEvent
 from ipfs_accelerate_py.types import (
     ChatResponse,
@@ -37,19 +26,16 @@ from ipfs_accelerate_py.types import (
     Usage,
 )
 
+from .errors import PROVIDER, bad_reply, error_from_body
 from .wire import SYNTHETIC_ID
 
 __all__ = [
-    "error_from_body",
-    "map_error",
     "parse_embeddings",
     "parse_generate",
     "parse_models",
     "parse_usage",
     "stream_parser",
 ]
-
-PROVIDER = "gemini"
 
 _FINISH = {
     "STOP": "stop",
@@ -64,111 +50,6 @@ _FINISH = {
 }
 # finish reasons that mean the answer was withheld: an error when no text came
 _BLOCKED = frozenset(k for k, v in _FINISH.items() if v == "content_filter")
-
-# google.rpc status -> core error class (the HTTP status decides when none of these match)
-_BY_STATUS: dict[str, type[BackendError]] = {
-    "INVALID_ARGUMENT": InvalidRequestError,
-    "FAILED_PRECONDITION": InvalidRequestError,
-    "OUT_OF_RANGE": InvalidRequestError,
-    "UNAUTHENTICATED": AuthenticationError,
-    "PERMISSION_DENIED": PermissionDeniedError,
-    "NOT_FOUND": NotFoundError,
-    "RESOURCE_EXHAUSTED": RateLimitError,
-    "UNAVAILABLE": ServerError,
-    "INTERNAL": ServerError,
-    "UNKNOWN": ServerError,
-    "DEADLINE_EXCEEDED": TimeoutError,
-}
-_AUTH_REASONS = frozenset(("API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_SERVICE_BLOCKED"))
-
-
-def _bad(what: str, body: Any) -> MalformedResponseError:
-    try:
-        excerpt = json.dumps(body)[:200]
-    except (TypeError, ValueError):
-        excerpt = repr(body)[:200]
-    return MalformedResponseError(f"{what}; body starts {excerpt}", provider=PROVIDER)
-
-
-# --- errors ---------------------------------------------------------------------------------
-
-
-def _details(err: Mapping[str, Any]) -> tuple[str | None, float | None]:
-    """The ``ErrorInfo`` reason and the ``RetryInfo`` delay (seconds) in ``details``."""
-    reason, delay = None, None
-    details = err.get("details")
-    for item in details if isinstance(details, list) else ():
-        if not isinstance(item, Mapping):
-            continue
-        if isinstance(item.get("reason"), str):
-            reason = reason or item["reason"]
-        retry = item.get("retryDelay")
-        if isinstance(retry, str) and retry.endswith("s"):
-            try:
-                delay = float(retry[:-1])
-            except ValueError:
-                pass
-    return reason, delay
-
-
-def error_class(
-    status: str | None, http_status: int | None, reason: str | None
-) -> type[BackendError]:
-    """The core error class for a Google error: the ``ErrorInfo`` reason first (an invalid
-    key is a 400 ``INVALID_ARGUMENT`` with reason ``API_KEY_INVALID``), then the rpc status,
-    then the HTTP status."""
-    if reason in _AUTH_REASONS:
-        return AuthenticationError
-    if status in _BY_STATUS:
-        return _BY_STATUS[status]
-    if http_status:
-        return error_for_status(http_status)
-    return ServerError
-
-
-def error_from_body(body: Any, *, http_status: int | None = None) -> BackendError:
-    """The error for Google's ``{"error": {...}}`` body (a reply or an event in a stream)."""
-    if isinstance(body, list) and body:
-        body = body[0]
-    err = body.get("error") if isinstance(body, Mapping) else None
-    if not isinstance(err, Mapping):
-        return _bad("an error reply without Google's error object", body)
-    code = err.get("code")
-    status = err.get("status") if isinstance(err.get("status"), str) else None
-    reason, delay = _details(err)
-    number = code if isinstance(code, int) and not isinstance(code, bool) else http_status
-    cls = error_class(status, number, reason)
-    where = "" if http_status else "error inside the stream: "
-    return cls(
-        f"{where}{err.get('message') or status or 'no message'}",
-        provider=PROVIDER,
-        status_code=number,  # in a stream, Google's code is the HTTP status it stands for
-        code=reason or status,
-        retry_after=delay,
-        body=body,
-    )
-
-
-def map_error(error: BackendError) -> BackendError:
-    """Re-classify an error core built from a Gemini error reply by status alone (a 400
-    ``API_KEY_INVALID`` is an authentication error; a 429's ``RetryInfo`` gives the
-    retry delay). Ready for a core hook that lets a plugin refine its errors."""
-    if error.body is None or error.status_code is None:
-        return error
-    better = error_from_body(error.body, http_status=error.status_code)
-    if isinstance(better, MalformedResponseError):
-        return error
-    if type(better) is type(error) and better.code == error.code and not better.retry_after:
-        return error
-    better.message = error.message
-    better.request_id = error.request_id
-    better.provider_request_id = error.provider_request_id
-    better.retry_after = error.retry_after or better.retry_after
-    if "retryable" in error.__dict__:
-        better.retryable = error.retryable
-    better.args = (better._render(),)
-    return better
-
 
 # --- generateContent ------------------------------------------------------------------------
 
@@ -213,7 +94,7 @@ def _candidate(body: Any) -> Mapping[str, Any] | None:
     """The first candidate (``index`` 0) of a reply; None when a stream event has none (with
     ``candidateCount`` > 1 an event may carry only another candidate's text)."""
     if not isinstance(body, Mapping):
-        raise _bad("the reply is not a JSON object", body)
+        raise bad_reply("the reply is not a JSON object", body)
     if "error" in body:
         raise error_from_body(body)
     _check_prompt(body)
@@ -221,7 +102,7 @@ def _candidate(body: Any) -> Mapping[str, Any] | None:
     if candidates is None:
         return None
     if not isinstance(candidates, list) or not all(isinstance(c, Mapping) for c in candidates):
-        raise _bad("the reply's candidates are not a list of objects", body)
+        raise bad_reply("the reply's candidates are not a list of objects", body)
     return next((c for c in candidates if c.get("index", 0) == 0), None)
 
 
@@ -230,12 +111,12 @@ def _read_parts(candidate: Mapping[str, Any]) -> tuple[str, list[tuple[str | Non
     content = candidate.get("content") or {}
     parts = content.get("parts") or [] if isinstance(content, Mapping) else None
     if not isinstance(parts, list):
-        raise _bad("a candidate's content has no parts list", candidate)
+        raise bad_reply("a candidate's content has no parts list", candidate)
     texts: list[str] = []
     calls: list[tuple[str | None, str, str]] = []
     for part in parts:
         if not isinstance(part, Mapping):
-            raise _bad("a content part is not an object", candidate)
+            raise bad_reply("a content part is not an object", candidate)
         call = part.get("functionCall")
         if isinstance(call, Mapping):
             args = json.dumps(call.get("args") or {})
@@ -257,7 +138,7 @@ def parse_generate(body: Any) -> ChatResponse:
     """A ``GenerateContentResponse`` -> ChatResponse (first candidate)."""
     candidate = _candidate(body)
     if candidate is None:
-        raise _bad("the reply has no candidates", body)
+        raise bad_reply("the reply has no candidates", body)
     text, calls = _read_parts(candidate)
     raw_finish = candidate.get("finishReason")
     if raw_finish in _BLOCKED and not text and not calls:
@@ -327,25 +208,25 @@ def _values(item: Any, body: Any) -> list[float]:
     if not isinstance(values, list) or not all(
         isinstance(v, (int, float)) and not isinstance(v, bool) for v in values
     ):
-        raise _bad("an embedding has no list of numbers in 'values'", body)
+        raise bad_reply("an embedding has no list of numbers in 'values'", body)
     return [float(v) for v in values]
 
 
 def parse_embeddings(body: Any, model: str, count: int) -> EmbeddingResponse:
     """``{"embedding": {...}}`` (embedContent) or ``{"embeddings": [...]}`` (batch)."""
     if not isinstance(body, Mapping):
-        raise _bad("the embeddings reply is not a JSON object", body)
+        raise bad_reply("the embeddings reply is not a JSON object", body)
     if "embeddings" in body:
         items = body["embeddings"]
         if not isinstance(items, list):
-            raise _bad("the embeddings reply's 'embeddings' is not a list", body)
+            raise bad_reply("the embeddings reply's 'embeddings' is not a list", body)
     elif "embedding" in body:
         items = [body["embedding"]]
     else:
-        raise _bad("the embeddings reply has no embedding", body)
+        raise bad_reply("the embeddings reply has no embedding", body)
     vectors = [_values(item, body) for item in items]
     if len(vectors) != count:
-        raise _bad(f"asked for {count} embeddings, got {len(vectors)}", body)
+        raise bad_reply(f"asked for {count} embeddings, got {len(vectors)}", body)
     return EmbeddingResponse(
         embeddings=vectors, model=model, usage=parse_usage(body.get("usageMetadata")), raw=body
     )
@@ -354,14 +235,14 @@ def parse_embeddings(body: Any, model: str, count: int) -> EmbeddingResponse:
 def parse_models(body: Any) -> list[ModelInfo]:
     """A ``ListModelsResponse`` page -> ModelInfo list (ids without ``models/``)."""
     if not isinstance(body, Mapping):
-        raise _bad("the models reply is not a JSON object", body)
+        raise bad_reply("the models reply is not a JSON object", body)
     items = body.get("models", [])
     if not isinstance(items, list):
-        raise _bad("the models reply's 'models' is not a list", body)
+        raise bad_reply("the models reply's 'models' is not a list", body)
     out = []
     for item in items:
         if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
-            raise _bad("a model entry has no name", body)
+            raise bad_reply("a model entry has no name", body)
         methods = item.get("supportedGenerationMethods") or []
         embeds = "embedContent" in methods and "generateContent" not in methods
         limit = item.get("inputTokenLimit")
