@@ -20,11 +20,13 @@ import attrs
 from .calls import CallableCall, Credential, HttpCall
 from .errors import (
     APIStatusError,
+    AuthenticationError,
     BackendError,
     CircuitOpenError,
     ConfigurationError,
     InvalidArgumentError,
     InvalidRequestError,
+    NotFoundError,
     RateLimitError,
     TimeoutError,
 )
@@ -42,7 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("ipfs_accelerate_py")
 log.addHandler(logging.NullHandler())
 
-__all__ = ["Attempts", "CallOptions", "new_request_id"]
+__all__ = ["Attempts", "CallOptions", "PluginHooks", "new_request_id"]
 
 
 def new_request_id() -> str:
@@ -65,12 +67,24 @@ class CallOptions:
     total_timeout: float | None = None
 
 
+@attrs.frozen(slots=True)
+class PluginHooks:
+    """The plugin's own say in an attempt: ``authorize(request, credential)`` places the
+    credential on an HTTP request; ``refine(error)`` returns a more precise error for one
+    core built (or ``None`` to keep it)."""
+
+    authorize: Callable[[Any, Credential], None] | None = None
+    refine: Callable[[BackendError], BackendError | None] | None = None
+
+
 def _is_client_error(err: BackendError) -> bool:
     """A 3xx/4xx reply or a request we could not send: about the request, not the
     endpoint's health (whatever x-should-retry says)."""
     if isinstance(err, (InvalidArgumentError, ConfigurationError)):
         return True
     status = err.status_code
+    if status is None:  # raised by a parser reading a 200 (a prompt blocked by a filter)
+        return isinstance(err, (InvalidRequestError, AuthenticationError, NotFoundError))
     return isinstance(err, APIStatusError) and status is not None and 300 <= status < 500
 
 
@@ -90,6 +104,7 @@ class Attempts:
     __slots__ = (
         "authorize",
         "avoid",
+        "refine",
         "body",
         "call",
         "ep",
@@ -106,10 +121,11 @@ class Attempts:
         ep: Endpoint,
         call: HttpCall | CallableCall,
         opts: CallOptions,
-        authorize: Callable[[Any, Credential], None] | None = None,
+        hooks: PluginHooks | None = None,
     ) -> None:
         self.ep = ep
-        self.authorize = authorize
+        self.authorize = hooks.authorize if hooks is not None else None
+        self.refine = hooks.refine if hooks is not None else None
         self.call = call
         self.opts = opts
         self.spec = ep.spec
@@ -194,6 +210,8 @@ class Attempts:
         """Account for a failed attempt; return the delay before the next one, or raise
         ``err`` when it must not be retried (``retry=False``: a stream already under way)."""
         ep = self.ep
+        if self.refine is not None:
+            err = self._refined(err)
         secrets = ep.keys.secrets()
         err.message = redact(err.message, secrets)
         if err.code:
@@ -259,6 +277,22 @@ class Attempts:
         )
         return delay
 
+    def _refined(self, err: BackendError) -> BackendError:
+        assert self.refine is not None
+        try:
+            better = self.refine(err)
+        except Exception:  # a faulty hook must not hide the real error
+            log.exception("%s: the plugin's refine_error hook failed", self.spec.name)
+            return err
+        if better is None or better is err:
+            return err
+        for name in ("provider", "status_code", "request_id", "provider_request_id", "body"):
+            if getattr(better, name) is None:
+                setattr(better, name, getattr(err, name))
+        if better.retry_after is None:
+            better.retry_after = err.retry_after
+        return better
+
     def usage_of(self, result: Any) -> Usage | None:
         """The usage a successful result reports."""
         call = self.call
@@ -308,5 +342,9 @@ class Attempts:
     def wrap(self, exc: Exception, *, streaming: bool = False) -> BackendError:
         """Translate a transport exception."""
         return error_from_exception(
-            exc, provider=self.spec.name, request_id=self.opts.request_id, streaming=streaming
+            exc,
+            provider=self.spec.name,
+            request_id=self.opts.request_id,
+            streaming=streaming,
+            url=self.ep.settings.base_url,
         )

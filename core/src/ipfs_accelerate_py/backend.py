@@ -102,6 +102,25 @@ def _string_map(value: Any, name: str) -> Mapping[str, Any] | None:
     return mapping
 
 
+def _plugin_hooks(registration: plugins.Registration) -> pipeline.PluginHooks | None:
+    """The plugin's authorize and refine_error hooks, bound to its backend name."""
+    name = registration.spec.name
+    authorize = registration.hook("authorize")
+    refine = registration.hook("refine_error")
+    if authorize is None and refine is None:
+        return None
+    return pipeline.PluginHooks(
+        authorize=(
+            None
+            if authorize is None
+            else lambda request, credential: authorize(
+                backend=name, request=request, credential=credential
+            )
+        ),
+        refine=None if refine is None else lambda error: refine(backend=name, error=error),
+    )
+
+
 class Backend(EndpointControls):
     """A provider plugin bound to endpoints, each with its own queue, breaker and keys."""
 
@@ -120,15 +139,7 @@ class Backend(EndpointControls):
         self.usage = UsageTracker(spec.name)
         self.usage.pricing  # noqa: B018 - load prices now: a bad pricing file fails here, not mid-call
         self._registration = registration = plugins.load(spec.name)
-        authorize = registration.hook("authorize")
-        self._authorize: pipeline.Authorizer | None = None
-        if authorize is not None:
-            name = spec.name
-
-            def place(request: Any, credential: Any) -> None:
-                authorize(backend=name, request=request, credential=credential)
-
-            self._authorize = place
+        self._hooks = _plugin_hooks(registration)
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self.default_endpoint = Endpoint(
@@ -290,7 +301,7 @@ class Backend(EndpointControls):
         options."""
         self._require("chat")
         ep, opts, call = self._chat_call("chat", messages, model, system, params)
-        return pipeline.run(ep, call, opts, authorize=self._authorize)  # type: ignore[no-any-return]
+        return pipeline.run(ep, call, opts, hooks=self._hooks)  # type: ignore[no-any-return]
 
     def stream(
         self, *, messages: Any, model: str | None = None, system: str | None = None, **params: Any
@@ -300,7 +311,7 @@ class Backend(EndpointControls):
         self._require("stream")
         ep, opts, call = self._chat_call("stream", messages, model, system, params)
         control = pipeline.StreamControl()
-        gen = pipeline.run_stream(ep, call, opts, control, authorize=self._authorize)
+        gen = pipeline.run_stream(ep, call, opts, control, hooks=self._hooks)
         return Stream(gen, control)
 
     def embed(
@@ -313,14 +324,14 @@ class Backend(EndpointControls):
     ) -> EmbeddingResponse:
         """Embed one text or many. ``encoding_format="base64"`` is decoded to the same floats."""
         ep, opts, call = self._embed_call(input, model, encoding_format, params)
-        return pipeline.run(ep, call, opts, authorize=self._authorize)  # type: ignore[no-any-return]
+        return pipeline.run(ep, call, opts, hooks=self._hooks)  # type: ignore[no-any-return]
 
     def generate(
         self, *, prompt: str, model: str | None = None, kind: str = "text", **params: Any
     ) -> GenerateResponse | ImageResponse:
         """Generate from a prompt: text (``kind="text"``) or images (``kind="image"``)."""
         ep, opts, call = self._generate_call(prompt, model, kind, params)
-        return pipeline.run(ep, call, opts, authorize=self._authorize)  # type: ignore[no-any-return]
+        return pipeline.run(ep, call, opts, hooks=self._hooks)  # type: ignore[no-any-return]
 
     def generate_image(
         self, *, prompt: str, model: str | None = None, **params: Any
@@ -334,7 +345,7 @@ class Backend(EndpointControls):
         ep, opts = self._split(options)
         self._reject_extra(options)
         call = self._call("list_models", ep)
-        return pipeline.run(ep, call, opts, authorize=self._authorize)  # type: ignore[no-any-return]
+        return pipeline.run(ep, call, opts, hooks=self._hooks)  # type: ignore[no-any-return]
 
     # -- async calls ------------------------------------------------------------------------
     async def achat(
@@ -343,7 +354,7 @@ class Backend(EndpointControls):
         """Async :meth:`chat`."""
         self._require("chat")
         ep, opts, call = self._chat_call("chat", messages, model, system, params)
-        return await pipeline.arun(ep, call, opts, authorize=self._authorize)  # type: ignore[no-any-return]
+        return await pipeline.arun(ep, call, opts, hooks=self._hooks)  # type: ignore[no-any-return]
 
     def astream(
         self, *, messages: Any, model: str | None = None, system: str | None = None, **params: Any
@@ -351,7 +362,7 @@ class Backend(EndpointControls):
         """Async :meth:`stream`: ``async with backend.astream(...) as s: async for chunk in s``."""
         self._require("stream")
         ep, opts, call = self._chat_call("stream", messages, model, system, params)
-        return AsyncStream(pipeline.arun_stream(ep, call, opts, authorize=self._authorize))
+        return AsyncStream(pipeline.arun_stream(ep, call, opts, hooks=self._hooks))
 
     async def aembed(
         self,
@@ -363,14 +374,14 @@ class Backend(EndpointControls):
     ) -> EmbeddingResponse:
         """Async :meth:`embed`."""
         ep, opts, call = self._embed_call(input, model, encoding_format, params)
-        return await pipeline.arun(ep, call, opts, authorize=self._authorize)  # type: ignore[no-any-return]
+        return await pipeline.arun(ep, call, opts, hooks=self._hooks)  # type: ignore[no-any-return]
 
     async def agenerate(
         self, *, prompt: str, model: str | None = None, kind: str = "text", **params: Any
     ) -> GenerateResponse | ImageResponse:
         """Async :meth:`generate`."""
         ep, opts, call = self._generate_call(prompt, model, kind, params)
-        return await pipeline.arun(ep, call, opts, authorize=self._authorize)  # type: ignore[no-any-return]
+        return await pipeline.arun(ep, call, opts, hooks=self._hooks)  # type: ignore[no-any-return]
 
     async def agenerate_image(
         self, *, prompt: str, model: str | None = None, **params: Any
@@ -384,7 +395,7 @@ class Backend(EndpointControls):
         ep, opts = self._split(options)
         self._reject_extra(options)
         call = self._call("list_models", ep)
-        return await pipeline.arun(ep, call, opts, authorize=self._authorize)  # type: ignore[no-any-return]
+        return await pipeline.arun(ep, call, opts, hooks=self._hooks)  # type: ignore[no-any-return]
 
     # -- a plugin's own calls ------------------------------------------------------------------
     def request(self, call: HttpCall, **options: Any) -> Any:
@@ -393,27 +404,27 @@ class Backend(EndpointControls):
         (``endpoint_id=``, ``priority=``, ``timeout=``...)."""
         ep, opts = self._split(options)
         self._reject_extra(options)
-        return pipeline.run(ep, call, opts, authorize=self._authorize)
+        return pipeline.run(ep, call, opts, hooks=self._hooks)
 
     async def arequest(self, call: HttpCall, **options: Any) -> Any:
         """Async :meth:`request`."""
         ep, opts = self._split(options)
         self._reject_extra(options)
-        return await pipeline.arun(ep, call, opts, authorize=self._authorize)
+        return await pipeline.arun(ep, call, opts, hooks=self._hooks)
 
     def request_stream(self, call: HttpCall, **options: Any) -> Stream:
         """Stream a plugin-built call (``HttpCall.stream`` set) through the pipeline."""
         ep, opts = self._split(options)
         self._reject_extra(options)
         control = pipeline.StreamControl()
-        gen = pipeline.run_stream(ep, call, opts, control, authorize=self._authorize)
+        gen = pipeline.run_stream(ep, call, opts, control, hooks=self._hooks)
         return Stream(gen, control)
 
     def arequest_stream(self, call: HttpCall, **options: Any) -> AsyncStream:
         """Async :meth:`request_stream`."""
         ep, opts = self._split(options)
         self._reject_extra(options)
-        return AsyncStream(pipeline.arun_stream(ep, call, opts, authorize=self._authorize))
+        return AsyncStream(pipeline.arun_stream(ep, call, opts, hooks=self._hooks))
 
     @staticmethod
     def _reject_extra(options: Mapping[str, Any]) -> None:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .calls import Call, Credential
     from .config import BackendSpec, Settings
     from .demo import DemoReport
+    from .errors import BackendError
     from .types import ChatRequest, EmbedRequest, GenerateRequest
 
 hookspec = pluggy.HookspecMarker("ipfs_accelerate")
@@ -79,6 +80,15 @@ def authorize(backend: str, request: httpx.Request, credential: Credential) -> N
     """Place the leased credential on an outgoing HTTP request: a header, a query parameter
     (``request.url = request.url.copy_add_param(...)``) or a signature over the request.
     Without this hook core sends ``BackendSpec.auth_header``."""
+
+
+@hookspec(firstresult=True)
+def refine_error(backend: str, error: BackendError) -> BackendError | None:
+    """Return a more precise error than the one core built from a reply or a failure (its
+    class chosen by HTTP status): Google's 400 whose reason is ``API_KEY_INVALID`` is an
+    AuthenticationError; a missing Ollama model gets "run ``ollama pull``". ``None`` keeps
+    core's. Called once per failed attempt, before it is accounted; fields left unset on the
+    new error are copied from the old one."""
 
 
 @hookspec(firstresult=True)

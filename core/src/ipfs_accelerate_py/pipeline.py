@@ -11,13 +11,13 @@ runners here only hold the gate slot, wait and iterate, for both kinds of call.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, Callable, Generator
+from collections.abc import AsyncGenerator, Generator
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .attempts import Attempts, CallOptions, new_request_id
-from .calls import STREAM_END, CallableCall, Credential, EventParser, HttpCall
+from .attempts import Attempts, CallOptions, PluginHooks, new_request_id
+from .calls import STREAM_END, CallableCall, EventParser, HttpCall
 from .decoders import NDJSONDecoder, SSEDecoder
 from .errors import BackendError, ConnectionError, MalformedResponseError, TimeoutError
 from .executors import StreamSource, executor_for
@@ -26,10 +26,9 @@ from .types import StreamChunk, Usage
 if TYPE_CHECKING:
     from .endpoint import Endpoint
 
-Authorizer = Callable[[Any, Credential], None]
-
 __all__ = [
     "CallOptions",
+    "PluginHooks",
     "StreamControl",
     "StreamState",
     "arun",
@@ -63,7 +62,7 @@ def run(
     ep: Endpoint,
     call: HttpCall | CallableCall,
     opts: CallOptions,
-    authorize: Authorizer | None = None,
+    hooks: PluginHooks | None = None,
 ) -> Any:
     """Run ``call`` on ``ep`` from a thread: gate, attempts, retries, accounting. A paginated
     call follows ``next_page``, each page an exchange retried on its own."""
@@ -71,7 +70,7 @@ def run(
         with ep.gate.slot(opts.priority, opts.queue_timeout):
             pages: list[Any] = []
             while True:
-                att = Attempts(ep, call, opts, authorize)
+                att = Attempts(ep, call, opts, hooks)
                 result = _exchange(ep, att)
                 nxt = _next(call, att, result)
                 if nxt is None:
@@ -113,14 +112,14 @@ async def arun(
     ep: Endpoint,
     call: HttpCall | CallableCall,
     opts: CallOptions,
-    authorize: Authorizer | None = None,
+    hooks: PluginHooks | None = None,
 ) -> Any:
     """Run ``call`` on ``ep`` from a coroutine, never blocking the event loop."""
     try:
         async with ep.gate.aslot(opts.priority, opts.queue_timeout):
             pages: list[Any] = []
             while True:
-                att = Attempts(ep, call, opts, authorize)
+                att = Attempts(ep, call, opts, hooks)
                 result = await _aexchange(ep, att)
                 nxt = _next(call, att, result)
                 if nxt is None:
@@ -304,7 +303,7 @@ def run_stream(
     call: HttpCall | CallableCall,
     opts: CallOptions,
     control: StreamControl | None = None,
-    authorize: Authorizer | None = None,
+    hooks: PluginHooks | None = None,
 ) -> Generator[StreamChunk, None, None]:
     """Stream ``call`` from a thread. Retried only until the first chunk reached the caller."""
     ex = executor_for(call)
@@ -312,7 +311,7 @@ def run_stream(
     idle, total = _stream_limits(ep, opts)
     try:
         with ep.gate.slot(opts.priority, opts.queue_timeout):
-            att = Attempts(ep, call, opts, authorize)
+            att = Attempts(ep, call, opts, hooks)
             while True:
                 credential, wait = att.start()
                 state = StreamState(call, ep.spec.name)
@@ -369,14 +368,14 @@ async def arun_stream(
     ep: Endpoint,
     call: HttpCall | CallableCall,
     opts: CallOptions,
-    authorize: Authorizer | None = None,
+    hooks: PluginHooks | None = None,
 ) -> AsyncGenerator[StreamChunk, None]:
     """Stream ``call`` from a coroutine. Retried only until the first chunk reached the caller."""
     ex = executor_for(call)
     idle, total = _stream_limits(ep, opts)
     try:
         async with ep.gate.aslot(opts.priority, opts.queue_timeout):
-            att = Attempts(ep, call, opts, authorize)
+            att = Attempts(ep, call, opts, hooks)
             while True:
                 credential, wait = att.start()
                 state = StreamState(call, ep.spec.name)

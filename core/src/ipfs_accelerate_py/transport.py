@@ -340,12 +340,28 @@ def error_from_reply(
 
 
 def error_from_exception(
-    exc: Exception, *, provider: str | None, request_id: str | None, streaming: bool = False
+    exc: Exception,
+    *,
+    provider: str | None,
+    request_id: str | None,
+    streaming: bool = False,
+    url: str | None = None,
 ) -> BackendError:
-    """Translate an httpx exception into ConnectionError, TimeoutError or the like."""
+    """Translate an httpx exception into ConnectionError, TimeoutError or the like. ``url``
+    (the endpoint's base URL, shown masked) is named when the server could not be reached."""
     if isinstance(exc, BackendError):
         return exc
     import httpx
+
+    where = f" {mask_url(url)}" if url else ""
+    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+        cls = TimeoutError if isinstance(exc, httpx.ConnectTimeout) else ConnectionError
+        return cls(
+            f"could not connect to{where or ' the server'} ({type(exc).__name__}: {exc}); "
+            "is the server running and the base URL right?",
+            provider=provider,
+            request_id=request_id,
+        )
 
     if isinstance(exc, httpx.TimeoutException):
         kind = {
