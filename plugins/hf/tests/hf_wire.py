@@ -66,18 +66,23 @@ def stream_events(
     return events
 
 
+def frames(events: Sequence[Any]) -> list[bytes]:
+    """Events framed as axum writes them: ``data:{json}\\n\\n`` (no space); bytes as given
+    (a ``: keep-alive`` comment, broken data)."""
+    return [
+        (e if isinstance(e, bytes) else b"data:" + json.dumps(e).encode()) + b"\n\n" for e in events
+    ]
+
+
 def sse_payload(events: Sequence[Any]) -> bytes:
-    """Events framed as axum writes them: ``data:{json}\\n\\n`` (no space)."""
-    out = []
-    for event in events:
-        out.append(event if isinstance(event, bytes) else b"data:" + json.dumps(event).encode())
-        out.append(b"\n\n")
-    return b"".join(out)
+    """The whole stream as one byte string."""
+    return b"".join(frames(events))
 
 
 def sse(events: Sequence[Any], split: Any = None, **kw: Any) -> Reply:
-    """A chunked ``text/event-stream`` reply of TGI events."""
-    return Reply.sse(sse_payload(events), split=split, **kw)
+    """A chunked ``text/event-stream`` reply of TGI events, one chunk per event unless
+    ``split`` says otherwise."""
+    return Reply.sse(frames(events), split=split, **kw)
 
 
 def error(message: str, error_type: str) -> dict[str, str]:
