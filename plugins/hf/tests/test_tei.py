@@ -241,3 +241,33 @@ def test_bad_arguments_fail_before_sending(
     with pytest.raises(errors.InvalidArgumentError, match=match):
         call(tei_client)
     assert protocol_server.requests == []
+
+
+def test_async_extras(
+    tei_client: Any, tei_backend: Backend, protocol_server: ProtocolServer
+) -> None:
+    from ipfs_accelerate_hf import operations
+
+    sparse = [[{"index": 1, "value": 0.5}], [{"index": 2, "value": 0.25}]]
+    protocol_server.on("POST", "/embed_sparse", Reply.json(sparse))
+    protocol_server.on("GET", "/info", Reply.json(wire.tei_info(8)))
+    protocol_server.on("GET", "/health", Reply(status=200))
+    assert asyncio.run(tei_client.aembed_sparse(["a", "b"])) == sparse
+    assert asyncio.run(operations.amodel_info(tei_backend))["max_client_batch_size"] == 8
+    assert asyncio.run(operations.ahealth(tei_backend)) is True
+
+
+def test_numpy_is_imported_lazily() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from ipfs_accelerate_py.api_backends import hf_tei\n"
+        "c = hf_tei(metadata={'hf_tei_base_url': 'http://127.0.0.1:9'})\n"
+        "assert 'numpy' not in sys.modules\n"
+        "assert c.calculate_similarity([1.0, 0.0], [1.0, 0.0]) == 1.0\n"
+        "assert 'numpy' in sys.modules\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr

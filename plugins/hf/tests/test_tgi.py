@@ -247,3 +247,16 @@ def test_generate_parameters_must_be_a_dict(
     with pytest.raises(errors.InvalidArgumentError, match="does not support images"):
         tgi_backend.generate(prompt="a", kind="image")
     assert protocol_server.requests == []
+
+
+def test_astream_chat(tgi_backend: Backend, protocol_server: ProtocolServer) -> None:
+    protocol_server.on(
+        "POST", "/v1/chat/completions", Reply.sse(openai_wire.chat_stream(["x", "y"]), split=2)
+    )
+
+    async def collect() -> list[str]:
+        stream = tgi_backend.astream(messages=[{"role": "user", "content": "q"}])
+        return [c.text async for c in stream]
+
+    assert asyncio.run(collect()) == ["x", "y", ""]
+    assert protocol_server.requests[0].json()["model"] == "tgi"

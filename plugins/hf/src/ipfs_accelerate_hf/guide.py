@@ -153,6 +153,10 @@ class hf_tei(GuideClient):
         """Sparse (SPLADE) embeddings: per text, ``[{"index", "value"}...]``."""
         return operations.embed_sparse(self.backend, texts, **params)
 
+    async def aembed_sparse(self, texts: Any, **params: Any) -> list[list[dict[str, Any]]]:
+        """Async :meth:`embed_sparse`."""
+        return await operations.aembed_sparse(self.backend, texts, **params)
+
     def get_model_info(self, **options: Any) -> dict[str, Any]:
         """The server's ``/info`` (model id, ``max_client_batch_size``...)."""
         return operations.model_info(self.backend, **options)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ipfs_accelerate_py.stream import AsyncStream, Stream
 
 __all__ = [
+    "aembed_sparse",
     "agenerate_stream",
     "ahealth",
     "amodel_info",
@@ -129,3 +130,12 @@ def embed_sparse(backend: Backend, texts: Any, **options: Any) -> list[list[dict
     settings = settings_of(backend, pipe.get("endpoint_id"))
     batch = [texts] if isinstance(texts, str) else list(texts or ())
     return backend.request(tei.sparse_call(batch, params, settings, backend.name), **pipe)  # type: ignore[no-any-return]
+
+
+async def aembed_sparse(backend: Backend, texts: Any, **options: Any) -> list[list[dict[str, Any]]]:
+    """Async :func:`embed_sparse`."""
+    params, pipe = _split(options)
+    settings = settings_of(backend, pipe.get("endpoint_id"))
+    batch = [texts] if isinstance(texts, str) else list(texts or ())
+    call = tei.sparse_call(batch, params, settings, backend.name)
+    return await backend.arequest(call, **pipe)  # type: ignore[no-any-return]
