@@ -271,3 +271,41 @@ def test_numpy_is_imported_lazily() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
+
+
+def test_batch_size_is_cached_per_endpoint(
+    tei_client: Any, tei_backend: Backend, protocol_server: ProtocolServer
+) -> None:
+    protocol_server.on("GET", "/info", Reply.json(wire.tei_info(2)), Reply.json(wire.tei_info(3)))
+    protocol_server.on("POST", "/embed", default=embed_reply())
+    other = tei_backend.create_endpoint(base_url=protocol_server.base_url)
+    texts = ["a", "b", "c", "d", "e", "f"]
+    for _ in range(2):
+        assert tei_client.batch_embed(MODEL, texts) == [wire.vector_for(t) for t in texts]
+        assert asyncio.run(tei_client.abatch_embed(MODEL, texts, endpoint_id=other)) == [
+            wire.vector_for(t) for t in texts
+        ]
+    sizes = [len(r.json()["inputs"]) for r in protocol_server.requests_to("/embed")]
+    assert sorted(sizes) == sorted([2, 2, 2, 3, 3] * 2)
+    assert len(protocol_server.requests_to("/info")) == 2  # once for each endpoint
+
+
+def test_each_sub_batch_is_retried_on_its_own(
+    tei_client: Any, protocol_server: ProtocolServer, clock: Any
+) -> None:
+    protocol_server.on("GET", "/info", default=Reply.json(wire.tei_info(2)))
+    failed: list[bool] = []
+
+    def flaky(request: RecordedRequest) -> Reply:
+        inputs = request.json()["inputs"]
+        if "c" in inputs and not failed:
+            failed.append(True)
+            return wire.error_reply(429, "Model is overloaded", "Overloaded")
+        return Reply.json([wire.vector_for(t) for t in inputs])
+
+    protocol_server.on("POST", "/embed", default=flaky)
+    texts = ["a", "b", "c", "d", "e"]
+    assert tei_client.batch_embed(MODEL, texts) == [wire.vector_for(t) for t in texts]
+    sent = [r.json()["inputs"] for r in protocol_server.requests_to("/embed")]
+    assert sorted(sent) == sorted([["a", "b"], ["c", "d"], ["c", "d"], ["e"]])
+    assert len(clock.sleeps) == 1
