@@ -293,10 +293,13 @@ class Attempts:
             better.retry_after = err.retry_after
         return better
 
-    def usage_of(self, result: Any) -> Usage | None:
-        """The usage a successful result reports."""
+    def usage_of(self, result: Any, headers: Mapping[str, str] | None = None) -> Usage | None:
+        """The usage a successful result reports (or, failing that, its reply's headers)."""
         call = self.call
-        return call.usage_of(result) if call.usage_of else getattr(result, "usage", None)
+        usage = call.usage_of(result) if call.usage_of else getattr(result, "usage", None)
+        if usage is None and headers and isinstance(call, HttpCall) and call.usage_headers:
+            usage = call.usage_headers(headers)
+        return usage
 
     def abandoned(self, *, sent: bool = False, usage: Usage | None = None) -> None:
         """The caller went away (cancelled, or closed a stream early): the breaker counts

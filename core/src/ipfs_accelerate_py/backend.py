@@ -136,7 +136,7 @@ class Backend(EndpointControls):
         self.spec = spec
         self.settings = settings
         self.clock = clock
-        self.usage = UsageTracker(spec.name)
+        self.usage = UsageTracker(spec.name, free=spec.free)
         self.usage.pricing  # noqa: B018 - load prices now: a bad pricing file fails here, not mid-call
         self._registration = registration = plugins.load(spec.name)
         self._hooks = _plugin_hooks(registration)
@@ -209,6 +209,16 @@ class Backend(EndpointControls):
         except ConfigurationError as exc:
             raise InvalidArgumentError(exc.message) from None
         return ep, opts
+
+    def endpoint(self, endpoint_id: str | None = None) -> Endpoint:
+        """An endpoint by id (the default one for ``None``): its ``settings``, ``keys``,
+        ``breaker``... for plugins that build calls of their own."""
+        return self._endpoint(endpoint_id)
+
+    def resolve_model(self, model: str | None) -> str:
+        """The model a call uses: ``model``, else the configured default; ``""`` for a
+        backend that needs none; InvalidArgumentError when one is needed and missing."""
+        return self._model(model)
 
     def _model(self, model: str | None) -> str:
         model = model or self.settings.default_model

@@ -68,6 +68,9 @@ class HttpCall:
     ``next_page``, for listings that come in pages, receives the decoded body of each page and
     returns the call for the next page, or ``None`` after the last; each page is one exchange,
     retried on its own, and the pages' list results are concatenated.
+
+    ``usage_headers`` reads usage from the reply's headers when the body has none (TGI's
+    ``x-prompt-tokens`` / ``x-generated-tokens``).
     """
 
     method: str
@@ -84,6 +87,7 @@ class HttpCall:
     usage_of: Callable[[Any], Usage | None] | None = None
     new_parser: Callable[[], EventParser] | None = None
     next_page: Callable[[Any], HttpCall | None] | None = None
+    usage_headers: Callable[[Mapping[str, str]], Usage | None] | None = None
 
 
 @attrs.frozen(slots=True, repr=False)

@@ -45,6 +45,8 @@ class BackendSpec:
     ``"module:attribute"``, imported by :mod:`ipfs_accelerate_py.api_backends` on first use.
     ``http=False`` declares a backend reached through Python code (``CallableCall``): its
     base URL is optional and handed to the plugin as given (an S3 endpoint, or none).
+    ``free=True`` declares a self-hosted backend whose every model costs nothing (usage is
+    counted, cost is 0, no model is listed as unpriced).
     """
 
     name: str
@@ -66,6 +68,7 @@ class BackendSpec:
     model_required: bool = True
     seed_class: str | None = None
     http: bool = True
+    free: bool = False
 
     def auth_headers(self, api_key: str | None) -> dict[str, str]:
         """The headers that carry ``api_key`` on a request (none without a key)."""

@@ -81,6 +81,8 @@ def chat_body(
         "model": request.model,
         "messages": [m.to_dict() for m in request.messages],
     }
+    if not request.model:  # a server that serves one model (model_required=False)
+        del body["model"]
     body.update(request.params)
     if stream:
         body["stream"] = True
@@ -253,6 +255,8 @@ def embed_call(request: EmbedRequest, provider: str, path: str = "/embeddings") 
         "input": list(request.inputs),
         "encoding_format": request.encoding_format,
     }
+    if not request.model:
+        del body["model"]
     body.update(request.params)
     count = len(request.inputs)
     return HttpCall(
@@ -317,6 +321,8 @@ def completion_call(
 ) -> HttpCall:
     """The HttpCall for a legacy text completion."""
     body: dict[str, Any] = {"model": request.model, "prompt": request.prompt}
+    if not request.model:
+        del body["model"]
     body.update(request.params)
     return HttpCall(
         "POST", path, json=body, parse=lambda b: parse_completion(b, provider), model=request.model

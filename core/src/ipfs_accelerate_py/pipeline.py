@@ -101,7 +101,7 @@ def _exchange(ep: Endpoint, att: Attempts) -> Any:
             raise
         # accounted outside the try: failed() raising the error must not count it twice
         if outcome.error is None:
-            att.succeeded(outcome.headers, att.usage_of(outcome.result))
+            att.succeeded(outcome.headers, att.usage_of(outcome.result, outcome.headers))
             return outcome.result
         delay = att.failed(outcome.error, outcome.headers)
         if delay:
@@ -143,7 +143,7 @@ async def _aexchange(ep: Endpoint, att: Attempts) -> Any:
             att.abandoned(sent=not wait)
             raise
         if outcome.error is None:
-            att.succeeded(outcome.headers, att.usage_of(outcome.result))
+            att.succeeded(outcome.headers, att.usage_of(outcome.result, outcome.headers))
             return outcome.result
         delay = att.failed(outcome.error, outcome.headers)
         if delay:
@@ -171,6 +171,7 @@ class StreamState:
         "model",
         "parse",
         "provider",
+        "raw",
         "usage",
         "yielded",
     )
@@ -183,6 +184,7 @@ class StreamState:
         self.model: str | None = None
         self.ended = False
         self.yielded = 0
+        self.raw: Any = None  # the raw event of the last chunk with a finish, usage or end
         self.last_event = time.monotonic()
         self.decoder: SSEDecoder | NDJSONDecoder | None = None
         if isinstance(call, CallableCall):
@@ -226,6 +228,8 @@ class StreamState:
                 self.ended = True
                 break
             assert isinstance(chunk, StreamChunk)
+            if chunk.finish_reason or chunk.usage is not None or chunk.done:
+                self.raw = chunk.raw if chunk.raw is not None else self.raw
             if chunk.finish_reason:
                 self.finish_reason = chunk.finish_reason
             if chunk.usage is not None:
@@ -256,7 +260,11 @@ class StreamState:
                 request_id=request_id,
             )
         final = StreamChunk(
-            done=True, finish_reason=self.finish_reason, usage=self.usage, model=self.model
+            done=True,
+            finish_reason=self.finish_reason,
+            usage=self.usage,
+            model=self.model,
+            raw=self.raw,
         )
         return tail, final
 
@@ -349,7 +357,8 @@ def run_stream(
                         source.close()
                 # accounted outside the try, so that failed() raising is not caught again
                 if final is not None:
-                    att.succeeded(source.headers if source else {}, final.usage)
+                    headers = source.headers if source else {}
+                    att.succeeded(headers, final.usage or att.usage_of(None, headers))
                     yield final
                     return
                 if failure is None:
@@ -408,7 +417,8 @@ async def arun_stream(
                     if source is not None:
                         await source.aclose()
                 if final is not None:
-                    att.succeeded(source.headers if source else {}, final.usage)
+                    headers = source.headers if source else {}
+                    att.succeeded(headers, final.usage or att.usage_of(None, headers))
                     yield final
                     return
                 if failure is None:

@@ -30,13 +30,20 @@ class GuideClient:
     backend_name: ClassVar[str] = ""
 
     def __init__(
-        self, resources: Mapping[str, Any] | None = None, metadata: Mapping[str, Any] | None = None
+        self,
+        resources: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        backend: Backend | None = None,
     ) -> None:
+        """``backend=`` binds an existing core backend (one built with a test clock, say)
+        instead of building one from ``metadata`` and the environment."""
         from ..core import get_backend
 
         object.__setattr__(self, "resources", dict(resources or {}))
         object.__setattr__(self, "metadata", dict(metadata or {}))
-        backend = get_backend(self.backend_name, metadata=self.metadata)
+        if backend is None:
+            backend = get_backend(self.backend_name, metadata=self.metadata)
         object.__setattr__(self, "backend", backend)
 
     resources: dict[str, Any]

@@ -175,6 +175,9 @@ class _Bucket:
         self.cost = 0.0
 
 
+_FREE = (0.0, 0.0)
+
+
 def _columns(bucket: _Bucket) -> tuple[int, int, int, int, float]:
     """A bucket's counters in ``stats`` column order."""
     return (
@@ -190,8 +193,11 @@ class UsageTracker:
     """Counts one provider's requests, tokens and estimated cost, sliceable by endpoint and
     key. Thread-safe."""
 
-    def __init__(self, provider: str, pricing: Pricing | None = None) -> None:
+    def __init__(
+        self, provider: str, pricing: Pricing | None = None, *, free: bool = False
+    ) -> None:
         self._provider = provider
+        self._free = free  # a self-hosted backend: every model costs nothing
         self._pricing = pricing
         self._lock = threading.Lock()
         self._buckets: dict[tuple[str | None, str | None, str], _Bucket] = {}
@@ -214,7 +220,9 @@ class UsageTracker:
         key_name: str | None = None,
     ) -> float:
         """Count one successful request; return its estimated cost (0.0 if unpriced)."""
-        price = (self._pricing or self.pricing).price(self._provider, model)
+        price = (
+            _FREE if self._free else (self._pricing or self.pricing).price(self._provider, model)
+        )
         prompt, completion = prompt_tokens or 0, completion_tokens or 0
         cost = 0.0 if price is None else (prompt * price[0] + completion * price[1]) / 1e6
         key = (endpoint_id, key_name, model)

@@ -34,7 +34,7 @@ from ipfs_accelerate_py.errors import (
     OverloadedError,
     ServerError,
 )
-from ipfs_accelerate_py.streaming import ServerSentEvent
+from ipfs_accelerate_py.decoders import ServerSentEvent
 from ipfs_accelerate_py.types import GenerateRequest, GenerateResponse, StreamChunk, Usage
 
 __all__ = [
