@@ -356,3 +356,16 @@ def test_a_stream_answered_with_html_is_malformed(
     with pytest.raises(errors.MalformedResponseError, match="502 Bad Gateway"):
         list(claude.stream(messages=HELLO))
     assert len(protocol_server.requests) == 1
+
+
+def test_a_stream_cut_before_any_chunk_is_retried(
+    claude: Backend, protocol_server: ProtocolServer, clock: FakeClock
+) -> None:
+    protocol_server.on(
+        "POST",
+        MESSAGES,
+        Reply.sse(wire.stream_events(["lost"]), cut_after=1),  # only message_start arrives
+        Reply.sse(wire.stream_events(["kept"])),
+    )
+    assert "".join(c.text for c in claude.stream(messages=HELLO)) == "kept"
+    assert len(protocol_server.requests) == 2 and len(clock.sleeps) == 1

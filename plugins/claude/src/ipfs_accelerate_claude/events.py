@@ -43,7 +43,7 @@ def new_event_parser() -> Parser:
     tools: dict[Any, int] = {}  # content block index -> tool call number (0, 1, ...)
 
     def parse(event: ServerSentEvent) -> StreamChunk | StreamEnd | None:
-        kind = event.event
+        kind: Any = event.event
         if kind not in EVENT_TYPES and kind != "message":
             return None
         obj = event.json()

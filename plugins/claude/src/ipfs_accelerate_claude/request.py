@@ -27,7 +27,7 @@ _SYSTEM_ROLES = ("system", "developer")
 def messages_body(request: ChatRequest, *, stream: bool = False) -> dict[str, Any]:
     """The ``/v1/messages`` body for ``request`` (``"stream": true`` when ``stream``)."""
     system, messages = convert_messages(request.messages)
-    params = dict(request.params)
+    params = {k: v for k, v in request.params.items() if v is not None}  # the API takes no nulls
     max_tokens = params.pop("max_tokens", None)
     alias = params.pop("max_completion_tokens", None)
     body: dict[str, Any] = {
@@ -38,11 +38,11 @@ def messages_body(request: ChatRequest, *, stream: bool = False) -> dict[str, An
     if system is not None:
         body["system"] = system
     stop = params.pop("stop", None)
-    if stop is not None:
+    if stop:
         params.setdefault("stop_sequences", [stop] if isinstance(stop, str) else list(stop))
-    if params.get("tools") is not None:
+    if "tools" in params:
         params["tools"] = [convert_tool(t) for t in _list(params["tools"], "tools")]
-    if params.get("tool_choice") is not None:
+    if "tool_choice" in params:
         params["tool_choice"] = convert_tool_choice(params["tool_choice"])
     parallel = params.pop("parallel_tool_calls", None)
     if parallel is False:
