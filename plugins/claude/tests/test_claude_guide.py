@@ -35,7 +35,7 @@ def test_using_claude_api_block_runs_as_written(guide_env: ProtocolServer) -> No
     assert printed == "I'm well, thanks!\nI'm doing well.\n"
     plain, streamed = guide_env.requests
     expected = {
-        "model": "claude-sonnet-4-6",
+        "model": "claude-sonnet-5-5",
         "max_tokens": 1024,
         "messages": [{"role": "user", "content": "Hello, how are you?"}],
     }

@@ -68,7 +68,7 @@ def test_create_sends_what_we_send_and_reads_what_we_read(
     protocol_server.on("POST", MESSAGES, default=Reply.json(reply))
     ours = claude.chat(
         messages=HISTORY_OURS,
-        model="claude-sonnet-4-6",
+        model="claude-sonnet-5-5",
         max_tokens=300,
         tools=[TOOL_OURS],
         tool_choice="auto",
@@ -76,7 +76,7 @@ def test_create_sends_what_we_send_and_reads_what_we_read(
         stop="END",
     )
     theirs = sdk.messages.create(
-        model="claude-sonnet-4-6",
+        model="claude-sonnet-5-5",
         max_tokens=300,
         system="Be brief.",
         messages=HISTORY_SDK,
@@ -122,7 +122,7 @@ def test_stream_reads_the_same_events(
     protocol_server.on("POST", MESSAGES, default=Reply.sse(events, split=split))
     chunks = list(claude.stream(messages=[{"role": "user", "content": "Hi"}], max_tokens=50))
     with sdk.messages.stream(
-        model="claude-sonnet-4-6", max_tokens=50, messages=[{"role": "user", "content": "Hi"}]
+        model="claude-sonnet-5-5", max_tokens=50, messages=[{"role": "user", "content": "Hi"}]
     ) as stream:
         sdk_text = "".join(stream.text_stream)
         final = stream.get_final_message()

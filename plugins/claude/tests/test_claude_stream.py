@@ -73,7 +73,7 @@ def test_stream_at_any_byte_boundary(
     chunks = list(claude.stream(messages=HELLO, max_tokens=64))
     [req] = protocol_server.requests
     assert req.json() == {
-        "model": "claude-sonnet-4-6",
+        "model": "claude-sonnet-5-5",
         "max_tokens": 64,
         "messages": HELLO,
         "stream": True,
@@ -118,7 +118,7 @@ def test_stream_of_a_tool_without_arguments(
 
 
 def _state() -> StreamState:
-    request = ChatRequest("claude-sonnet-4-6", (Message("user", "Hi"),), {})
+    request = ChatRequest("claude-sonnet-5-5", (Message("user", "Hi"),), {})
     settings_ = resolve_settings(plugin.SPEC, api_key="k" * 20)
     call = plugin.stream(backend="claude", request=request, settings=settings_)
     assert call is not None

@@ -21,7 +21,7 @@ from .request import messages_body
 
 NAME = "claude"
 API_VERSION = "2023-06-01"
-DEFAULT_MODEL = "claude-sonnet-4-6"
+DEFAULT_MODEL = "claude-sonnet-5-5"
 """The model used when neither ``model=`` nor ``ANTHROPIC_MODEL`` names one."""
 MODELS_PAGE = 1000  # the largest page /v1/models serves
 
