@@ -303,14 +303,6 @@ def test_a_stream_cut_before_message_stop(claude: Backend, protocol_server: Prot
             "content_block_delta",
             {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta"}},
         ),
-        (
-            "content_block_delta",
-            {
-                "type": "content_block_delta",
-                "index": 5,
-                "delta": {"type": "input_json_delta", "partial_json": "{"},
-            },
-        ),
         ("message_delta", {"type": "message_delta", "delta": "end_turn"}),
         ("message_delta", {"type": "message_delta", "delta": {}, "usage": {"output_tokens": [1]}}),
         ("content_block_delta", [1, 2]),
@@ -320,7 +312,6 @@ def test_a_stream_cut_before_message_stop(claude: Backend, protocol_server: Prot
         "start-without-message",
         "block-without-block",
         "text-delta-without-text",
-        "json-delta-for-no-tool",
         "delta-not-object",
         "usage-not-number",
         "not-object",

@@ -106,6 +106,58 @@ def test_events_without_event_lines_are_read_by_their_type(
     assert chunks[-1].finish_reason == "stop"
 
 
+def test_server_tool_blocks_are_skipped(claude: Backend, protocol_server: ProtocolServer) -> None:
+    # a server tool (web search) streams its input like a tool_use block; the API runs it
+    events = wire.stream_events(["Searching. "])
+    server_tool = [
+        (
+            "content_block_start",
+            {
+                "type": "content_block_start",
+                "index": 1,
+                "content_block": {
+                    "type": "server_tool_use",
+                    "id": "srvtoolu_1",
+                    "name": "web_search",
+                    "input": {},
+                },
+            },
+        ),
+        (
+            "content_block_delta",
+            {
+                "type": "content_block_delta",
+                "index": 1,
+                "delta": {"type": "input_json_delta", "partial_json": '{"query": "x"}'},
+            },
+        ),
+        ("content_block_stop", {"type": "content_block_stop", "index": 1}),
+        (
+            "content_block_start",
+            {
+                "type": "content_block_start",
+                "index": 2,
+                "content_block": {"type": "thinking", "thinking": "", "signature": ""},
+            },
+        ),
+        (
+            "content_block_delta",
+            {
+                "type": "content_block_delta",
+                "index": 2,
+                "delta": {"type": "thinking_delta", "thinking": "hmm"},
+            },
+        ),
+        ("content_block_stop", {"type": "content_block_stop", "index": 2}),
+    ]
+    at = next(i for i, e in enumerate(events) if e[0] == "message_delta")
+    protocol_server.on("POST", MESSAGES, Reply.sse([*events[:at], *server_tool, *events[at:]]))
+    chunks = list(claude.stream(messages=HELLO))
+    assert "".join(c.text for c in chunks) == "Searching. "
+    assert not any(c.tool_calls for c in chunks)
+    assert chunks[-1].done and chunks[-1].finish_reason == "stop"
+
+
 def test_stream_of_a_tool_without_arguments(
     claude: Backend, protocol_server: ProtocolServer
 ) -> None:

@@ -121,8 +121,8 @@ def _delta(obj: Mapping[str, Any], tools: dict[Any, int]) -> StreamChunk | None:
         return StreamChunk(text=text, raw=obj) if text else None
     if kind == "input_json_delta":
         number = tools.get(obj.get("index"))
-        if number is None:
-            raise bad("an input_json_delta for a block that is not a tool_use", obj)
+        if number is None:  # the input of a server tool (web search...): not ours to run
+            return None
         piece = delta.get("partial_json") or ""
         if not isinstance(piece, str):
             raise bad("an input_json_delta's partial_json is not a string", obj)
