@@ -16,7 +16,6 @@ from ipfs_accelerate_claude import testing_wire as wire
 from ipfs_accelerate_py.backend import Backend
 from ipfs_accelerate_py.config import resolve_settings
 from ipfs_accelerate_py.pipeline import StreamState
-from ipfs_accelerate_py.streaming import ServerSentEvent
 from ipfs_accelerate_py.testing.server import ProtocolServer, Reply
 from ipfs_accelerate_py.types import ChatRequest, Message, StreamChunk
 
@@ -209,6 +208,16 @@ def test_property_random_streams(pieces: list[str], args: list[str], data: Any) 
     assert summary["usage"] == (3, 9, 12)
 
 
+class _Event:
+    """A decoded server-sent event, as core hands it to the parser."""
+
+    def __init__(self, event: str, data: str) -> None:
+        self.event, self.data = event, data
+
+    def json(self) -> Any:
+        return json.loads(self.data)
+
+
 def test_a_second_attempt_starts_with_a_fresh_parser() -> None:
     # the tool block numbering lives in the parser: a retry must not continue it
     call = _state().call
@@ -217,7 +226,7 @@ def test_a_second_attempt_starts_with_a_fresh_parser() -> None:
     assert first is not second
     events = wire.stream_events([], tool=("t", "f", []))
     [tool_start] = [d for _, d in events if d.get("content_block", {}).get("type") == "tool_use"]
-    event = ServerSentEvent("content_block_start", json.dumps(tool_start))
+    event = _Event("content_block_start", json.dumps(tool_start))
     a, b = first(event), second(event)
     assert isinstance(a, StreamChunk) and isinstance(b, StreamChunk)
     assert a.tool_calls[0].index == b.tool_calls[0].index == 0

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from ipfs_accelerate_py.calls import STREAM_END, StreamEnd
-from ipfs_accelerate_py.streaming import ServerSentEvent
 from ipfs_accelerate_py.types import StreamChunk, ToolCallDelta, Usage
 
 from .reply import bad, body_error, finish_reason, parse_usage
@@ -34,6 +33,16 @@ EVENT_TYPES = frozenset(
     )
 )
 """The event types this parser reads; every other one (``ping``...) is skipped unread."""
+
+
+class ServerSentEvent(Protocol):
+    """What the parser reads of core's decoded server-sent event."""
+
+    event: str
+
+    def json(self) -> Any:
+        """The event's data decoded as JSON (MalformedResponseError if it is not JSON)."""
+
 
 Parser = Callable[[ServerSentEvent], "StreamChunk | StreamEnd | None"]
 
