@@ -24,7 +24,7 @@ import attrs
 from ipfs_accelerate_py import openai_compat
 from ipfs_accelerate_py.calls import HttpCall, StreamEnd
 from ipfs_accelerate_py.config import BackendSpec, Settings
-from ipfs_accelerate_py.errors import InvalidArgumentError
+from ipfs_accelerate_py.errors import InvalidArgumentError, MalformedResponseError
 from ipfs_accelerate_py.hookspecs import hookimpl
 from ipfs_accelerate_py.streaming import ServerSentEvent
 from ipfs_accelerate_py.types import ChatRequest, StreamChunk
@@ -103,13 +103,17 @@ def stream_event_parser() -> Callable[[ServerSentEvent], StreamChunk | StreamEnd
             return chunk
         if chunk is None:  # no choices and no usage: may still carry x_groq
             obj = event.json() if event.data else None
-            if not isinstance(obj, Mapping) or not isinstance(obj.get("x_groq"), Mapping):
+            if not isinstance(obj, Mapping) or obj.get("x_groq") is None:
                 return None
             chunk = StreamChunk(model=obj.get("model"), raw=obj)
         raw = chunk.raw if isinstance(chunk.raw, Mapping) else {}
         extra: Any = raw.get("x_groq")
-        if not isinstance(extra, Mapping):
+        if extra is None:
             return chunk
+        if not isinstance(extra, Mapping):
+            raise MalformedResponseError(
+                f"a stream event's x_groq is not an object: {str(extra)[:200]!r}", provider=NAME
+            )
         if extra.get("error"):
             raise openai_compat.stream_error({"error": str(extra["error"])}, NAME)
         usage = openai_compat.parse_usage(extra.get("usage"))
