@@ -292,3 +292,19 @@ def test_async_stream_x_groq_error(groq: Backend, protocol_server: ProtocolServe
 
     with pytest.raises(errors.ServerError, match="stopped"):
         asyncio.run(consume())
+
+
+def test_429_moves_to_another_key_at_once(
+    groq: Backend, protocol_server: ProtocolServer, clock: FakeClock, secret: str
+) -> None:
+    groq.add_api_key("second", "gsk_second_key_000000000000")
+    protocol_server.on("POST", wire.CHAT, wire.rate_limited("30"), wire.reply("ok"))
+    assert groq.chat(messages=MESSAGES, model=MODEL).text == "ok"
+    first, second = (r.headers["authorization"] for r in protocol_server.requests)
+    assert first != second and {first, second} == {
+        f"Bearer {secret}",
+        "Bearer gsk_second_key_000000000000",
+    }
+    assert clock.sleeps == []  # the limited key cools down; the other one is free now
+    stats = json.dumps(groq.get_key_usage_stats())
+    assert secret not in stats and "gsk_second_key_000000000000" not in stats
