@@ -244,7 +244,9 @@ def test_base_url_with_suffix_is_kept(protocol_server: ProtocolServer) -> None:
     backend.close()
 
 
-def test_default_base_url_and_model() -> None:
+def test_default_base_url_and_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GROQ_BASE_URL", raising=False)
+    monkeypatch.delenv("GROQ_MODEL", raising=False)
     backend = get_backend("groq", api_key="gsk_x")
     assert backend.settings.base_url == "https://api.groq.com/openai/v1"
     assert backend.settings.default_model == "llama-3.3-70b-versatile"
