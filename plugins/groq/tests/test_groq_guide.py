@@ -173,3 +173,22 @@ def test_guide_stream_chat_chunks(guide_env: ProtocolServer) -> None:
     assert client.get_usage_stats()["completion_tokens"] == len(STREAMED)
     client.reset_usage_stats()
     assert client.get_usage_stats()["total_tokens"] == 0
+
+
+def test_guide_top_k_warns_only_when_given(guide_env: ProtocolServer) -> None:
+    import warnings
+
+    from ipfs_accelerate_py.api_backends import groq
+
+    client = groq(metadata={"groq_api_key": "your-key-here"})
+    hi = [{"role": "user", "content": "Hi"}]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        client.chat("llama3-8b-8192", hi, temperature=0.5)
+        list(client.stream_chat("llama3-8b-8192", hi, top_p=0.5))
+    with pytest.warns(GroqParameterWarning):
+        list(client.stream_chat("llama3-8b-8192", hi, top_k=5))
+    bodies = [r.json() for r in guide_env.requests]
+    assert [b.get("temperature") for b in bodies] == [0.5, None, None]
+    assert [b.get("top_p") for b in bodies] == [None, 0.5, None]
+    assert not any("top_k" in b for b in bodies)
