@@ -256,18 +256,12 @@ def test_stream_malformed_event(groq: Backend, protocol_server: ProtocolServer, 
         list(groq.stream(messages=MESSAGES, model=MODEL))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=errors.ConnectionError,
-    reason="core reads any 200 as SSE: an HTML page is 'a stream cut mid-event' "
-    "(ConnectionError, retried); needs core to check the stream's content-type",
-)
 def test_stream_html_200_is_malformed(groq: Backend, protocol_server: ProtocolServer) -> None:
-    groq.max_retries = 0
     page = "<html><body>Just a moment...</body></html>"
-    protocol_server.on("POST", wire.CHAT, Reply.text(page, content_type="text/html"))
+    protocol_server.on("POST", wire.CHAT, default=Reply.text(page, content_type="text/html"))
     with pytest.raises(errors.MalformedResponseError):
         list(groq.stream(messages=MESSAGES, model=MODEL))
+    assert len(protocol_server.requests) == 1
 
 
 def test_async_stream_cut(groq: Backend, protocol_server: ProtocolServer) -> None:

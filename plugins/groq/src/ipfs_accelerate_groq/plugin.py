@@ -24,9 +24,9 @@ import attrs
 from ipfs_accelerate_py import openai_compat
 from ipfs_accelerate_py.calls import HttpCall, StreamEnd
 from ipfs_accelerate_py.config import BackendSpec, Settings
+from ipfs_accelerate_py.decoders import ServerSentEvent
 from ipfs_accelerate_py.errors import InvalidArgumentError, MalformedResponseError
 from ipfs_accelerate_py.hookspecs import hookimpl
-from ipfs_accelerate_py.streaming import ServerSentEvent
 from ipfs_accelerate_py.types import ChatRequest, StreamChunk
 
 from . import catalog
