@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -12,9 +10,6 @@ from ipfs_accelerate_py.backend import Backend
 from ipfs_accelerate_py.core import get_backend
 from ipfs_accelerate_py.resilience.clock import FakeClock
 from ipfs_accelerate_py.testing.server import ProtocolServer
-
-# --import-mode=importlib keeps tests/ off sys.path; the tests share groq_wire.py from here
-sys.path.insert(0, str(Path(__file__).parent))
 
 SECRET = "gsk_test0123456789SECRETabcdWXYZ"
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-import groq_wire as wire
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ipfs_accelerate_groq import wire
 from ipfs_accelerate_py import errors
 from ipfs_accelerate_py.backend import Backend
 from ipfs_accelerate_py.core import get_backend

@@ -6,10 +6,9 @@ import asyncio
 import json
 from importlib import resources
 
-import groq_wire as wire
 import pytest
 
-from ipfs_accelerate_groq import catalog
+from ipfs_accelerate_groq import catalog, wire
 from ipfs_accelerate_py import errors
 from ipfs_accelerate_py.backend import Backend
 from ipfs_accelerate_py.core import get_backend

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 
-import groq_wire as wire
 import pytest
 
+from ipfs_accelerate_groq import wire
 from ipfs_accelerate_py import errors
 from ipfs_accelerate_py.backend import Backend
 from ipfs_accelerate_py.core import get_backend

@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import groq_wire as wire
 import pytest
 
+from ipfs_accelerate_groq import wire
 from ipfs_accelerate_groq.guide import GroqParameterWarning
 from ipfs_accelerate_py.resilience import clock as clock_module
 from ipfs_accelerate_py.resilience.clock import FakeClock

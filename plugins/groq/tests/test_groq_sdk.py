@@ -3,9 +3,9 @@ protocol (paths, bodies, SSE framing, x_groq usage, errors) by a client nobody h
 
 from __future__ import annotations
 
-import groq_wire as wire
 import pytest
 
+from ipfs_accelerate_groq import wire
 from ipfs_accelerate_py import errors
 from ipfs_accelerate_py.backend import Backend
 from ipfs_accelerate_py.testing.server import ProtocolServer, Reply

@@ -25,6 +25,7 @@ from ipfs_accelerate_py import openai_compat
 from ipfs_accelerate_py.calls import HttpCall, StreamEnd
 from ipfs_accelerate_py.config import BackendSpec, Settings
 from ipfs_accelerate_py.decoders import ServerSentEvent
+from ipfs_accelerate_py.demo import DemoReport
 from ipfs_accelerate_py.errors import InvalidArgumentError, MalformedResponseError
 from ipfs_accelerate_py.hookspecs import hookimpl
 from ipfs_accelerate_py.types import ChatRequest, StreamChunk
@@ -145,3 +146,13 @@ def list_models(backend: str, settings: Settings) -> HttpCall | None:
     assert parse is not None
     base_url = settings.base_url
     return attrs.evolve(call, parse=lambda body: catalog.enrich(parse(body), base_url))
+
+
+@hookimpl
+def demo(backend: str, report: DemoReport) -> None:
+    """Every call against a loopback Groq server, with a 429 and a 503 on the way."""
+    if backend != NAME:
+        return
+    from . import demo as scenario
+
+    scenario.run(report)

@@ -1,4 +1,5 @@
-"""Groq's exact reply bodies, headers and SSE framing, for scripting the loopback server.
+"""Groq's exact reply bodies, headers and SSE framing, for scripting a loopback server
+(the plugin's tests and its demo scenario).
 
 Shapes follow groq-python's types (ChatCompletion, ChatCompletionChunk with ``x_groq``,
 CompletionUsage with Groq's timings) and Groq's error documentation.
@@ -144,7 +145,9 @@ LISTING = models(
 )
 
 
-def error(message: str, type: str = "invalid_request_error", code: str | None = None) -> dict:
+def error(
+    message: str, type: str = "invalid_request_error", code: str | None = None
+) -> dict[str, Any]:
     """Groq's error body: ``{"error": {"message", "type"[, "code"]}}``."""
     body: dict[str, Any] = {"message": message, "type": type}
     if code is not None:
@@ -184,8 +187,9 @@ def error_reply(status: int, headers: dict[str, str] | None = None, **kw: Any) -
     return Reply.json(error(message, type_, code), status=status, headers=hdrs, **kw)
 
 
-def rate_limited(retry_after: str = "2") -> Reply:
-    """A 429 as Groq sends it: ``retry-after`` (seconds) and the ``x-ratelimit-*`` headers."""
+def rate_limited(retry_after: str = "2", reset_tokens: str = "1.2s") -> Reply:
+    """A 429 as Groq sends it: ``retry-after`` (seconds) and the ``x-ratelimit-*`` headers
+    (no tokens left until ``reset_tokens``)."""
     return error_reply(
         429,
         headers={
@@ -195,6 +199,6 @@ def rate_limited(retry_after: str = "2") -> Reply:
             "x-ratelimit-remaining-requests": "14370",
             "x-ratelimit-remaining-tokens": "0",
             "x-ratelimit-reset-requests": "2m59.56s",
-            "x-ratelimit-reset-tokens": "1.2s",
+            "x-ratelimit-reset-tokens": reset_tokens,
         },
     )
