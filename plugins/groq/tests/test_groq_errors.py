@@ -130,15 +130,25 @@ def test_cloudflare_html_502_is_a_retried_server_error(
         groq.chat(messages=MESSAGES, model=MODEL)
 
 
-def test_flex_tier_498_capacity_exceeded(groq: Backend, protocol_server: ProtocolServer) -> None:
-    # Groq's own status for "flex tier at capacity; retry later". Core maps statuses by
-    # number, so a 498 is an InvalidRequestError and is not retried (see the README).
-    protocol_server.on("POST", wire.CHAT, default=wire.error_reply(498))
-    with pytest.raises(errors.APIStatusError) as info:
-        groq.chat(messages=MESSAGES, model=MODEL, service_tier="flex")
-    assert info.value.code == "capacity_exceeded"
-    assert "Flex tier capacity exceeded" in str(info.value)
+def test_flex_tier_498_is_overloaded_and_retried(
+    groq: Backend, protocol_server: ProtocolServer, clock: FakeClock
+) -> None:
+    # Groq's own status: the flex tier is at capacity, try again later
+    protocol_server.on(
+        "POST", wire.CHAT, wire.error_reply(498), wire.error_reply(498), wire.reply("ok")
+    )
+    assert groq.chat(messages=MESSAGES, model=MODEL, service_tier="flex").text == "ok"
+    assert len(protocol_server.requests) == 3 and len(clock.sleeps) == 2
     assert protocol_server.requests[0].json()["service_tier"] == "flex"
+    groq.max_retries = 1
+    protocol_server.on("POST", wire.CHAT, default=wire.error_reply(498))
+    with pytest.raises(errors.OverloadedError) as info:
+        asyncio.run(groq.achat(messages=MESSAGES, model=MODEL, service_tier="flex"))
+    err = info.value
+    assert (err.status_code, err.code, err.provider) == (498, "capacity_exceeded", "groq")
+    assert err.provider_request_id == "req_server_498"
+    assert "Flex tier capacity exceeded" in str(err)
+    assert groq.get_circuit_state() == "CLOSED"
 
 
 @pytest.mark.parametrize(
@@ -236,6 +246,21 @@ def test_stream_stopped_by_x_groq_error(groq: Backend, protocol_server: Protocol
     protocol_server.on("POST", wire.CHAT, Reply.sse([*events, stop, "[DONE]"]))
     with pytest.raises(errors.ServerError, match="over capacity"):
         list(groq.stream(messages=MESSAGES, model=MODEL))
+
+
+def test_stream_invalid_request_event_is_not_retried(
+    groq: Backend, protocol_server: ProtocolServer
+) -> None:
+    failed = wire.error(
+        "Failed to call a function. Please adjust your prompt.",
+        "invalid_request_error",
+        "tool_use_failed",
+    )
+    protocol_server.on("POST", wire.CHAT, default=Reply.sse([("error", failed)]))
+    with pytest.raises(errors.InvalidRequestError, match="Failed to call a function") as info:
+        list(groq.stream(messages=MESSAGES, model=MODEL))
+    assert info.value.code == "tool_use_failed"
+    assert len(protocol_server.requests) == 1
 
 
 def test_stream_error_event(groq: Backend, protocol_server: ProtocolServer) -> None:

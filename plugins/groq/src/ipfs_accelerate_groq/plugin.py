@@ -26,7 +26,14 @@ from ipfs_accelerate_py.calls import HttpCall, StreamEnd
 from ipfs_accelerate_py.config import BackendSpec, Settings
 from ipfs_accelerate_py.decoders import ServerSentEvent
 from ipfs_accelerate_py.demo import DemoReport
-from ipfs_accelerate_py.errors import InvalidArgumentError, MalformedResponseError
+from ipfs_accelerate_py.errors import (
+    BackendError,
+    InvalidArgumentError,
+    InvalidRequestError,
+    MalformedResponseError,
+    OverloadedError,
+    ServerError,
+)
 from ipfs_accelerate_py.hookspecs import hookimpl
 from ipfs_accelerate_py.types import ChatRequest, StreamChunk
 
@@ -146,6 +153,28 @@ def list_models(backend: str, settings: Settings) -> HttpCall | None:
     assert parse is not None
     base_url = settings.base_url
     return attrs.evolve(call, parse=lambda body: catalog.enrich(parse(body), base_url))
+
+
+@hookimpl
+def refine_error(backend: str, error: BackendError) -> BackendError | None:
+    """Groq's own statuses and stream errors: a 498 (flex tier at capacity, "retry later")
+    is an OverloadedError, retried; an error event inside a stream whose ``type`` is
+    ``invalid_request_error`` (e.g. ``tool_use_failed``) is an InvalidRequestError, not
+    retried, instead of core's ServerError for an error event it cannot classify."""
+    if backend != NAME:
+        return None
+    if error.status_code == 498 and not isinstance(error, OverloadedError):
+        return OverloadedError(error.message, code=error.code)
+    body = error.body
+    if (
+        error.status_code is None
+        and type(error) is ServerError
+        and isinstance(body, Mapping)
+        and isinstance(body.get("error"), Mapping)
+        and body["error"].get("type") == "invalid_request_error"
+    ):
+        return InvalidRequestError(error.message, code=error.code)
+    return None
 
 
 @hookimpl
