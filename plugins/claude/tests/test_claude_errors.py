@@ -336,10 +336,6 @@ def test_a_stream_answered_with_html_is_an_error(
         list(claude.stream(messages=HELLO))
 
 
-@pytest.mark.xfail(
-    reason="needs core: run_stream should refuse a 200 that is not text/event-stream "
-    "(today: no events, so a retried ConnectionError 'ended in the middle of an event')"
-)
 def test_a_stream_answered_with_html_is_malformed(
     claude: Backend, protocol_server: ProtocolServer
 ) -> None:

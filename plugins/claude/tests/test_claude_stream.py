@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 from ipfs_accelerate_claude import plugin
 from ipfs_accelerate_claude import testing_wire as wire
 from ipfs_accelerate_py.backend import Backend
-from ipfs_accelerate_py.config import resolve_settings
 from ipfs_accelerate_py.pipeline import StreamState
 from ipfs_accelerate_py.testing.server import ProtocolServer, Reply
 from ipfs_accelerate_py.types import ChatRequest, Message, StreamChunk
@@ -170,8 +169,7 @@ def test_stream_of_a_tool_without_arguments(
 
 def _state() -> StreamState:
     request = ChatRequest("claude-sonnet-5-5", (Message("user", "Hi"),), {})
-    settings_ = resolve_settings(plugin.SPEC, api_key="k" * 20)
-    call = plugin.stream(backend="claude", request=request, settings=settings_)
+    call = plugin.stream(request=request)
     assert call is not None
     return StreamState(call, "claude")
 

@@ -11,7 +11,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ipfs_accelerate_py.calls import HttpCall
-from ipfs_accelerate_py.config import BackendSpec, Settings
+from ipfs_accelerate_py.config import BackendSpec
+from ipfs_accelerate_py.demo import DemoReport
 from ipfs_accelerate_py.hookspecs import hookimpl
 from ipfs_accelerate_py.types import ChatRequest
 
@@ -49,19 +50,15 @@ def register_backends(register: Callable[[BackendSpec], None]) -> None:
 
 
 @hookimpl
-def chat(backend: str, request: ChatRequest, settings: Settings) -> HttpCall | None:
+def chat(request: ChatRequest) -> HttpCall:
     """``POST /v1/messages``."""
-    if backend != NAME:
-        return None
     body = messages_body(request)
     return HttpCall("POST", "/v1/messages", json=body, parse=parse_message, model=request.model)
 
 
 @hookimpl
-def stream(backend: str, request: ChatRequest, settings: Settings) -> HttpCall | None:
+def stream(request: ChatRequest) -> HttpCall:
     """``POST /v1/messages`` with ``"stream": true``; ``message_stop`` ends the stream."""
-    if backend != NAME:
-        return None
     return HttpCall(
         "POST",
         "/v1/messages",
@@ -95,8 +92,14 @@ def _next_page(body: Any) -> HttpCall | None:
 
 
 @hookimpl
-def list_models(backend: str, settings: Settings) -> HttpCall | None:
+def list_models() -> HttpCall:
     """``GET /v1/models``, every page (``has_more`` / ``last_id`` -> ``after_id``)."""
-    if backend != NAME:
-        return None
     return models_call()
+
+
+@hookimpl
+def demo(report: DemoReport) -> None:
+    """Every call against a loopback Messages API server, with a 429 and a 529 on the way."""
+    from . import demo as scenario
+
+    scenario.run(report)

@@ -92,10 +92,8 @@ def register_backends(register: Callable[[BackendSpec], None]) -> None:
 
 
 @hookimpl
-def chat(backend: str, request: ChatRequest, settings: Settings) -> HttpCall | None:
+def chat(request: ChatRequest) -> HttpCall:
     """``POST /chat/completions``; the usage carries Groq's timings in ``extra``."""
-    if backend != NAME:
-        return None
     check_request(request)
     return openai_compat.chat_call(request, NAME)
 
@@ -134,20 +132,16 @@ def stream_event_parser() -> Callable[[ServerSentEvent], StreamChunk | StreamEnd
 
 
 @hookimpl
-def stream(backend: str, request: ChatRequest, settings: Settings) -> HttpCall | None:
+def stream(request: ChatRequest) -> HttpCall:
     """``POST /chat/completions`` with ``stream: true``; usage from ``x_groq.usage``."""
-    if backend != NAME:
-        return None
     check_request(request)
     call = openai_compat.stream_call(request, NAME, include_usage=False)
     return attrs.evolve(call, parse_event=stream_event_parser())
 
 
 @hookimpl
-def list_models(backend: str, settings: Settings) -> HttpCall | None:
+def list_models(settings: Settings) -> HttpCall:
     """``GET /models``, merged with the shipped catalogue (descriptions, categories)."""
-    if backend != NAME:
-        return None
     call = openai_compat.models_call(NAME)
     parse = call.parse
     assert parse is not None
@@ -156,13 +150,11 @@ def list_models(backend: str, settings: Settings) -> HttpCall | None:
 
 
 @hookimpl
-def refine_error(backend: str, error: BackendError) -> BackendError | None:
+def refine_error(error: BackendError) -> BackendError | None:
     """Groq's own statuses and stream errors: a 498 (flex tier at capacity, "retry later")
     is an OverloadedError, retried; an error event inside a stream whose ``type`` is
     ``invalid_request_error`` (e.g. ``tool_use_failed``) is an InvalidRequestError, not
     retried, instead of core's ServerError for an error event it cannot classify."""
-    if backend != NAME:
-        return None
     if error.status_code == 498 and not isinstance(error, OverloadedError):
         return OverloadedError(error.message, code=error.code)
     body = error.body
@@ -178,10 +170,8 @@ def refine_error(backend: str, error: BackendError) -> BackendError | None:
 
 
 @hookimpl
-def demo(backend: str, report: DemoReport) -> None:
+def demo(report: DemoReport) -> None:
     """Every call against a loopback Groq server, with a 429 and a 503 on the way."""
-    if backend != NAME:
-        return
     from . import demo as scenario
 
     scenario.run(report)
