@@ -1,7 +1,7 @@
 """JSON decoding for replies and stream events: orjson when it is installed (the ``speed``
 extra; about twice as fast per stream event), else the standard library.
 
-Both raise ``ValueError`` subclasses on bad input, and both give the same values: orjson is
+Both raise ``ValueError`` on bad input (a document nested too deeply included), and both give the same values: orjson is
 strict where ``json`` is lenient (``NaN``, ``Infinity``), so text orjson rejects is tried once
 more with ``json``; and orjson reads integers beyond 64 bits as floats, so text with a run of
 19 or more digits goes to ``json``, which keeps them exact.
@@ -38,4 +38,12 @@ def _loads_with_fallback(data: str | bytes) -> Any:
         return json.loads(data)
 
 
-loads: Callable[[str | bytes], Any] = json.loads if _fast_loads is None else _loads_with_fallback
+_loads: Callable[[str | bytes], Any] = json.loads if _fast_loads is None else _loads_with_fallback
+
+
+def loads(data: str | bytes) -> Any:
+    """Decode JSON; any failure, a document nested too deeply included, is a ValueError."""
+    try:
+        return _loads(data)
+    except RecursionError:
+        raise ValueError("the JSON document is nested too deeply") from None

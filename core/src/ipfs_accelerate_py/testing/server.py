@@ -447,6 +447,7 @@ class ProtocolServer:
     ) -> None:
         """Script ``method path``: ``replies`` answer one request each, then ``default`` answers.
 
+        ``path`` ``"*"`` (and ``method`` ``"*"``) match any request no exact route takes.
         Replaces any previous script for the route. A callable receives the
         :class:`RecordedRequest` and returns the :class:`Reply`.
         """
@@ -528,7 +529,10 @@ class ProtocolServer:
             self._requests.append(request)
             self._in_flight += 1
             self._max_in_flight = max(self._max_in_flight, self._in_flight)
-            route = self._routes.get((method, path))
+            routes = self._routes
+            route = (
+                routes.get((method, path)) or routes.get((method, "*")) or routes.get(("*", "*"))
+            )
             source = None
             if route is not None:
                 source = route.script.popleft() if route.script else route.default
