@@ -1,8 +1,8 @@
 """JSON decoding for replies and stream events: orjson when it is installed (the ``speed``
 extra; about twice as fast per stream event), else the standard library.
 
-Both raise ``ValueError`` on bad input (a document nested too deeply included), and both give the same values: orjson is
-strict where ``json`` is lenient (``NaN``, ``Infinity``), so text orjson rejects is tried once
+Both raise ``ValueError`` on bad input (a document nested too deeply included), and both give
+the same values: orjson is strict where ``json`` is lenient (``NaN``, ``Infinity``), so text orjson rejects is tried once
 more with ``json``; and orjson reads integers beyond 64 bits as floats, so text with a run of
 19 or more digits goes to ``json``, which keeps them exact.
 """
