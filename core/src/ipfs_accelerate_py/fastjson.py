@@ -2,9 +2,9 @@
 extra; about twice as fast per stream event), else the standard library.
 
 Both raise ``ValueError`` on bad input (a document nested too deeply included), and both give
-the same values: orjson is strict where ``json`` is lenient (``NaN``, ``Infinity``), so text orjson rejects is tried once
-more with ``json``; and orjson reads integers beyond 64 bits as floats, so text with a run of
-19 or more digits goes to ``json``, which keeps them exact.
+the same values: orjson is strict where ``json`` is lenient (``NaN``, ``Infinity``), so text
+orjson rejects is tried once more with ``json``; and orjson reads integers beyond 64 bits as
+floats, so text with a run of 19 or more digits goes to ``json``, which keeps them exact.
 """
 
 from __future__ import annotations
