@@ -55,6 +55,21 @@ def test_retry_after_http_date_is_read_against_the_clock(
     assert len(protocol_server.requests_to(CHAT)) == 2
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="needs attempts.py: Attempts.failed computes the key's cooldown with "
+    "ep.retry.key_cooldown(err, delay, self.retries)",
+)
+def test_retry_after_zero_retries_at_once(
+    backend: Backend, protocol_server: ProtocolServer, clock: FakeClock
+) -> None:
+    protocol_server.on("POST", CHAT, wire.error_reply(429, {"retry-after": "0"}), ok())
+    assert backend.chat(messages=user(), model="m").text == "ok"
+    assert clock.sleeps == []  # at once, as the header says: no backoff, no key cooldown
+    assert backend.get_key_usage_stats()["default"]["cooling_down_for"] == 0.0
+    assert len(protocol_server.requests_to(CHAT)) == 2
+
+
 def test_retry_after_above_max_surfaces_at_once(
     backend: Backend, protocol_server: ProtocolServer, clock: FakeClock
 ) -> None:

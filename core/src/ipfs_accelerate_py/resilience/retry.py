@@ -149,6 +149,14 @@ class RetryPolicy:
             return max(float(error.retry_after), 0.0)
         return self.backoff(retry_number)
 
+    def key_cooldown(self, error: BackendError, delay: float | None, retry_number: int) -> float:
+        """How long a key that got a 429 rests: the server's wait when it gave one --
+        ``retry-after: 0`` included, which means "retry at once", not "back off" -- else
+        ``delay`` (from :meth:`delay_for`) or the backoff for ``retry_number``."""
+        if error.retry_after is not None:
+            return max(float(error.retry_after), 0.0)
+        return delay or self.backoff(retry_number)
+
 
 class RetryBudget:
     """A thread-safe token bucket limiting the retries one endpoint may spend.
