@@ -30,6 +30,7 @@ __all__ = [
     "StreamChunk",
     "ToolCall",
     "Usage",
+    "token_count",
 ]
 
 _ROLES = frozenset(("system", "user", "assistant", "tool", "developer", "function", "model"))
@@ -163,6 +164,23 @@ def _coerce_tool_call(value: ToolCall | Mapping[str, Any]) -> ToolCall:
     )
 
 
+MAX_TOKENS = 10**12
+"""The largest token count believed from a reply; anything above it reads as 0."""
+
+
+def token_count(value: Any) -> int:
+    """A token count from a reply as a sane int: a number from 0 to :data:`MAX_TOKENS`
+    (a fractional one truncated) or a string of digits; anything else (negative, absurd,
+    NaN, a bool, junk) is 0."""
+    if type(value) is int:
+        return value if 0 <= value <= MAX_TOKENS else 0
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return 0
+    return int(value) if 0 <= value <= MAX_TOKENS else 0  # NaN compares False: 0
+
+
 @attrs.frozen(slots=True)
 class Usage:
     """Token counts for one call; ``extra`` keeps provider-specific figures (e.g. ``x_groq``)."""
@@ -173,10 +191,21 @@ class Usage:
     extra: Mapping[str, Any] = attrs.field(factory=dict)
 
     @classmethod
-    def of(cls, prompt: int | None, completion: int | None, total: int | None = None) -> Usage:
-        """Build usage from possibly missing counts; the total defaults to the sum."""
-        p, c = int(prompt or 0), int(completion or 0)
-        return cls(p, c, int(total) if total is not None else p + c)
+    def of(cls, prompt: Any, completion: Any, total: Any = None) -> Usage:
+        """Build usage from possibly missing counts; the total defaults to the sum.
+
+        Counts are what a provider's reply says, so nonsense is not trusted: a negative,
+        non-numeric or absurd (above :data:`MAX_TOKENS`) count reads as 0, a fractional
+        one is truncated (:func:`token_count`), and a total below the sum is the sum.
+        """
+        p = prompt if type(prompt) is int and 0 <= prompt <= MAX_TOKENS else token_count(prompt)
+        c = (
+            completion
+            if type(completion) is int and 0 <= completion <= MAX_TOKENS
+            else token_count(completion)
+        )
+        t = p + c if total is None else token_count(total)
+        return cls(p, c, t if t >= p + c else p + c)
 
     def merge(self, later: Usage) -> Usage:
         """This usage updated by a later report of the same call: counts the later one

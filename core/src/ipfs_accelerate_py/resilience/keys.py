@@ -20,6 +20,7 @@ from typing import Any
 from ipfs_accelerate_py.errors import ConfigurationError
 from ipfs_accelerate_py.masking import mask_secret
 from ipfs_accelerate_py.resilience.clock import SYSTEM_CLOCK, Clock
+from ipfs_accelerate_py.types import token_count
 
 __all__ = ["ApiKey", "KeyLease", "KeyPool", "parse_duration"]
 
@@ -288,9 +289,12 @@ class KeyPool:
                 key.in_flight -= 1
             if not ok:
                 key.errors += 1
-            key.prompt_tokens += prompt_tokens or 0
-            key.completion_tokens += completion_tokens or 0
-            key.cost += cost or 0.0
+            if prompt_tokens:
+                key.prompt_tokens += token_count(prompt_tokens)
+            if completion_tokens:
+                key.completion_tokens += token_count(completion_tokens)
+            if cost and cost > 0.0:
+                key.cost += cost
 
     def cool_down(self, name: str, seconds: float) -> None:
         """After a 429: make ``name`` unusable for ``seconds`` (never shortening a later
