@@ -455,6 +455,10 @@ def test_timeout_in_metadata_must_be_a_number_of_seconds(
     [
         pytest.param({"extra_headers": {"X-Trace": "a\nb"}}, id="header-with-newline"),
         pytest.param({"request_id": "req\nx"}, id="request-id-with-newline"),
+        pytest.param({"request_id": "abc\r\nX-Evil: 1"}, id="request-id-with-crlf"),
+        pytest.param({"request_id": "r\x00"}, id="request-id-with-nul"),
+        pytest.param({"request_id": "r" * 201}, id="request-id-too-long"),
+        pytest.param({"request_id": ["r"]}, id="request-id-list"),
         pytest.param({"timeout": float("nan")}, id="timeout-nan"),
         pytest.param({"timeout": -1}, id="timeout-negative"),
         pytest.param({"timeout": "5"}, id="timeout-string"),
@@ -467,8 +471,10 @@ def test_bad_call_options_are_invalid_arguments_and_never_breaker_failures(
     backend: Backend, protocol_server: ProtocolServer, clock: FakeClock, options: dict[str, Any]
 ) -> None:
     protocol_server.on("POST", CHAT, default=ok())
-    with pytest.raises(errors.InvalidArgumentError):
+    with pytest.raises(errors.InvalidArgumentError) as info:
         backend.chat(messages=user(), model="m", **options)
+    assert "\r" not in str(info.value) and "\n" not in str(info.value)  # shown escaped
+    assert "\x00" not in str(info.value)
     assert protocol_server.requests == []
     assert clock.sleeps == []  # a caller's bad argument is not retried...
     metrics = backend.get_circuit_metrics()  # ...nor counted against the endpoint
@@ -539,3 +545,64 @@ def test_key_in_an_error_code_is_masked(
     assert secret not in str(err)
     assert secret not in (err.code or "")
     assert secret not in json.dumps(err.body)
+
+
+def deeply_nested(depth: int = 200_000) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("message", "match"),
+    [
+        pytest.param({"tool_calls": ["x"]}, "each tool call must be a dict", id="call-str"),
+        pytest.param({"tool_calls": 5}, "must be a list of tool calls", id="calls-int"),
+        pytest.param({"tool_calls": "x"}, "must be a list of tool calls", id="calls-str"),
+        pytest.param({"tool_calls": [{"function": 5}]}, "'function' must be a dict", id="fn-int"),
+        pytest.param(
+            {"tool_calls": [{"id": "c", "function": {"name": "f", "arguments": deeply_nested()}}]},
+            "nested too deeply",
+            id="arguments-deep",
+        ),
+    ],
+)
+def test_bad_tool_calls_in_a_message_are_invalid_arguments(
+    backend: Backend, protocol_server: ProtocolServer, message: dict[str, Any], match: str
+) -> None:
+    protocol_server.on("POST", CHAT, default=ok())
+    bad = {"role": "assistant", "content": None, **message}
+    with pytest.raises(errors.InvalidArgumentError, match=match):
+        backend.chat(messages=[*user(), bad], model="m")
+    assert protocol_server.requests == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="needs attempts.py: Attempts._build catches RecursionError with TypeError and "
+    "ValueError when encoding the request",
+)
+def test_a_parameter_nested_too_deeply_is_an_invalid_argument(
+    backend: Backend, protocol_server: ProtocolServer
+) -> None:
+    protocol_server.on("POST", CHAT, default=ok())
+    with pytest.raises(errors.InvalidArgumentError, match="could not be encoded"):
+        backend.chat(messages=user(), model="m", metadata=deeply_nested())
+    assert protocol_server.requests == []
+    assert backend.get_key_usage_stats()["default"]["in_flight"] == 0
+
+
+@pytest.mark.parametrize("status", [200, 500])
+def test_a_reply_nested_too_deeply_is_malformed_not_a_recursion_error(
+    make_backend: Callable[..., Backend], protocol_server: ProtocolServer, status: int
+) -> None:
+    backend = make_backend(max_retries=0)
+    deep = b"[" * 200_000 + b"]" * 200_000
+    protocol_server.on("POST", CHAT, default=Reply.raw(deep, status=status))
+    expected = errors.MalformedResponseError if status == 200 else errors.ServerError
+    with pytest.raises(expected):
+        backend.chat(messages=user(), model="m")
+    protocol_server.on("POST", CHAT, default=Reply.sse([deep.decode(), "[DONE]"]))
+    with pytest.raises(errors.MalformedResponseError):
+        list(backend.stream(messages=user(), model="m"))

@@ -47,7 +47,10 @@ def redact_data(data: Any, secrets: Iterable[str | None]) -> Any:
             return [walk(v) for v in value]
         return value
 
-    return walk(data)
+    try:
+        return walk(data)
+    except RecursionError:  # nested too deeply to walk: show none of it rather than crash
+        return "<not shown: nested too deeply>"
 
 
 def mask_url(url: str) -> str:

@@ -200,7 +200,7 @@ def parse_json(content: bytes, *, provider: str | None, what: str = "reply") -> 
     """Decode a JSON body, with a clear error quoting the start of anything else."""
     try:
         return fastjson.loads(content)
-    except ValueError:
+    except (ValueError, RecursionError):  # stdlib json: RecursionError when nested too deeply
         excerpt = content[:200].decode("utf-8", "replace")
         raise MalformedResponseError(
             f"the {what} is not valid JSON: {excerpt!r}", provider=provider
@@ -260,7 +260,7 @@ def error_from_reply(
     body: Any = None
     try:
         body = fastjson.loads(content) if content else None
-    except ValueError:
+    except (ValueError, RecursionError):
         body = None
     message, code = _error_fields(body)
     if message is None:

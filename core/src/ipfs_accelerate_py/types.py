@@ -121,6 +121,10 @@ class Message:
                 f"message content must be a string or a list of parts, got {type(content).__name__}"
             )
         calls = value.get("tool_calls") or ()
+        if isinstance(calls, (str, bytes, Mapping)) or not isinstance(calls, (list, tuple)):
+            raise InvalidArgumentError(
+                f"message tool_calls must be a list of tool calls, got {type(calls).__name__}"
+            )
         return cls(
             role=role,
             content=content,
@@ -154,12 +158,30 @@ class Message:
 def _coerce_tool_call(value: ToolCall | Mapping[str, Any]) -> ToolCall:
     if isinstance(value, ToolCall):
         return value
+    if not isinstance(value, Mapping):
+        raise InvalidArgumentError(
+            "each tool call must be a dict like {'id': ..., 'type': 'function', "
+            f"'function': {{'name': ..., 'arguments': '...'}}}}, got {type(value).__name__}"
+        )
     fn = value.get("function") or {}
+    if not isinstance(fn, Mapping):
+        raise InvalidArgumentError(
+            f"a tool call's 'function' must be a dict with 'name' and 'arguments', "
+            f"got {type(fn).__name__}"
+        )
     args = fn.get("arguments", "{}")
+    if not isinstance(args, str):
+        try:
+            args = json.dumps(args)
+        except (TypeError, ValueError, RecursionError) as exc:
+            what = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            raise InvalidArgumentError(
+                f"a tool call's arguments could not be encoded as JSON: {what}"
+            ) from None
     return ToolCall(
         id=str(value.get("id", "")),
         name=str(fn.get("name", "")),
-        arguments=args if isinstance(args, str) else json.dumps(args),
+        arguments=args,
         type=str(value.get("type", "function")),
     )
 
