@@ -11,6 +11,7 @@ import base64
 import json
 import sys
 from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 import attrs
@@ -87,15 +88,25 @@ class ToolCall:
         }
 
 
+_NO_EXTRA: Mapping[str, Any] = MappingProxyType({})
+_MESSAGE_FIELDS = frozenset(("role", "content", "name", "tool_calls", "tool_call_id"))
+
+
 @attrs.frozen(slots=True)
 class Message:
-    """One chat message. ``content`` is text, or a list of provider-style content parts."""
+    """One chat message. ``content`` is text, or a list of provider-style content parts.
+
+    ``extra`` keeps every other field of a message dict (``function_call``, ``refusal``,
+    ``cache_control``, ``audio``...) as given; :meth:`to_dict` passes them on, so they reach
+    an OpenAI-compatible server unchanged.
+    """
 
     role: str
     content: str | list[Any] | None = None
     name: str | None = None
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
+    extra: Mapping[str, Any] = _NO_EXTRA
 
     @classmethod
     def coerce(cls, value: Message | Mapping[str, Any]) -> Message:
@@ -131,6 +142,7 @@ class Message:
             name=value.get("name"),
             tool_calls=tuple(_coerce_tool_call(c) for c in calls),
             tool_call_id=value.get("tool_call_id"),
+            extra={k: v for k, v in value.items() if k not in _MESSAGE_FIELDS} or _NO_EXTRA,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -142,6 +154,9 @@ class Message:
             out["tool_calls"] = [c.to_dict() for c in self.tool_calls]
         if self.tool_call_id is not None:
             out["tool_call_id"] = self.tool_call_id
+        if self.extra:
+            for key, value in self.extra.items():
+                out.setdefault(key, value)  # never overrides a field above
         return out
 
     def text(self) -> str:
