@@ -167,6 +167,42 @@ def test_bad_base_urls(installed_plugin: str, url: str, match: str) -> None:
         get_backend(installed_plugin, base_url=url)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://alice:hunter2-PASSWORD-7xq@x.invalid/v1",
+        "https://:hunter2-PASSWORD-7xq@x.invalid",
+        "http://hunter2-PASSWORD-7xq@x.invalid",  # a token as the user name
+        "http://alice:hunter2-PASSWORD-7xq@[::1]:8080/v1",
+    ],
+)
+def test_credentials_in_a_base_url_are_refused(
+    installed_plugin: str, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # httpx would turn them into "Authorization: Basic", replacing the API key's header
+    with pytest.raises(errors.ConfigurationError, match="credentials") as info:
+        get_backend(installed_plugin, api_key="k" * 16, base_url=url)
+    assert "hunter2" not in str(info.value) and "***@" in str(info.value)
+    with pytest.raises(errors.ConfigurationError, match="credentials") as info:
+        get_backend(installed_plugin, api_key="k" * 16, metadata={"fakeprov_base_url": url})
+    assert "hunter2" not in str(info.value)
+    monkeypatch.setenv("FAKEPROV_BASE_URL", url)
+    with pytest.raises(errors.ConfigurationError, match="credentials") as info:
+        get_backend(installed_plugin, api_key="k" * 16)
+    assert "hunter2" not in str(info.value)
+    monkeypatch.delenv("FAKEPROV_BASE_URL")
+    backend = get_backend(installed_plugin, api_key="k" * 16)
+    with pytest.raises(errors.ConfigurationError, match="credentials") as info:
+        backend.create_endpoint(base_url=url)
+    assert "hunter2" not in str(info.value)
+    assert list(backend.endpoints) == ["default"]
+
+
+def test_an_unparsable_base_url_is_a_configuration_error(installed_plugin: str) -> None:
+    with pytest.raises(errors.ConfigurationError, match="not a valid URL"):
+        get_backend(installed_plugin, base_url="http://[::1")
+
+
 def test_base_url_path_prefix_and_suffix(installed_plugin: str) -> None:
     b = get_backend(installed_plugin, base_url="http://proxy.invalid/team-a/")
     assert b.settings.base_url == "http://proxy.invalid/team-a/v9"

@@ -142,10 +142,22 @@ def normalize_base_url(url: str, suffix: str, source: str) -> str:
     if not isinstance(url, str):
         raise ConfigurationError(f"{source} must be a URL string, got {type(url).__name__}")
     url = url.strip().rstrip("/")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        raise ConfigurationError(f"{source} is not a valid URL: {mask_url(url)!r}") from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigurationError(
             f"{source} must be an http:// or https:// URL with a host, got {mask_url(url)!r}"
+        )
+    if "@" in parts.netloc:
+        # httpx would send user:password as "Authorization: Basic ...", replacing the API
+        # key's header, and the URL (password included) would show wherever it is printed
+        host = parts.netloc.rpartition("@")[2]
+        shown = f"{parts.scheme}://***@{host}{parts.path}"
+        raise ConfigurationError(
+            f"{source} must not carry credentials (user:password@), got {shown!r}: "
+            "pass the API key with api_key= or its environment variable"
         )
     if parts.query or parts.fragment:
         raise ConfigurationError(
