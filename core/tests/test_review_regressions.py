@@ -332,6 +332,93 @@ def test_key_echoed_in_an_http_error_body_is_masked(
     assert len(protocol_server.requests_to(CHAT)) == 1
 
 
+def fragments(secret: str, size: int = 8) -> list[str]:
+    """Every run of ``size`` characters of ``secret``: none may show in an error."""
+    return [secret[i : i + size] for i in range(len(secret) - size + 1)]
+
+
+def shown(err: errors.BackendError) -> str:
+    """Every string of an error a user can read or log."""
+    fields = (err.message, err.code, err.provider_request_id, err.request_id)
+    return "\n".join([str(err), repr(err), json.dumps(err.body), *map(str, fields)])
+
+
+@pytest.mark.parametrize("offset", [270, 280, 284])
+def test_key_cut_at_the_edge_of_an_error_excerpt_is_masked(
+    make_backend: Callable[..., Backend], protocol_server: ProtocolServer, secret: str, offset: int
+) -> None:
+    backend = make_backend(max_retries=0)
+    text = "x" * offset + f"bad key {secret} rejected"  # plain text: quoted up to 300 chars
+    protocol_server.on("POST", CHAT, default=Reply.text(text, status=401))
+    with pytest.raises(errors.AuthenticationError) as info:
+        backend.chat(messages=user(), model="m")
+    for piece in fragments(secret):
+        assert piece not in shown(info.value), piece
+
+    detail = {"detail": [{"msg": "x" * offset + secret}]}  # FastAPI: dumped, then quoted
+    protocol_server.on("POST", CHAT, default=Reply.json(detail, status=422))
+    with pytest.raises(errors.InvalidRequestError) as info2:
+        backend.chat(messages=user(), model="m")
+    for piece in fragments(secret):
+        assert piece not in shown(info2.value), piece
+
+
+@pytest.mark.parametrize("offset", [185, 190, 192])
+def test_key_cut_at_the_edge_of_a_malformed_reply_excerpt_is_masked(
+    make_backend: Callable[..., Backend], protocol_server: ProtocolServer, secret: str, offset: int
+) -> None:
+    backend = make_backend(max_retries=0)
+    body = ("<" * offset + secret).encode()  # not JSON: quoted up to 200 bytes
+    protocol_server.on("POST", CHAT, default=Reply.raw(body))
+    with pytest.raises(errors.MalformedResponseError) as info:
+        backend.chat(messages=user(), model="m")
+    for piece in fragments(secret):
+        assert piece not in shown(info.value), piece
+
+
+def test_key_echoed_in_the_provider_request_id_is_masked(
+    backend: Backend, protocol_server: ProtocolServer, secret: str
+) -> None:
+    headers = {"x-request-id": f"req_{secret}"}
+    protocol_server.on("POST", CHAT, default=wire.error_reply(400, headers))
+    with pytest.raises(errors.InvalidRequestError) as info:
+        backend.chat(messages=user(), model="m")
+    assert info.value.provider_request_id == f"req_{mask_secret(secret)}"
+    for piece in fragments(secret):
+        assert piece not in shown(info.value), piece
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [Reply.drop_connection(), Reply.json({}, delay=2.0)],
+    ids=["dropped", "read-timeout"],
+)
+def test_the_sent_request_is_not_reachable_from_the_error(
+    make_backend: Callable[..., Backend], protocol_server: ProtocolServer, secret: str, reply: Reply
+) -> None:
+    import httpx
+
+    backend = make_backend(max_retries=0)
+    protocol_server.on("POST", CHAT, default=reply)
+    with pytest.raises((errors.ConnectionError, errors.TimeoutError)) as info:
+        backend.chat(messages=user(), model="m", timeout=0.3)
+    chain: list[BaseException] = []
+    link: BaseException | None = info.value
+    while link is not None and link not in chain:
+        chain.append(link)
+        link = link.__cause__ or link.__context__
+    assert len(chain) > 1  # the httpx exception is kept, for its type and message
+    for err in chain:
+        for value in vars(err).values():
+            assert not isinstance(value, httpx.Request), err
+            assert secret not in repr(value)
+        if isinstance(err, httpx.RequestError):
+            with pytest.raises(RuntimeError):
+                err.request  # noqa: B018 - httpx: "the .request property ... has not been set"
+    for err in chain[1:]:  # their frames held the request (and its headers) as locals
+        assert err.__traceback__ is None, err
+
+
 def test_password_in_base_url_is_refused_and_never_shown(
     loopback_plugin: object, protocol_server: ProtocolServer, secret: str
 ) -> None:

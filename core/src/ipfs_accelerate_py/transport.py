@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import weakref
-from collections.abc import AsyncGenerator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import fastjson
@@ -24,7 +24,7 @@ from .errors import (
     TimeoutError,
     error_for_status,
 )
-from .masking import mask_url, redact
+from .masking import mask_url, redact, redact_data
 from .resilience.retry import parse_retry_after, should_retry_header
 
 __all__ = ["Transport", "error_from_reply", "error_from_exception", "parse_json"]
@@ -215,7 +215,7 @@ def _provider_request_id(headers: Mapping[str, str]) -> str | None:
     return None
 
 
-def _error_fields(body: Any) -> tuple[str | None, str | None]:
+def _error_fields(body: Any, secrets: Sequence[str] = ()) -> tuple[str | None, str | None]:
     """Find the message and code in the error body shapes providers use.
 
     OpenAI/Groq ``{"error": {"message", "type", "code"}}``; Anthropic ``{"type": "error",
@@ -241,9 +241,18 @@ def _error_fields(body: Any) -> tuple[str | None, str | None]:
     for key in ("message", "detail", "error_message"):
         value = body.get(key)
         if value:
-            text = value if isinstance(value, str) else json.dumps(value)[:300]
+            text = value if isinstance(value, str) else _excerpt(json.dumps(value), secrets)
             return text, (str(body["code"]) if body.get("code") is not None else None)
     return None, None
+
+
+_EXCERPT = 300  # characters of a reply quoted in an error, cut only after masking
+
+
+def _excerpt(text: str, secrets: Sequence[str]) -> str:
+    """``text`` masked, then cut to an excerpt: a key near the cut cannot show in part."""
+    text = redact(text, secrets)
+    return text if len(text) <= _EXCERPT else text[:_EXCERPT] + "..."
 
 
 def error_from_reply(
@@ -257,18 +266,28 @@ def error_from_reply(
     now: float | None = None,
 ) -> BackendError:
     """Build the error for an HTTP error reply: class by status, message from the body."""
+    keys = [s for s in secrets if s]
     body: Any = None
     try:
         body = fastjson.loads(content) if content else None
     except (ValueError, RecursionError):
         body = None
-    message, code = _error_fields(body)
+    message, code = _error_fields(body, keys)
     if message is None:
         import httpx
 
-        text = content[:300].decode("utf-8", "replace").strip()
-        message = text or httpx.codes.get_reason_phrase(status) or "no message"
-    message = redact(message, secrets)
+        # decode well past the excerpt, so that a key straddling the cut is masked whole
+        text = content[: _EXCERPT * 4].decode("utf-8", "replace").strip()
+        message = _excerpt(text, keys) or httpx.codes.get_reason_phrase(status) or "no message"
+    else:
+        message = redact(message, keys)
+    if code:
+        code = redact(code, keys)
+    provider_request_id = _provider_request_id(headers)
+    if provider_request_id:  # a reply's header: echoed keys are masked there too
+        provider_request_id = redact(provider_request_id, keys)
+    if body is not None and keys:
+        body = redact_data(body, keys)
     cls = error_for_status(status)
     if code and "overloaded" in code.lower() and cls is not OverloadedError and status >= 500:
         cls = OverloadedError
@@ -279,7 +298,7 @@ def error_from_reply(
         status_code=status,
         code=code,
         request_id=request_id,
-        provider_request_id=_provider_request_id(headers),
+        provider_request_id=provider_request_id,
         retry_after=parse_retry_after(headers, now),
         body=body,
         retryable=should,
@@ -289,10 +308,17 @@ def error_from_reply(
 def error_from_exception(
     exc: Exception, *, provider: str | None, request_id: str | None, streaming: bool = False
 ) -> BackendError:
-    """Translate an httpx exception into ConnectionError, TimeoutError or the like."""
+    """Translate an httpx exception into ConnectionError, TimeoutError or the like.
+
+    The httpx exception (and the chain under it) is detached from the request it failed
+    to send and from its traceback, whose frames hold that request: the error users get
+    keeps ``exc`` as its ``__context__``, and the request carries the key's header.
+    """
     if isinstance(exc, BackendError):
         return exc
     import httpx
+
+    _forget_request(exc, httpx)
 
     if isinstance(exc, httpx.TimeoutException):
         kind = {
@@ -325,3 +351,20 @@ def error_from_exception(
         provider=provider,
         request_id=request_id,
     )
+
+
+def _forget_request(exc: BaseException, httpx: Any) -> None:
+    """Drop what reaches the live request from ``exc`` and the exceptions chained under it:
+    httpx's ``request`` reference and the tracebacks (their frames hold the request and its
+    headers as local variables)."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        err = todo.pop()
+        if err is None or id(err) in seen:
+            continue
+        seen.add(id(err))
+        if isinstance(err, httpx.RequestError):
+            err._request = None  # the property then raises instead of handing out the request
+        err.__traceback__ = None
+        todo += (err.__context__, err.__cause__)
