@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -290,6 +291,21 @@ def test_credentials_in_a_base_url_are_refused(
 def test_an_unparsable_base_url_is_a_configuration_error(installed_plugin: str) -> None:
     with pytest.raises(errors.ConfigurationError, match="not a valid URL"):
         get_backend(installed_plugin, base_url="http://[::1")
+
+
+def test_idempotency_header_and_keys() -> None:
+    spec = config.BackendSpec(
+        name="idem", package="x", default_base_url=None, idempotency_header="Idempotency-Key"
+    )
+    key = config.new_idempotency_key()
+    assert re.fullmatch(r"idem_[0-9a-f]{32}", key) and key != config.new_idempotency_key()
+    assert spec.idempotency_headers(key) == {"Idempotency-Key": key}
+    assert spec.idempotency_headers(None) == {}
+    plain = config.BackendSpec(name="plain", package="x", default_base_url=None)
+    assert plain.idempotency_header is None and plain.idempotency_headers(key) == {}
+    for bad in ("Idempotency Key", "X-Key\r\n", "", 5):
+        with pytest.raises(errors.ConfigurationError, match="idempotency_header"):
+            config.BackendSpec(name="b", package="x", default_base_url=None, idempotency_header=bad)
 
 
 def test_base_url_path_prefix_and_suffix(installed_plugin: str) -> None:

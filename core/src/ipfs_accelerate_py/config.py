@@ -40,10 +40,20 @@ __all__ = [
     "dotenv_settings",
     "find_dotenv_file",
     "load_dotenv_once",
+    "new_idempotency_key",
     "resolve_settings",
 ]
 
 CAPABILITIES = frozenset({"chat", "stream", "embed", "generate", "images", "list_models"})
+
+
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def _header_name(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    """An attrs validator: ``None`` or an HTTP header name (an RFC 9110 token)."""
+    if value is not None and not (isinstance(value, str) and value and _TOKEN.issuperset(value)):
+        raise ConfigurationError(f"{attribute.name} must be an HTTP header name, got {value!r}")
 
 
 @attrs.frozen(slots=True)
@@ -58,6 +68,11 @@ class BackendSpec:
     server): calls without a model send none. ``seed_class`` names the quickstart guide's
     class for the backend as ``"module:attribute"``, imported by
     :mod:`ipfs_accelerate_py.api_backends` on first use.
+
+    ``idempotency_header`` names the header a provider reads an idempotency key from
+    (``"Idempotency-Key"``...), for providers that honour one: core then sends one fixed
+    key per call, the same on every retry, so a retried POST the server already processed is
+    not processed twice. ``None`` (the default): no such header.
     """
 
     name: str
@@ -78,12 +93,26 @@ class BackendSpec:
     options: Mapping[str, Any] = attrs.field(factory=dict)
     model_required: bool = True
     seed_class: str | None = None
+    idempotency_header: str | None = attrs.field(default=None, validator=_header_name)
 
     def auth_headers(self, api_key: str | None) -> dict[str, str]:
         """The headers that carry ``api_key`` on a request (none without a key)."""
         if not api_key:
             return {}
         return {self.auth_header: f"{self.auth_prefix}{api_key}"}
+
+    def idempotency_headers(self, key: str | None) -> dict[str, str]:
+        """The header carrying a call's idempotency ``key`` (from :func:`new_idempotency_key`,
+        made once per call and sent unchanged on every retry), for a provider that honours
+        one (``idempotency_header`` set); none otherwise."""
+        if self.idempotency_header is None or not key:
+            return {}
+        return {self.idempotency_header: key}
+
+
+def new_idempotency_key() -> str:
+    """A fresh idempotency key, ``idem_`` and 32 hex digits: one per call, never per attempt."""
+    return "idem_" + os.urandom(16).hex()
 
 
 @attrs.frozen(slots=True, repr=False)
