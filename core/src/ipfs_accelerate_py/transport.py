@@ -25,6 +25,7 @@ from .errors import (
     error_for_status,
 )
 from .masking import mask_url, redact, redact_data
+from .resilience import forks
 from .resilience.retry import parse_retry_after, should_retry_header
 
 __all__ = ["Transport", "error_from_reply", "error_from_exception", "parse_json"]
@@ -86,6 +87,15 @@ class Transport:
         self._client: httpx.Client | None = None
         # id(loop) -> (weak ref to the loop, its client, the generator that closes it)
         self._aclients: dict[int, _LoopClient] = {}
+        forks.register(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child: drop (never close: they are the parent's too) the inherited
+        clients and their pooled connections, so the child opens its own; a socket shared by
+        two processes hands each the other's answers."""
+        self._lock = threading.Lock()
+        self._client = None
+        self._aclients = {}
 
     def __repr__(self) -> str:
         return f"Transport({mask_url(self.base_url)!r})"
@@ -368,3 +378,11 @@ def _forget_request(exc: BaseException, httpx: Any) -> None:
             err._request = None  # the property then raises instead of handing out the request
         err.__traceback__ = None
         todo += (err.__context__, err.__cause__)
+
+
+def _ssl_after_fork() -> None:
+    global _ssl_lock
+    _ssl_lock = threading.Lock()  # a parent's thread may have held it while building
+
+
+forks.register_function(_ssl_after_fork)

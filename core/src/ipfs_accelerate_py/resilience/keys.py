@@ -24,6 +24,7 @@ from typing import Any
 
 from ipfs_accelerate_py.errors import ConfigurationError
 from ipfs_accelerate_py.masking import mask_secret
+from ipfs_accelerate_py.resilience import forks
 from ipfs_accelerate_py.resilience.clock import SYSTEM_CLOCK, Clock
 from ipfs_accelerate_py.types import token_count
 
@@ -165,6 +166,13 @@ class KeyPool:
         self._order: list[ApiKey] = []
         self._middle = 0.0
         self._cursor = 0
+        forks.register(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child: the leases in flight belonged to the parent's threads."""
+        self._lock = threading.Lock()
+        for key in self._order:
+            key.in_flight = 0
 
     @property
     def strategy(self) -> str:

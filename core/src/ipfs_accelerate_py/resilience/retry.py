@@ -25,6 +25,7 @@ from typing import Any
 import attrs
 
 from ipfs_accelerate_py.errors import BackendError, ConfigurationError
+from ipfs_accelerate_py.resilience import forks
 
 __all__ = ["RetryBudget", "RetryPolicy", "parse_retry_after", "should_retry_header"]
 
@@ -188,6 +189,11 @@ class RetryBudget:
         self.retry_cost = retry_cost
         self.timeout_retry_cost = timeout_retry_cost
         self.success_refill = success_refill
+        forks.register(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child: a lock a parent's thread held would never be released."""
+        self._lock = threading.Lock()
 
     @property
     def available(self) -> int:

@@ -17,6 +17,7 @@ from importlib import resources
 from typing import Any
 
 from ipfs_accelerate_py.errors import ConfigurationError
+from ipfs_accelerate_py.resilience import forks
 from ipfs_accelerate_py.types import MAX_TOKENS, token_count
 
 __all__ = ["PRICING_ENV_VAR", "Pricing", "UsageTracker"]
@@ -197,6 +198,11 @@ class UsageTracker:
         self._lock = threading.Lock()
         self._buckets: dict[tuple[str | None, str | None, str], _Bucket] = {}
         self._failures: dict[tuple[str | None, str | None], int] = {}
+        forks.register(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child: a lock a parent's thread held would never be released."""
+        self._lock = threading.Lock()
 
     @property
     def pricing(self) -> Pricing:
