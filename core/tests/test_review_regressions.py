@@ -407,7 +407,7 @@ def test_the_sent_request_is_not_reachable_from_the_error(
     while link is not None and link not in chain:
         chain.append(link)
         link = link.__cause__ or link.__context__
-    assert len(chain) > 1  # the httpx exception is kept, for its type and message
+    # the httpx exception may stay as the __context__ (its type and message), but bare
     for err in chain:
         for value in vars(err).values():
             assert not isinstance(value, httpx.Request), err
@@ -417,6 +417,25 @@ def test_the_sent_request_is_not_reachable_from_the_error(
                 err.request  # noqa: B018 - httpx: "the .request property ... has not been set"
     for err in chain[1:]:  # their frames held the request (and its headers) as locals
         assert err.__traceback__ is None, err
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="needs pipeline.py: call att.failed(att.wrap(exc)) after the except block, "
+    "not inside it, so the error is raised without a __context__",
+)
+@pytest.mark.parametrize("caller", ["chat", "stream"])
+def test_an_error_wrapping_a_transport_failure_has_no_context(
+    make_backend: Callable[..., Backend], protocol_server: ProtocolServer, caller: str
+) -> None:
+    backend = make_backend(max_retries=0)
+    protocol_server.on("POST", CHAT, default=Reply.drop_connection())
+    with pytest.raises(errors.ConnectionError) as info:
+        if caller == "chat":
+            backend.chat(messages=user(), model="m")
+        else:
+            list(backend.stream(messages=user(), model="m"))
+    assert info.value.__context__ is None and info.value.__cause__ is None
 
 
 def test_password_in_base_url_is_refused_and_never_shown(
