@@ -336,20 +336,19 @@ def test_a_child_forked_mid_call_starts_clean_and_answers_do_not_cross(
             "active": backend.get_queue_info()["active_requests"],
             "in_flight": backend.get_key_usage_stats()["default"]["in_flight"],
         }
-        texts = [chat(f"child {n}", queue_timeout=3) for n in range(3)]
-        return {**state, "texts": texts}
+        texts = [chat(f"child {n}", queue_timeout=3) for n in range(2)]
+        reply = asyncio.run(backend.achat(messages=user("child async"), model="m"))
+        return {**state, "texts": [*texts, reply.text]}
 
     got = run_in_child(child)
-    assert got == {
-        "active": 0,
-        "in_flight": 0,
-        "texts": ["echo:child 0", "echo:child 1", "echo:child 2"],
-    }
-    assert protocol_server.connections == 3  # the child's own, not the parent's idle one
+    texts = ["echo:child 0", "echo:child 1", "echo:child async"]
+    assert got == {"active": 0, "in_flight": 0, "texts": texts}
+    # the child opened its own connections (sync, async), never the parent's idle one
+    assert protocol_server.connections == 4
     hold.set()
     parent.join(WAIT)
     assert answer == ["echo:hold"]
     assert chat("again") == "echo:again"  # the parent's pooled connections still serve it
-    assert protocol_server.connections == 3
+    assert protocol_server.connections == 4
     assert backend.get_queue_info()["active_requests"] == 0
     assert backend.get_key_usage_stats()["default"]["in_flight"] == 0

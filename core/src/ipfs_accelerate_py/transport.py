@@ -50,6 +50,7 @@ if TYPE_CHECKING:  # httpx, ssl and asyncio load on first use: importing core st
 
 
 _ssl: ssl.SSLContext | None = None
+_inherited: list[object] = []  # in a forked child: the parent's clients, dropped, not closed
 _ssl_lock = threading.Lock()
 
 
@@ -93,6 +94,9 @@ class Transport:
         """In a forked child: drop (never close: they are the parent's too) the inherited
         clients and their pooled connections, so the child opens its own; a socket shared by
         two processes hands each the other's answers."""
+        # kept, never collected: collecting a loop client's closer would run its finally
+        # (aclose: a TLS close_notify on the parent's connection) on the child's next loop
+        _inherited.append((self._client, self._aclients))
         self._lock = threading.Lock()
         self._client = None
         self._aclients = {}
