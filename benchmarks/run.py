@@ -53,7 +53,7 @@ import server as wire  # noqa: E402  (benchmarks/server.py: the canned replies)
 
 from ipfs_accelerate_py import pipeline  # noqa: E402
 from ipfs_accelerate_py.core import get_backend  # noqa: E402
-from ipfs_accelerate_py.streaming import SSEDecoder  # noqa: E402
+from ipfs_accelerate_py.decoders import SSEDecoder  # noqa: E402
 
 KEY = "sk-bench-" + "0123456789abcdef" * 3
 MODEL = "gpt-4o-mini"

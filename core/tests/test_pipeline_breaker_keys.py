@@ -279,7 +279,7 @@ def test_a_huge_retry_after_rests_a_key_for_max_key_cooldown_at_most(
     backend.add_api_key("k1", KEYS["k1"])  # adding the key again clears it too
     assert backend.get_key_usage_stats()["k1"]["cooling_down_for"] == 0.0
     eid = backend.create_endpoint(max_key_cooldown=5)
-    assert backend.default_endpoint.options()["max_key_cooldown"] == 30.0
+    assert backend.default_endpoint.policy()["max_key_cooldown"] == 30.0
     assert backend.endpoints[eid].keys.max_cooldown == 5.0
     assert clock.sleeps == []
     with pytest.raises(errors.ConfigurationError, match="max_key_cooldown"):

@@ -247,7 +247,7 @@ def test_second_env_name_and_metadata_lower_case(
     ("url", "match"),
     [
         ("ftp://x.invalid", "http"),
-        ("localhost:8080", "http"),
+        ("localhost:port", "http"),
         ("http://", "host"),
         ("http://x.invalid/v1?x=1", "query"),
     ],

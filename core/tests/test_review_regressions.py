@@ -419,11 +419,6 @@ def test_the_sent_request_is_not_reachable_from_the_error(
         assert err.__traceback__ is None, err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs pipeline.py: call att.failed(att.wrap(exc)) after the except block, "
-    "not inside it, so the error is raised without a __context__",
-)
 @pytest.mark.parametrize("caller", ["chat", "stream"])
 def test_an_error_wrapping_a_transport_failure_has_no_context(
     make_backend: Callable[..., Backend], protocol_server: ProtocolServer, caller: str
@@ -680,11 +675,6 @@ def test_bad_tool_calls_in_a_message_are_invalid_arguments(
     assert protocol_server.requests == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs attempts.py: Attempts._build catches RecursionError with TypeError and "
-    "ValueError when encoding the request",
-)
 def test_a_parameter_nested_too_deeply_is_an_invalid_argument(
     backend: Backend, protocol_server: ProtocolServer
 ) -> None:

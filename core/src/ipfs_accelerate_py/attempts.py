@@ -1,46 +1,50 @@
 """One call's attempts: the decisions of the resilience pipeline, with no waiting and no I/O.
 
-:class:`Attempts` passes the breaker, leases a key, builds the request, and after each
-attempt accounts for the outcome (breaker, key pool, usage, retry budget) and decides whether
-and when to try again. The runners in :mod:`.pipeline` only send, wait and iterate, once for
-threads and once for coroutines, so the two paths cannot drift apart.
+:class:`Attempts` passes the breaker and leases a credential before each attempt, and after
+it accounts for the outcome (breaker, key pool, usage, retry budget) and decides whether and
+when to try again. It knows no transport: the executors in :mod:`.executors` carry out an
+attempt (an HTTP exchange, or a call into Python code), and the runners in :mod:`.pipeline`
+only wait and iterate, once for threads and once for coroutines.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .calls import HttpCall
+from .calls import CallableCall, Credential, HttpCall
 from .errors import (
     APIStatusError,
+    AuthenticationError,
     BackendError,
     CircuitOpenError,
     ConfigurationError,
     InvalidArgumentError,
-    MalformedResponseError,
+    InvalidRequestError,
+    NotFoundError,
     RateLimitError,
     TimeoutError,
 )
 from .masking import redact, redact_data
 from .resilience.breaker import CircuitState
 from .resilience.gate import Priority
-from .transport import error_from_exception, error_from_reply, parse_json
+from .transport import error_from_exception, error_from_reply
 from .types import Usage
 
 if TYPE_CHECKING:
-    import httpx
-
     from .endpoint import Endpoint
+    from .resilience.clock import Clock
     from .resilience.keys import KeyLease
 
 log = logging.getLogger("ipfs_accelerate_py")
 log.addHandler(logging.NullHandler())
 
-__all__ = ["Attempts", "CallOptions", "new_request_id"]
+__all__ = ["Attempts", "CallOptions", "PluginHooks", "new_request_id"]
 
 
 def new_request_id() -> str:
@@ -60,15 +64,28 @@ class CallOptions:
     extra_headers: Any = None
     extra_body: Any = None
     extra_query: Any = None
+    total_timeout: float | None = None
+
+
+@attrs.frozen(slots=True)
+class PluginHooks:
+    """The plugin's own say in an attempt: ``authorize(request, credential)`` places the
+    credential on an HTTP request; ``refine(error)`` returns a more precise error for one
+    core built (or ``None`` to keep it)."""
+
+    authorize: Callable[[Any, Credential], None] | None = None
+    refine: Callable[[BackendError], BackendError | None] | None = None
 
 
 def _is_client_error(err: BackendError) -> bool:
-    """A 4xx reply or a request we could not send: about the request, not the endpoint's
-    health (whatever x-should-retry says)."""
+    """A 3xx/4xx reply or a request we could not send: about the request, not the
+    endpoint's health (whatever x-should-retry says)."""
     if isinstance(err, (InvalidArgumentError, ConfigurationError)):
         return True
     status = err.status_code
-    return isinstance(err, APIStatusError) and status is not None and 400 <= status < 500
+    if status is None:  # raised by a parser reading a 200 (a prompt blocked by a filter)
+        return isinstance(err, (InvalidRequestError, AuthenticationError, NotFoundError))
+    return isinstance(err, APIStatusError) and status is not None and 300 <= status < 500
 
 
 def _when(delay: float, planned: float | None, keys: int) -> str:
@@ -85,7 +102,9 @@ class Attempts:
     with each outcome. It does no waiting and no I/O itself."""
 
     __slots__ = (
+        "authorize",
         "avoid",
+        "refine",
         "body",
         "call",
         "ep",
@@ -97,8 +116,16 @@ class Attempts:
         "withdrawn",
     )
 
-    def __init__(self, ep: Endpoint, call: HttpCall, opts: CallOptions) -> None:
+    def __init__(
+        self,
+        ep: Endpoint,
+        call: HttpCall | CallableCall,
+        opts: CallOptions,
+        hooks: PluginHooks | None = None,
+    ) -> None:
         self.ep = ep
+        self.authorize = hooks.authorize if hooks is not None else None
+        self.refine = hooks.refine if hooks is not None else None
         self.call = call
         self.opts = opts
         self.spec = ep.spec
@@ -110,8 +137,8 @@ class Attempts:
         self.body: Any = None  # the last decoded reply body (for next_page)
 
     # -- before each attempt -----------------------------------------------------------
-    def start(self, client: httpx.Client | httpx.AsyncClient) -> tuple[httpx.Request, float]:
-        """Pass the breaker, pick a key, build the request. Returns (request, wait): when
+    def start(self) -> tuple[Credential | None, float]:
+        """Pass the breaker and lease a credential. Returns (credential, wait): when
         ``wait`` > 0 every usable key is cooling down and the caller waits before sending.
         Whatever fails after the breaker admitted the call gives its reservations back."""
         ep = self.ep
@@ -124,69 +151,40 @@ class Attempts:
             # the breaker opened during this call's own retries: surface the real failure
             last.message += f" (not retried: {open_error.message})"
             last.retry_after = open_error.retry_after
-            last.args = (last._render(),)
             raise last from None
-        wait = 0.0
-        secret = None
         try:
             if len(ep.keys):
                 lease = ep.keys.acquire(self.opts.api_key_name, avoid=self.avoid)
                 self.lease = lease
-                wait = lease.wait
-                if wait > ep.retry.max_retry_after:
+                if lease.wait > ep.retry.max_retry_after:
                     raise RateLimitError(
-                        f"every usable API key is cooling down for another {wait:.1f}s",
+                        f"every usable API key is cooling down for another {lease.wait:.1f}s",
                         provider=self.spec.name,
                         request_id=self.opts.request_id,
-                        retry_after=wait,
+                        retry_after=lease.wait,
                     )
-                secret = lease.key.secret
-            elif self.spec.api_key_required:
+                return lease.key.credential, lease.wait
+            if self.spec.api_key_required:
                 raise ep.missing_key()
-            return self._build(client, secret), wait
+            return None, 0.0
         except BaseException:
             self.abandoned()
             raise
 
-    def _build(self, client: httpx.Client | httpx.AsyncClient, secret: str | None) -> httpx.Request:
-        call, opts = self.call, self.opts
-        headers = self.spec.auth_headers(secret)
-        if self.spec.request_id_header:
-            headers[self.spec.request_id_header] = opts.request_id
-        if call.headers:
-            headers.update(call.headers)
-        if opts.extra_headers:
-            headers.update(opts.extra_headers)
-        body = call.json
-        if opts.extra_body:
-            if not isinstance(body, dict):
-                raise InvalidArgumentError("extra_body needs a call with a JSON object body")
-            body = {**body, **opts.extra_body}
-        params = call.params
-        if opts.extra_query:
-            params = {**(params or {}), **opts.extra_query}
-        extensions = None
-        if opts.timeout is not None:
-            t = opts.timeout
-            extensions = {"timeout": {"connect": min(5.0, t), "read": t, "write": t, "pool": t}}
-        try:
-            return client.build_request(
-                call.method,
-                self.ep.transport.url(call.path),
-                json=body,
-                params=params,
-                headers=headers,
-                extensions=extensions,
-            )
-        except (TypeError, ValueError) as exc:
-            raise InvalidArgumentError(
-                f"the request could not be encoded: {exc}",
-                provider=self.spec.name,
-                request_id=opts.request_id,
-            ) from None
+    def deadline(self) -> float | None:
+        """The monotonic time by which this attempt's reply must be complete."""
+        timeout = self.opts.timeout
+        if timeout is None:
+            timeout = self.ep.settings.timeout
+        return time.monotonic() + timeout
 
     # -- after each attempt --------------------------------------------------------------
-    def succeeded(self, headers: httpx.Headers, usage: Usage | None) -> None:
+    @property
+    def clock(self) -> Clock:
+        """The endpoint's clock."""
+        return self.ep.clock
+
+    def succeeded(self, headers: Mapping[str, str], usage: Usage | None) -> None:
         """Account for a successful attempt."""
         ep = self.ep
         lease, self.lease = self.lease, None
@@ -207,11 +205,13 @@ class Attempts:
                 ep.keys.release(lease, ok=True, prompt_tokens=p, completion_tokens=c, cost=cost)
 
     def failed(
-        self, err: BackendError, headers: httpx.Headers | None = None, *, retry: bool = True
+        self, err: BackendError, headers: Mapping[str, str] | None = None, *, retry: bool = True
     ) -> float:
         """Account for a failed attempt; return the delay before the next one, or raise
         ``err`` when it must not be retried (``retry=False``: a stream already under way)."""
         ep = self.ep
+        if self.refine is not None:
+            err = self._refined(err)
         secrets = ep.keys.secrets()
         err.message = redact(err.message, secrets)
         if err.code:
@@ -220,7 +220,6 @@ class Attempts:
             err.body = redact_data(err.body, secrets)
         if err.request_id is None:
             err.request_id = self.opts.request_id
-        err.args = (err._render(),)
         self.last_error = err
         if isinstance(err, RateLimitError) or _is_client_error(err):
             ep.breaker.on_ignored()
@@ -230,7 +229,6 @@ class Attempts:
                 retry = False  # this failure opened the circuit: waiting to retry is pointless
                 err.message += " (not retried: the circuit breaker opened)"
                 err.retry_after = err.retry_after or ep.breaker.reset_timeout
-                err.args = (err._render(),)
         rate_limited = isinstance(err, RateLimitError)
         lease, self.lease = self.lease, None
         name = lease.key.name if lease is not None else None
@@ -265,7 +263,6 @@ class Attempts:
         cost = ep.budget.try_acquire(timeout=isinstance(err, TimeoutError))
         if not cost:
             err.message += " (not retried: the endpoint's retry budget is exhausted)"
-            err.args = (err._render(),)
             raise err
         self.withdrawn += cost
         self.retries += 1
@@ -280,33 +277,64 @@ class Attempts:
         )
         return delay
 
-    def finish(self, response: httpx.Response) -> tuple[bool, Any]:
-        """Account for a complete reply: ``(True, result)`` on success, ``(False, delay)``
-        to try again; raises when the call must not be retried."""
-        content = response.content
-        if response.status_code >= 400:
-            return False, self.failed(self.error_reply(response, content), response.headers)
+    def _refined(self, err: BackendError) -> BackendError:
+        assert self.refine is not None
         try:
-            result = self.parse(response, content)
-        except BackendError as err:  # a malformed reply is a failure like any other
-            return False, self.failed(err, response.headers)
+            better = self.refine(err)
+        except Exception:  # a faulty hook must not hide the real error
+            log.exception("%s: the plugin's refine_error hook failed", self.spec.name)
+            return err
+        if better is None or better is err:
+            return err
+        for name in ("provider", "status_code", "request_id", "provider_request_id", "body"):
+            if getattr(better, name) is None:
+                setattr(better, name, getattr(err, name))
+        if better.retry_after is None:
+            better.retry_after = err.retry_after
+        return better
+
+    def usage_of(self, result: Any, headers: Mapping[str, str] | None = None) -> Usage | None:
+        """The usage a successful result reports (or, failing that, its reply's headers)."""
         call = self.call
         usage = call.usage_of(result) if call.usage_of else getattr(result, "usage", None)
-        self.succeeded(response.headers, usage)
-        return True, result
+        if usage is None and headers and isinstance(call, HttpCall) and call.usage_headers:
+            usage = call.usage_headers(headers)
+        return usage
 
-    def abandoned(self) -> None:
-        """The caller went away (cancelled, or closed a stream early): count nothing."""
-        self.ep.breaker.on_ignored()
-        if self.lease is not None:
-            self.ep.keys.release(self.lease, ok=True)
-            self.lease = None
+    def abandoned(self, *, sent: bool = False, usage: Usage | None = None) -> None:
+        """The caller went away (cancelled, or closed a stream early): the breaker counts
+        nothing; a request that reached the server is recorded with the tokens known so far,
+        since the provider did (and bills) the work."""
+        ep = self.ep
+        ep.breaker.on_ignored()
+        lease, self.lease = self.lease, None
+        name = lease.key.name if lease is not None else None
+        p = usage.prompt_tokens if usage else 0
+        c = usage.completion_tokens if usage else 0
+        cost = 0.0
+        try:
+            if sent:
+                cost = ep.usage.record(
+                    self.call.model or "(no model)", p, c, endpoint_id=ep.id, key_name=name
+                )
+        finally:
+            if lease is not None:
+                ep.keys.release(lease, ok=True, prompt_tokens=p, completion_tokens=c, cost=cost)
 
-    def error_reply(self, response: httpx.Response, content: bytes) -> BackendError:
-        """The error for an HTTP error status."""
+    def error_reply(self, status: int, headers: Mapping[str, str], content: bytes) -> BackendError:
+        """The error for an HTTP error status (or a redirect, which is never followed)."""
+        if 300 <= status < 400:
+            location = redact(headers.get("location", "(none)"), self.ep.keys.secrets())
+            return InvalidRequestError(
+                f"the server redirected the request to {location[:300]}; redirects are not "
+                "followed (the credentials would go along): set the base URL to the new address",
+                provider=self.spec.name,
+                status_code=status,
+                request_id=self.opts.request_id,
+            )
         return error_from_reply(
-            response.status_code,
-            response.headers,
+            status,
+            headers,
             content,
             provider=self.spec.name,
             request_id=self.opts.request_id,
@@ -314,32 +342,12 @@ class Attempts:
             now=self.ep.clock.time(),
         )
 
-    def parse(self, response: httpx.Response, content: bytes) -> Any:
-        """Read a successful reply with the call's parser."""
-        call = self.call
-        body: Any = content
-        if call.json_reply:
-            body = parse_json(content, provider=self.spec.name)
-        self.body = body
-        if call.parse is None:
-            return body
-        try:
-            return call.parse(body)
-        except BackendError as err:
-            err.request_id = err.request_id or self.opts.request_id
-            err.provider = err.provider or self.spec.name
-            err.args = (err._render(),)
-            raise
-        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
-            raise MalformedResponseError(
-                f"the reply does not have the expected shape ({type(exc).__name__}: {exc}); "
-                f"body starts {content[:200]!r}",
-                provider=self.spec.name,
-                request_id=self.opts.request_id,
-            ) from None
-
     def wrap(self, exc: Exception, *, streaming: bool = False) -> BackendError:
         """Translate a transport exception."""
         return error_from_exception(
-            exc, provider=self.spec.name, request_id=self.opts.request_id, streaming=streaming
+            exc,
+            provider=self.spec.name,
+            request_id=self.opts.request_id,
+            streaming=streaming,
+            url=self.ep.settings.base_url,
         )

@@ -3,8 +3,10 @@
 ``get_backend("openai")`` returns a :class:`Backend`. Its methods take keywords
 (``messages=``, ``model=``, generation parameters) and come in sync and async twins
 (``chat``/``achat``, ``stream``/``astream``...). Every call also accepts the pipeline options
-``endpoint_id=``, ``priority=``, ``request_id=``, ``api_key_name=``, ``timeout=``,
-``queue_timeout=`` and ``extra_headers=``. One backend serves any number of threads and event
+``endpoint_id=``, ``priority=``, ``request_id=``, ``api_key_name=``, ``timeout=`` (a
+deadline for each attempt; for a stream, the longest wait for the next event),
+``total_timeout=`` (for a stream: the whole stream), ``queue_timeout=`` and
+``extra_headers=``. One backend serves any number of threads and event
 loops for its whole life.
 """
 
@@ -15,11 +17,11 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from . import pipeline, plugins
-from .calls import HttpCall
+from . import handlers, pipeline, plugins
+from .calls import Call, CallableCall, HttpCall
 from .config import BackendSpec, Settings, seconds_setting
 from .controls import EndpointControls
-from .endpoint import SETTING_NAMES, Endpoint
+from .endpoint import POLICY_NAMES, Endpoint
 from .errors import ConfigurationError, InvalidArgumentError
 from .masking import mask_url
 from .resilience.clock import SYSTEM_CLOCK, Clock
@@ -52,6 +54,7 @@ PIPELINE_OPTIONS = frozenset(
         "extra_headers",
         "extra_body",
         "extra_query",
+        "total_timeout",
     }
 )
 _NUMBER_PARAMS = frozenset(("temperature", "top_p", "frequency_penalty", "presence_penalty"))
@@ -62,7 +65,7 @@ def _check_params(params: Mapping[str, Any]) -> None:
     """Type-check the common generation parameters before anything is sent."""
     if not params:
         return
-    misplaced = SETTING_NAMES.intersection(params)
+    misplaced = POLICY_NAMES.intersection(params)
     if misplaced:  # would otherwise be sent to the provider as request fields
         name = sorted(misplaced)[0]
         raise InvalidArgumentError(
@@ -121,6 +124,25 @@ def _string_map(value: Any, name: str) -> Mapping[str, Any] | None:
     return mapping
 
 
+def _plugin_hooks(registration: plugins.Registration) -> pipeline.PluginHooks | None:
+    """The plugin's authorize and refine_error hooks, bound to its backend name."""
+    name = registration.spec.name
+    authorize = registration.hook("authorize")
+    refine = registration.hook("refine_error")
+    if authorize is None and refine is None:
+        return None
+    return pipeline.PluginHooks(
+        authorize=(
+            None
+            if authorize is None
+            else lambda request, credential: authorize(
+                backend=name, request=request, credential=credential
+            )
+        ),
+        refine=None if refine is None else lambda error: refine(backend=name, error=error),
+    )
+
+
 class Backend(EndpointControls):
     """A provider plugin bound to endpoints, each with its own queue, breaker and keys."""
 
@@ -130,19 +152,20 @@ class Backend(EndpointControls):
         settings: Settings,
         *,
         clock: Clock = SYSTEM_CLOCK,
-        options: Mapping[str, Any] | None = None,
+        policy: Mapping[str, Any] | None = None,
     ) -> None:
         self.name = spec.name
         self.spec = spec
         self.settings = settings
         self.clock = clock
-        self.usage = UsageTracker(spec.name)
+        self.usage = UsageTracker(spec.name, free=spec.free)
         self.usage.pricing  # noqa: B018 - load prices now: a bad pricing file fails here, not mid-call
-        self._hook = plugins.pm.hook
+        self._registration = registration = plugins.load(spec.name)
+        self._hooks = _plugin_hooks(registration)
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self.default_endpoint = Endpoint(
-            "default", spec, settings, usage=self.usage, clock=clock, options=dict(options or {})
+            "default", spec, settings, usage=self.usage, clock=clock, policy=dict(policy or {})
         )
         self.endpoints: dict[str, Endpoint] = {"default": self.default_endpoint}
 
@@ -185,6 +208,7 @@ class Backend(EndpointControls):
         priority = kwargs.pop("priority", None)
         timeout = kwargs.pop("timeout", None)
         queue_timeout = kwargs.pop("queue_timeout", None)
+        total_timeout = kwargs.pop("total_timeout", None)
         try:
             opts = pipeline.CallOptions(
                 request_id=request_id,
@@ -199,10 +223,25 @@ class Backend(EndpointControls):
                 extra_headers=_string_map(kwargs.pop("extra_headers", None), "extra_headers"),
                 extra_body=_mapping(kwargs.pop("extra_body", None), "extra_body"),
                 extra_query=_string_map(kwargs.pop("extra_query", None), "extra_query"),
+                total_timeout=(
+                    None
+                    if total_timeout is None
+                    else seconds_setting(total_timeout, "total_timeout")
+                ),
             )
         except ConfigurationError as exc:
             raise InvalidArgumentError(exc.message) from None
         return ep, opts
+
+    def endpoint(self, endpoint_id: str | None = None) -> Endpoint:
+        """An endpoint by id (the default one for ``None``): its ``settings``, ``keys``,
+        ``breaker``... for plugins that build calls of their own."""
+        return self._endpoint(endpoint_id)
+
+    def resolve_model(self, model: str | None) -> str:
+        """The model a call uses: ``model``, else the configured default; ``""`` for a
+        backend that needs none; InvalidArgumentError when one is needed and missing."""
+        return self._model(model)
 
     def _model(self, model: str | None) -> str:
         model = model or self.settings.default_model
@@ -223,11 +262,17 @@ class Backend(EndpointControls):
                 f"{', '.join(sorted(self.spec.capabilities))}"
             )
 
-    def _call(self, hook: str, ep: Endpoint, **args: Any) -> HttpCall:
-        call = getattr(self._hook, hook)(backend=self.name, settings=ep.settings, **args)
+    def _call(self, hook: str, ep: Endpoint, **args: Any) -> Call:
+        impl = self._registration.hook(hook)
+        call = None if impl is None else impl(backend=self.name, settings=ep.settings, **args)
         if call is None:
             raise InvalidArgumentError(f"the {self.name} plugin does not implement {hook}")
-        return call  # type: ignore[no-any-return]
+        if not isinstance(call, (HttpCall, CallableCall)):
+            raise TypeError(
+                f"the {self.name} plugin's {hook} hook returned {type(call).__name__}, "
+                "not an HttpCall or CallableCall"
+            )
+        return call
 
     def _chat_call(
         self,
@@ -236,7 +281,7 @@ class Backend(EndpointControls):
         model: str | None,
         system: str | None,
         params: dict[str, Any],
-    ) -> tuple[Endpoint, pipeline.CallOptions, HttpCall]:
+    ) -> tuple[Endpoint, pipeline.CallOptions, Call]:
         if "stream" in params:
             raise InvalidArgumentError(
                 "stream= is not a chat() option: call stream() (or astream()) for a streamed reply"
@@ -253,7 +298,7 @@ class Backend(EndpointControls):
 
     def _embed_call(
         self, input: Any, model: str | None, encoding_format: str, params: dict[str, Any]
-    ) -> tuple[Endpoint, pipeline.CallOptions, HttpCall]:
+    ) -> tuple[Endpoint, pipeline.CallOptions, Call]:
         self._require("embed")
         ep, opts = self._split(params)
         inputs = (input,) if isinstance(input, str) else tuple(input or ())
@@ -271,7 +316,7 @@ class Backend(EndpointControls):
 
     def _generate_call(
         self, prompt: Any, model: str | None, kind: str, params: dict[str, Any]
-    ) -> tuple[Endpoint, pipeline.CallOptions, HttpCall]:
+    ) -> tuple[Endpoint, pipeline.CallOptions, Call]:
         self._require("images" if kind == "image" else "generate")
         ep, opts = self._split(params)
         if not isinstance(prompt, str) or not prompt:
@@ -289,7 +334,7 @@ class Backend(EndpointControls):
         options."""
         self._require("chat")
         ep, opts, call = self._chat_call("chat", messages, model, system, params)
-        return pipeline.run(ep, call, opts)  # type: ignore[no-any-return]
+        return pipeline.run(ep, call, opts, hooks=self._hooks)  # type: ignore[no-any-return]
 
     def stream(
         self, *, messages: Any, model: str | None = None, system: str | None = None, **params: Any
@@ -298,7 +343,9 @@ class Backend(EndpointControls):
         Use it in a ``with`` block (or read it to the end) so its queue slot is freed."""
         self._require("stream")
         ep, opts, call = self._chat_call("stream", messages, model, system, params)
-        return Stream(pipeline.run_stream(ep, call, opts))
+        control = pipeline.StreamControl()
+        gen = pipeline.run_stream(ep, call, opts, control, hooks=self._hooks)
+        return Stream(gen, control)
 
     def embed(
         self,
@@ -310,14 +357,14 @@ class Backend(EndpointControls):
     ) -> EmbeddingResponse:
         """Embed one text or many. ``encoding_format="base64"`` is decoded to the same floats."""
         ep, opts, call = self._embed_call(input, model, encoding_format, params)
-        return pipeline.run(ep, call, opts)  # type: ignore[no-any-return]
+        return pipeline.run(ep, call, opts, hooks=self._hooks)  # type: ignore[no-any-return]
 
     def generate(
         self, *, prompt: str, model: str | None = None, kind: str = "text", **params: Any
     ) -> GenerateResponse | ImageResponse:
         """Generate from a prompt: text (``kind="text"``) or images (``kind="image"``)."""
         ep, opts, call = self._generate_call(prompt, model, kind, params)
-        return pipeline.run(ep, call, opts)  # type: ignore[no-any-return]
+        return pipeline.run(ep, call, opts, hooks=self._hooks)  # type: ignore[no-any-return]
 
     def generate_image(
         self, *, prompt: str, model: str | None = None, **params: Any
@@ -330,7 +377,8 @@ class Backend(EndpointControls):
         self._require("list_models")
         ep, opts = self._split(options)
         self._reject_extra(options)
-        return pipeline.run(ep, self._call("list_models", ep), opts)  # type: ignore[no-any-return]
+        call = self._call("list_models", ep)
+        return pipeline.run(ep, call, opts, hooks=self._hooks)  # type: ignore[no-any-return]
 
     # -- async calls ------------------------------------------------------------------------
     async def achat(
@@ -339,7 +387,7 @@ class Backend(EndpointControls):
         """Async :meth:`chat`."""
         self._require("chat")
         ep, opts, call = self._chat_call("chat", messages, model, system, params)
-        return await pipeline.arun(ep, call, opts)  # type: ignore[no-any-return]
+        return await pipeline.arun(ep, call, opts, hooks=self._hooks)  # type: ignore[no-any-return]
 
     def astream(
         self, *, messages: Any, model: str | None = None, system: str | None = None, **params: Any
@@ -347,7 +395,7 @@ class Backend(EndpointControls):
         """Async :meth:`stream`: ``async with backend.astream(...) as s: async for chunk in s``."""
         self._require("stream")
         ep, opts, call = self._chat_call("stream", messages, model, system, params)
-        return AsyncStream(pipeline.arun_stream(ep, call, opts))
+        return AsyncStream(pipeline.arun_stream(ep, call, opts, hooks=self._hooks))
 
     async def aembed(
         self,
@@ -359,14 +407,14 @@ class Backend(EndpointControls):
     ) -> EmbeddingResponse:
         """Async :meth:`embed`."""
         ep, opts, call = self._embed_call(input, model, encoding_format, params)
-        return await pipeline.arun(ep, call, opts)  # type: ignore[no-any-return]
+        return await pipeline.arun(ep, call, opts, hooks=self._hooks)  # type: ignore[no-any-return]
 
     async def agenerate(
         self, *, prompt: str, model: str | None = None, kind: str = "text", **params: Any
     ) -> GenerateResponse | ImageResponse:
         """Async :meth:`generate`."""
         ep, opts, call = self._generate_call(prompt, model, kind, params)
-        return await pipeline.arun(ep, call, opts)  # type: ignore[no-any-return]
+        return await pipeline.arun(ep, call, opts, hooks=self._hooks)  # type: ignore[no-any-return]
 
     async def agenerate_image(
         self, *, prompt: str, model: str | None = None, **params: Any
@@ -379,7 +427,8 @@ class Backend(EndpointControls):
         self._require("list_models")
         ep, opts = self._split(options)
         self._reject_extra(options)
-        return await pipeline.arun(ep, self._call("list_models", ep), opts)  # type: ignore[no-any-return]
+        call = self._call("list_models", ep)
+        return await pipeline.arun(ep, call, opts, hooks=self._hooks)  # type: ignore[no-any-return]
 
     # -- a plugin's own calls ------------------------------------------------------------------
     def request(self, call: HttpCall, **options: Any) -> Any:
@@ -388,25 +437,27 @@ class Backend(EndpointControls):
         (``endpoint_id=``, ``priority=``, ``timeout=``...)."""
         ep, opts = self._split(options)
         self._reject_extra(options)
-        return pipeline.run(ep, call, opts)
+        return pipeline.run(ep, call, opts, hooks=self._hooks)
 
     async def arequest(self, call: HttpCall, **options: Any) -> Any:
         """Async :meth:`request`."""
         ep, opts = self._split(options)
         self._reject_extra(options)
-        return await pipeline.arun(ep, call, opts)
+        return await pipeline.arun(ep, call, opts, hooks=self._hooks)
 
     def request_stream(self, call: HttpCall, **options: Any) -> Stream:
         """Stream a plugin-built call (``HttpCall.stream`` set) through the pipeline."""
         ep, opts = self._split(options)
         self._reject_extra(options)
-        return Stream(pipeline.run_stream(ep, call, opts))
+        control = pipeline.StreamControl()
+        gen = pipeline.run_stream(ep, call, opts, control, hooks=self._hooks)
+        return Stream(gen, control)
 
     def arequest_stream(self, call: HttpCall, **options: Any) -> AsyncStream:
         """Async :meth:`request_stream`."""
         ep, opts = self._split(options)
         self._reject_extra(options)
-        return AsyncStream(pipeline.arun_stream(ep, call, opts))
+        return AsyncStream(pipeline.arun_stream(ep, call, opts, hooks=self._hooks))
 
     @staticmethod
     def _reject_extra(options: Mapping[str, Any]) -> None:
@@ -418,9 +469,12 @@ class Backend(EndpointControls):
         self, kind: str = "chat", model: str | None = None, **options: Any
     ) -> Callable[..., Any]:
         """An async endpoint handler: ``await handler(prompt)`` returns a plain dict."""
-        handler = self._hook.create_handler(
-            backend=self.name, client=self, kind=kind, model=model, options=options
-        )
+        impl = self._registration.hook("create_handler")
+        handler = None
+        if impl is not None:
+            handler = impl(backend=self.name, client=self, kind=kind, model=model, options=options)
+        if handler is None:
+            handler = handlers.create_handler(self.name, self, kind, model, options)
         if handler is None:
             raise InvalidArgumentError(f"{self.name} has no handler of kind {kind!r}")
-        return handler  # type: ignore[no-any-return]
+        return handler

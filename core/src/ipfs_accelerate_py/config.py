@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from .calls import Credential
 from .errors import ConfigurationError
 from .masking import mask_secret, mask_url
 
@@ -64,10 +65,15 @@ class BackendSpec:
     it, so ``GROQ_BASE_URL=https://api.groq.com`` becomes ``https://api.groq.com/openai/v1``
     while a URL that already has the suffix is kept as it is.
 
-    ``model_required=False`` declares a backend that serves one model (TEI, a self-hosted
-    server): calls without a model send none. ``seed_class`` names the quickstart guide's
-    class for the backend as ``"module:attribute"``, imported by
-    :mod:`ipfs_accelerate_py.api_backends` on first use.
+    ``extra_config`` names plugin-specific metadata keys with their defaults; their resolved
+    values reach the hooks as ``Settings.extra``. ``model_required=False`` declares a
+    backend that serves one model (TEI, a self-hosted server): calls without a model send
+    none. ``seed_class`` names the quickstart guide's class for the backend as
+    ``"module:attribute"``, imported by :mod:`ipfs_accelerate_py.api_backends` on first use.
+    ``http=False`` declares a backend reached through Python code (``CallableCall``): its
+    base URL is optional and handed to the plugin as given (an S3 endpoint, or none).
+    ``free=True`` declares a self-hosted backend whose every model costs nothing (usage is
+    counted, cost is 0, no model is listed as unpriced).
 
     ``idempotency_header`` names the header a provider reads an idempotency key from
     (``"Idempotency-Key"``...), for providers that honour one: core then sends one fixed
@@ -90,9 +96,11 @@ class BackendSpec:
     request_id_header: str | None = None
     capabilities: frozenset[str] = CAPABILITIES
     display_name: str = ""
-    options: Mapping[str, Any] = attrs.field(factory=dict)
+    extra_config: Mapping[str, Any] = attrs.field(factory=dict)
     model_required: bool = True
     seed_class: str | None = None
+    http: bool = True
+    free: bool = False
     idempotency_header: str | None = attrs.field(default=None, validator=_header_name)
 
     def auth_headers(self, api_key: str | None) -> dict[str, str]:
@@ -121,17 +129,19 @@ class Settings:
 
     provider: str
     base_url: str
-    api_key: str | None = None
+    api_key: str | Credential | None = None
     default_model: str | None = None
     timeout: float = 600.0
     connect_timeout: float = 5.0
-    options: Mapping[str, Any] = attrs.field(factory=dict)
+    extra: Mapping[str, Any] = attrs.field(factory=dict)
 
     def __repr__(self) -> str:
-        key = mask_secret(self.api_key) if self.api_key else None
+        key = self.api_key
+        secret = key.secret if isinstance(key, Credential) else key
+        masked = mask_secret(secret) if secret else None
         return (
             f"Settings(provider={self.provider!r}, base_url={mask_url(self.base_url)!r}, "
-            f"api_key={key!r}, "
+            f"api_key={masked!r}, "
             f"default_model={self.default_model!r}, timeout={self.timeout!r})"
         )
 
@@ -223,8 +233,14 @@ def _first(
     return None
 
 
+MAX_SECONDS = 2_147_483.0
+"""The longest timeout accepted, in seconds (~24.8 days): the socket layer waits with
+``poll()``, whose timeout is a 32-bit count of milliseconds."""
+
+
 def seconds_setting(value: Any, name: str, *, parse_text: bool = False) -> float:
-    """A positive, finite number of seconds (text like ``"30"`` too when ``parse_text``)."""
+    """A positive, finite number of seconds no larger than :data:`MAX_SECONDS` (text like
+    ``"30"`` too when ``parse_text``)."""
     if parse_text and isinstance(value, str):
         try:
             value = float(value)
@@ -237,14 +253,36 @@ def seconds_setting(value: Any, name: str, *, parse_text: bool = False) -> float
         or value <= 0
     ):
         raise ConfigurationError(f"{name} must be a positive number of seconds, got {value!r}")
+    if value > MAX_SECONDS:
+        raise ConfigurationError(
+            f"{name} must be at most {MAX_SECONDS:,.0f} seconds (about 24 days), got {value!r}"
+        )
     return float(value)
 
 
-def normalize_base_url(url: str, suffix: str, source: str) -> str:
-    """Validate an http(s) base URL and append ``suffix`` unless it is already there."""
+def normalize_base_url(url: str, suffix: str, source: str, spec: BackendSpec | None = None) -> str:
+    """Validate an http(s) base URL and append ``suffix`` unless it is already there.
+
+    A bare ``host``, ``host:port`` or ``host:port/path`` (the form ``OLLAMA_HOST`` takes) is
+    read as ``http://``; a bare host without a port gets the port of the backend's default
+    base URL (Ollama's 11434), as the providers' own clients do.
+    """
     if not isinstance(url, str):
         raise ConfigurationError(f"{source} must be a URL string, got {type(url).__name__}")
-    url = url.strip().rstrip("/")
+    url = url.strip()
+    if url and "://" not in url:
+        url = "http://" + url
+        try:
+            bare = urlsplit(url)
+            port = bare.port
+        except ValueError:
+            raise ConfigurationError(
+                f"{source} must be an http:// or https:// URL with a host, got {mask_url(url)!r}"
+            ) from None
+        default = urlsplit(spec.default_base_url or "") if spec is not None else None
+        if port is None and default is not None and default.port is not None:
+            url = f"http://{bare.netloc}:{default.port}{bare.path}"
+    url = url.rstrip("/")
     try:
         parts = urlsplit(url)
     except ValueError:  # e.g. an unclosed IPv6 bracket
@@ -274,7 +312,7 @@ def normalize_base_url(url: str, suffix: str, source: str) -> str:
 def resolve_settings(
     spec: BackendSpec,
     *,
-    api_key: str | None = None,
+    api_key: str | Credential | None = None,
     base_url: str | None = None,
     model: str | None = None,
     timeout: float | None = None,
@@ -290,7 +328,7 @@ def resolve_settings(
     if key is None:
         found = _first(spec.api_key_env, meta, "api_key", dotenv)
         key = found[0] if found else None
-    if key is not None and not isinstance(key, str):
+    if key is not None and not isinstance(key, (str, Credential)):
         raise ConfigurationError(f"the {spec.name} API key must be a string")
 
     if base_url is not None:
@@ -299,14 +337,14 @@ def resolve_settings(
         found = _first(spec.base_url_env, meta, "base_url", dotenv)
         if found:
             url, source = found
-        elif spec.default_base_url:
-            url, source = spec.default_base_url, "the default base URL"
+        elif spec.default_base_url or not spec.http:
+            url, source = spec.default_base_url or "", "the default base URL"
         else:
             names = " or ".join(spec.base_url_env) or "base_url"
             raise ConfigurationError(
                 f"{spec.name} needs a server address: pass base_url= or set {names}"
             )
-    url = normalize_base_url(url, spec.base_url_suffix, source)
+    url = normalize_base_url(url, spec.base_url_suffix, source, spec) if spec.http else url or ""
 
     if model is None:
         found = _first(spec.model_env, meta, "model", dotenv)
@@ -317,14 +355,14 @@ def resolve_settings(
         timeout = found[0] if found else 600.0
     timeout = seconds_setting(timeout, "timeout", parse_text=True)
 
-    options = {k: meta.get(k, v) for k, v in spec.options.items()}
+    extra = {k: meta.get(k, v) for k, v in spec.extra_config.items()}
     return Settings(
         provider=spec.name,
         base_url=url,
         api_key=key,
         default_model=model,
         timeout=float(timeout),
-        options=options,
+        extra=extra,
     )
 
 
@@ -341,4 +379,6 @@ def missing_key_error(spec: BackendSpec) -> ConfigurationError:
 
 def normalize_endpoint_url(spec: BackendSpec, url: str) -> str:
     """A base URL given for an extra endpoint, normalised like the backend's own."""
-    return normalize_base_url(url, spec.base_url_suffix, "base_url")
+    if not spec.http:
+        return url
+    return normalize_base_url(url, spec.base_url_suffix, "base_url", spec)

@@ -12,7 +12,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from .config import seconds_setting
-from .endpoint import Endpoint, normalize_endpoint_settings
+from .endpoint import Endpoint, normalize_policy
 from .errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -97,7 +97,7 @@ class EndpointControls:
             changes["base_url"] = normalize_endpoint_url(self.spec, base_url)
         if timeout is not None:
             changes["timeout"] = seconds_setting(timeout, "timeout", parse_text=True)
-        options = {**base.options(), **normalize_endpoint_settings(settings)}
+        policy = {**base.policy(), **normalize_policy(settings)}
         with self._lock:
             eid = endpoint_id or f"endpoint-{next(self._ids)}"
             if eid in self.endpoints:
@@ -108,7 +108,7 @@ class EndpointControls:
                 base.with_settings(**changes),
                 usage=self.usage,
                 clock=self.clock,
-                options=options,
+                policy=policy,
             )
             self.endpoints[eid] = ep
         return eid

@@ -38,15 +38,15 @@ def get_backend(
     from . import plugins
     from .backend import Backend
     from .config import resolve_settings
-    from .endpoint import normalize_endpoint_settings
+    from .endpoint import normalize_policy
     from .resilience.clock import SYSTEM_CLOCK
 
     spec = plugins.load_spec(name)
-    options = normalize_endpoint_settings(settings)
+    policy = normalize_policy(settings)
     resolved = resolve_settings(
         spec, api_key=api_key, base_url=base_url, model=model, timeout=timeout, metadata=metadata
     )
-    return Backend(spec, resolved, clock=clock or SYSTEM_CLOCK, options=options)
+    return Backend(spec, resolved, clock=clock or SYSTEM_CLOCK, policy=policy)
 
 
 def list_backends() -> list[str]:

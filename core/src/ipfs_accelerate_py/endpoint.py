@@ -21,10 +21,12 @@ from .resilience.retry import RetryBudget, RetryPolicy
 from .resilience.usage import UsageTracker
 from .transport import Transport
 
-__all__ = ["ENDPOINT_SETTINGS", "SETTING_NAMES", "Endpoint"]
+__all__ = ["POLICY_DEFAULTS", "POLICY_NAMES", "Endpoint"]
 
-# Settings an endpoint accepts, with their defaults (the quickstart guide's names).
-ENDPOINT_SETTINGS: dict[str, Any] = {
+# An endpoint's resilience policy: the settings it accepts, with their defaults (the
+# quickstart guide's names). "Settings" (config.Settings) are where and how to connect;
+# "policy" is how calls behave there; "CallOptions" are one call's own options.
+POLICY_DEFAULTS: dict[str, Any] = {
     "max_concurrent_requests": 5,
     "queue_size": 100,
     "queue_enabled": True,
@@ -46,16 +48,16 @@ _ALIASES = {
 }
 
 
-SETTING_NAMES = frozenset(ENDPOINT_SETTINGS) | frozenset(_ALIASES)
+POLICY_NAMES = frozenset(POLICY_DEFAULTS) | frozenset(_ALIASES)
 
 
-def normalize_endpoint_settings(values: dict[str, Any]) -> dict[str, Any]:
-    """Resolve aliases and reject unknown setting names with the list of valid ones."""
+def normalize_policy(values: dict[str, Any]) -> dict[str, Any]:
+    """Resolve aliases and reject unknown policy names with the list of valid ones."""
     out: dict[str, Any] = {}
     for key, value in values.items():
         name = _ALIASES.get(key, key)
-        if name not in ENDPOINT_SETTINGS:
-            valid = ", ".join(sorted([*ENDPOINT_SETTINGS, *_ALIASES]))
+        if name not in POLICY_DEFAULTS:
+            valid = ", ".join(sorted([*POLICY_DEFAULTS, *_ALIASES]))
             raise ConfigurationError(f"unknown endpoint setting {key!r}; valid settings: {valid}")
         out[name] = value
     return out
@@ -73,9 +75,9 @@ class Endpoint:
         *,
         usage: UsageTracker,
         clock: Clock,
-        options: dict[str, Any] | None = None,
+        policy: dict[str, Any] | None = None,
     ) -> None:
-        opts = {**ENDPOINT_SETTINGS, **normalize_endpoint_settings(options or {})}
+        opts = {**POLICY_DEFAULTS, **normalize_policy(policy or {})}
         self.id = endpoint_id
         self.spec = spec
         self.settings = settings
@@ -130,8 +132,8 @@ class Endpoint:
         """The error for a call made with no key configured."""
         return missing_key_error(self.spec)
 
-    def options(self) -> dict[str, Any]:
-        """The endpoint's current resilience settings, by the quickstart guide's names."""
+    def policy(self) -> dict[str, Any]:
+        """The endpoint's current resilience policy, by the quickstart guide's names."""
         return {
             "max_concurrent_requests": self.gate.max_concurrent,
             "queue_size": self.gate.queue_size,

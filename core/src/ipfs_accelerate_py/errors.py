@@ -92,7 +92,24 @@ class BackendError(ValueError):
         self.body = body
         if retryable is not None:
             self.retryable = retryable
-        super().__init__(self._render())
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        """The message with the label, provider, status, code and ids, rendered from the
+        fields as they are now (the pipeline fills in ids and notes as it learns them)."""
+        return self._render()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._render()!r})"
+
+    @property
+    def args(self) -> tuple[str, ...]:
+        """``(str(self),)``: always the rendered, redacted message, never a stale one."""
+        return (self._render(),)
+
+    @args.setter
+    def args(self, value: tuple[Any, ...]) -> None:
+        self.message = str(value[0]) if value else ""
 
     def _render(self) -> str:
         parts = [self.label]
@@ -116,7 +133,7 @@ class BackendError(ValueError):
 def _rebuild(cls: type[BackendError], message: str, state: dict[str, Any]) -> BackendError:
     err = cls.__new__(cls)
     err.__dict__.update(state)
-    ValueError.__init__(err, err._render())
+    ValueError.__init__(err, message)
     return err
 
 

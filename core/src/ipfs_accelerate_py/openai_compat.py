@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .calls import STREAM_END, HttpCall, StreamEnd
+from .decoders import ServerSentEvent
 from .errors import (
     BackendError,
     InvalidRequestError,
@@ -21,7 +22,6 @@ from .errors import (
     RateLimitError,
     ServerError,
 )
-from .streaming import ServerSentEvent
 from .transport import _error_fields
 from .types import (
     ChatRequest,
@@ -81,6 +81,8 @@ def chat_body(
         "model": request.model,
         "messages": [m.to_dict() for m in request.messages],
     }
+    if not request.model:  # a server that serves one model (model_required=False)
+        del body["model"]
     body.update(request.params)
     if stream:
         body["stream"] = True
@@ -253,6 +255,8 @@ def embed_call(request: EmbedRequest, provider: str, path: str = "/embeddings") 
         "input": list(request.inputs),
         "encoding_format": request.encoding_format,
     }
+    if not request.model:
+        del body["model"]
     body.update(request.params)
     count = len(request.inputs)
     return HttpCall(
@@ -317,6 +321,8 @@ def completion_call(
 ) -> HttpCall:
     """The HttpCall for a legacy text completion."""
     body: dict[str, Any] = {"model": request.model, "prompt": request.prompt}
+    if not request.model:
+        del body["model"]
     body.update(request.params)
     return HttpCall(
         "POST", path, json=body, parse=lambda b: parse_completion(b, provider), model=request.model

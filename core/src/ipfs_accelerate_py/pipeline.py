@@ -1,32 +1,35 @@
 """The resilience pipeline every call goes through, once for threads and once for coroutines.
 
-Order (DESIGN §4): priority gate → circuit breaker → key selection → HTTP attempt →
-classify → retry with backoff (moving to another key on 429) → usage and cost accounting.
+Order: priority gate → circuit breaker → key selection → attempt (an HTTP exchange or a
+call into Python code) → classify → retry with backoff (moving to another key on 429) →
+usage and cost accounting.
 
-The decisions live in :class:`~.attempts.Attempts`; the runners here only hold the gate slot,
-send, wait and iterate.
+The decisions live in :class:`~.attempts.Attempts` and the I/O in :mod:`.executors`; the
+runners here only hold the gate slot, wait and iterate, for both kinds of call.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncGenerator, Generator
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .attempts import Attempts, CallOptions, new_request_id
-from .calls import STREAM_END, EventParser, HttpCall
-from .errors import BackendError, ConnectionError, MalformedResponseError
-from .streaming import NDJSONDecoder, SSEDecoder
+from .attempts import Attempts, CallOptions, PluginHooks, new_request_id
+from .calls import STREAM_END, CallableCall, EventParser, HttpCall
+from .decoders import NDJSONDecoder, SSEDecoder
+from .errors import BackendError, ConnectionError, MalformedResponseError, TimeoutError
+from .executors import StreamSource, executor_for
 from .types import StreamChunk, Usage
 
 if TYPE_CHECKING:
-    import httpx
-
     from .endpoint import Endpoint
 
 __all__ = [
     "CallOptions",
+    "PluginHooks",
+    "StreamControl",
     "StreamState",
     "arun",
     "arun_stream",
@@ -45,7 +48,6 @@ def _tagged(err: BackendError, ep: Endpoint, opts: CallOptions) -> None:
     if err.provider is None or err.request_id is None:
         err.provider = err.provider or ep.spec.name
         err.request_id = err.request_id or opts.request_id
-        err.args = (err._render(),)
 
 
 def _pages(results: list[Any]) -> Any:
@@ -56,16 +58,21 @@ def _pages(results: list[Any]) -> Any:
     return out
 
 
-def run(ep: Endpoint, call: HttpCall, opts: CallOptions) -> Any:
+def run(
+    ep: Endpoint,
+    call: HttpCall | CallableCall,
+    opts: CallOptions,
+    hooks: PluginHooks | None = None,
+) -> Any:
     """Run ``call`` on ``ep`` from a thread: gate, attempts, retries, accounting. A paginated
     call follows ``next_page``, each page an exchange retried on its own."""
     try:
         with ep.gate.slot(opts.priority, opts.queue_timeout):
             pages: list[Any] = []
             while True:
-                att = Attempts(ep, call, opts)
+                att = Attempts(ep, call, opts, hooks)
                 result = _exchange(ep, att)
-                nxt = call.next_page(att.body) if call.next_page is not None else None
+                nxt = _next(call, att, result)
                 if nxt is None:
                     return _pages([*pages, result]) if pages else result
                 pages.append(result)
@@ -75,37 +82,46 @@ def run(ep: Endpoint, call: HttpCall, opts: CallOptions) -> Any:
         raise
 
 
+def _next(call: HttpCall | CallableCall, att: Attempts, result: Any) -> Any:
+    if call.next_page is None:
+        return None
+    return call.next_page(att.body if isinstance(call, HttpCall) else result)
+
+
 def _exchange(ep: Endpoint, att: Attempts) -> Any:
+    ex = executor_for(att.call)
     while True:
-        client = ep.transport.client()  # per attempt: a retry after close() reconnects
-        request, wait = att.start(client)
+        credential, wait = att.start()
         try:
             if wait:
                 ep.clock.sleep(wait)
-            response = client.send(request)
-        except Exception as exc:
-            delay = att.failed(att.wrap(exc))
-        except BaseException:
-            att.abandoned()
+            outcome = ex.attempt(att, credential)
+        except BaseException:  # KeyboardInterrupt and the like: the request may have gone
+            att.abandoned(sent=True)
             raise
-        else:
-            done, outcome = att.finish(response)
-            if done:
-                return outcome
-            delay = outcome
+        # accounted outside the try: failed() raising the error must not count it twice
+        if outcome.error is None:
+            att.succeeded(outcome.headers, att.usage_of(outcome.result, outcome.headers))
+            return outcome.result
+        delay = att.failed(outcome.error, outcome.headers)
         if delay:
             ep.clock.sleep(delay)
 
 
-async def arun(ep: Endpoint, call: HttpCall, opts: CallOptions) -> Any:
+async def arun(
+    ep: Endpoint,
+    call: HttpCall | CallableCall,
+    opts: CallOptions,
+    hooks: PluginHooks | None = None,
+) -> Any:
     """Run ``call`` on ``ep`` from a coroutine, never blocking the event loop."""
     try:
         async with ep.gate.aslot(opts.priority, opts.queue_timeout):
             pages: list[Any] = []
             while True:
-                att = Attempts(ep, call, opts)
+                att = Attempts(ep, call, opts, hooks)
                 result = await _aexchange(ep, att)
-                nxt = call.next_page(att.body) if call.next_page is not None else None
+                nxt = _next(call, att, result)
                 if nxt is None:
                     return _pages([*pages, result]) if pages else result
                 pages.append(result)
@@ -116,23 +132,20 @@ async def arun(ep: Endpoint, call: HttpCall, opts: CallOptions) -> Any:
 
 
 async def _aexchange(ep: Endpoint, att: Attempts) -> Any:
+    ex = executor_for(att.call)
     while True:
-        client = await ep.transport.aclient()  # per attempt: a retry after close() reconnects
-        request, wait = att.start(client)
+        credential, wait = att.start()
         try:
             if wait:
                 await ep.clock.asleep(wait)
-            response = await client.send(request)
-        except Exception as exc:
-            delay = att.failed(att.wrap(exc))
-        except BaseException:
-            att.abandoned()
+            outcome = await ex.aattempt(att, credential)
+        except BaseException:  # CancelledError: the request may have reached the server
+            att.abandoned(sent=not wait)
             raise
-        else:
-            done, outcome = att.finish(response)
-            if done:
-                return outcome
-            delay = outcome
+        if outcome.error is None:
+            att.succeeded(outcome.headers, att.usage_of(outcome.result, outcome.headers))
+            return outcome.result
+        delay = att.failed(outcome.error, outcome.headers)
         if delay:
             await ep.clock.asleep(delay)
 
@@ -140,23 +153,30 @@ async def _aexchange(ep: Endpoint, att: Attempts) -> Any:
 # --- streams -----------------------------------------------------------------------------
 
 
+def _chunk(event: Any) -> Any:
+    """A callable's stream yields chunks already."""
+    return event
+
+
 class StreamState:
     """Turns decoded events into chunks: text chunks pass through; finish reason and usage
-    are folded into one final ``done`` chunk at the protocol's end marker."""
+    are folded into one final ``done`` chunk at the protocol's end marker. One per attempt."""
 
     __slots__ = (
         "call",
         "decoder",
         "ended",
         "finish_reason",
+        "last_event",
         "model",
         "parse",
         "provider",
+        "raw",
         "usage",
         "yielded",
     )
 
-    def __init__(self, call: HttpCall, provider: str) -> None:
+    def __init__(self, call: HttpCall | CallableCall, provider: str) -> None:
         self.call = call
         self.provider = provider
         self.finish_reason: str | None = None
@@ -164,18 +184,26 @@ class StreamState:
         self.model: str | None = None
         self.ended = False
         self.yielded = 0
+        self.raw: Any = None  # the raw event of the last chunk with a finish, usage or end
+        self.last_event = time.monotonic()
+        self.decoder: SSEDecoder | NDJSONDecoder | None = None
+        if isinstance(call, CallableCall):
+            self.parse: EventParser = _chunk
+            return
         # a stateful parser is made afresh for each attempt: a retry starts clean
         parse = call.new_parser() if call.new_parser is not None else call.parse_event
         if parse is None:
             raise TypeError("a streamed HttpCall needs parse_event or new_parser")
-        self.parse: EventParser = parse
-        self.decoder: SSEDecoder | NDJSONDecoder = (
-            SSEDecoder(provider) if call.stream == "sse" else NDJSONDecoder(provider)
-        )
+        self.parse = parse
+        self.decoder = SSEDecoder(provider) if call.stream == "sse" else NDJSONDecoder(provider)
 
-    def feed(self, data: bytes) -> list[StreamChunk]:
-        """Decode bytes into the chunks to hand the caller."""
-        return self._consume(self.decoder.feed(data))
+    def feed(self, piece: Any) -> list[StreamChunk]:
+        """Decode a piece (bytes of an HTTP body, or a callable's chunk) into the chunks to
+        hand the caller."""
+        events = [piece] if self.decoder is None else self.decoder.feed(piece)
+        if events:
+            self.last_event = time.monotonic()  # comments and keep-alives do not count
+        return self._consume(events)
 
     def _consume(self, events: list[Any]) -> list[StreamChunk]:
         out: list[StreamChunk] = []
@@ -187,7 +215,7 @@ class StreamState:
                 chunk = parse(event)
             except BackendError:
                 raise
-            except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            except Exception as exc:  # any failure to read an event is a malformed reply
                 excerpt = str(getattr(event, "data", event))[:200]
                 raise MalformedResponseError(
                     f"a stream event does not have the expected shape "
@@ -200,6 +228,8 @@ class StreamState:
                 self.ended = True
                 break
             assert isinstance(chunk, StreamChunk)
+            if chunk.finish_reason or chunk.usage is not None or chunk.done:
+                self.raw = chunk.raw if chunk.raw is not None else self.raw
             if chunk.finish_reason:
                 self.finish_reason = chunk.finish_reason
             if chunk.usage is not None:
@@ -218,9 +248,11 @@ class StreamState:
         """End of the body: the chunks of a last unterminated NDJSON line, and the final
         ``done`` chunk. Raises ConnectionError if the stream stopped before its end marker
         or in the middle of an event."""
-        tail = [] if self.ended else self._consume(self.decoder.close())
-        cut_mid_event = isinstance(self.decoder, SSEDecoder) and self.decoder.truncated
-        if not self.ended and (self.call.end_required or cut_mid_event):
+        decoder = self.decoder
+        tail = [] if self.ended or decoder is None else self._consume(decoder.close())
+        cut_mid_event = isinstance(decoder, SSEDecoder) and decoder.truncated
+        required = isinstance(self.call, HttpCall) and self.call.end_required
+        if not self.ended and (required or cut_mid_event):
             where = "in the middle of an event" if cut_mid_event else "before its end marker"
             raise ConnectionError(
                 f"the stream ended {where}, after {self.yielded} chunks",
@@ -228,59 +260,112 @@ class StreamState:
                 request_id=request_id,
             )
         final = StreamChunk(
-            done=True, finish_reason=self.finish_reason, usage=self.usage, model=self.model
+            done=True,
+            finish_reason=self.finish_reason,
+            usage=self.usage,
+            model=self.model,
+            raw=self.raw,
         )
         return tail, final
 
 
+class StreamControl:
+    """Lets :meth:`~.stream.Stream.close` stop a stream from any thread: it closes the
+    connection under a reader blocked in another thread, which then ends quietly."""
+
+    __slots__ = ("closed", "source")
+
+    def __init__(self) -> None:
+        self.closed = False
+        self.source: StreamSource | None = None
+
+    def stop(self) -> None:
+        """Close the stream's connection now (from any thread)."""
+        self.closed = True
+        source = self.source
+        if source is not None:
+            try:
+                source.close()
+            except Exception:  # the reader's thread may be closing it at the same moment
+                pass
+
+
+def _stream_limits(ep: Endpoint, opts: CallOptions) -> tuple[float, float | None]:
+    """The idle timeout (no event for this long fails the stream; comments and keep-alives
+    do not count) and the total deadline, if the caller asked for one."""
+    idle = opts.timeout if opts.timeout is not None else ep.settings.timeout
+    total = None if opts.total_timeout is None else time.monotonic() + opts.total_timeout
+    return idle, total
+
+
+def _check_stream_time(state: StreamState, idle: float, total: float | None) -> None:
+    now = time.monotonic()
+    if now - state.last_event > idle:
+        raise TimeoutError(f"the stream sent no event for {idle:g}s (idle timeout)")
+    if total is not None and now > total:
+        raise TimeoutError("the stream did not finish within its total timeout")
+
+
 def run_stream(
-    ep: Endpoint, call: HttpCall, opts: CallOptions
+    ep: Endpoint,
+    call: HttpCall | CallableCall,
+    opts: CallOptions,
+    control: StreamControl | None = None,
+    hooks: PluginHooks | None = None,
 ) -> Generator[StreamChunk, None, None]:
     """Stream ``call`` from a thread. Retried only until the first chunk reached the caller."""
+    ex = executor_for(call)
+    control = control or StreamControl()
+    idle, total = _stream_limits(ep, opts)
     try:
         with ep.gate.slot(opts.priority, opts.queue_timeout):
-            att = Attempts(ep, call, opts)
+            att = Attempts(ep, call, opts, hooks)
             while True:
-                client = ep.transport.client()  # per attempt: a retry after close() reconnects
-                request, wait = att.start(client)
+                credential, wait = att.start()
                 state = StreamState(call, ep.spec.name)
-                response: httpx.Response | None = None
-                # an error status is accounted after the try, so that failed() raising the
-                # error is not caught and accounted a second time below
-                status_error: BackendError | None = None
+                source: StreamSource | None = None
                 final: StreamChunk | None = None
+                failure: BackendError | None = None
                 try:
                     if wait:
                         ep.clock.sleep(wait)
-                    response = client.send(request, stream=True)
-                    if response.status_code >= 400:
-                        status_error = att.error_reply(response, response.read())
-                    else:
-                        for data in response.iter_bytes():
-                            for chunk in state.feed(data):
+                    source = control.source = ex.open(att, credential)
+                    if source.error is None:
+                        assert source.pieces is not None
+                        for piece in source.pieces:
+                            for chunk in state.feed(piece):
                                 state.yielded += 1
                                 yield chunk
                             if state.ended:
                                 break
+                            _check_stream_time(state, idle, total)
                         tail, final = state.finish(opts.request_id)
                         for chunk in tail:
                             state.yielded += 1
                             yield chunk
-                        att.succeeded(response.headers, final.usage)
                 except Exception as exc:
-                    delay = att.failed(att.wrap(exc, streaming=True), retry=not state.yielded)
+                    if control.closed:  # closed from another thread: end quietly
+                        att.abandoned(sent=True, usage=state.usage)
+                        return
+                    failure = ex.wrap(att, exc, streaming=True)
                 except BaseException:  # GeneratorExit: the caller stopped reading
-                    att.abandoned()
+                    att.abandoned(sent=source is not None, usage=state.usage)
                     raise
                 finally:
-                    if response is not None:
-                        response.close()
-                if final is not None:  # outside the try: closing the stream now is no abandonment
+                    control.source = None
+                    if source is not None:
+                        source.close()
+                # accounted outside the try, so that failed() raising is not caught again
+                if final is not None:
+                    headers = source.headers if source else {}
+                    att.succeeded(headers, final.usage or att.usage_of(None, headers))
                     yield final
                     return
-                if status_error is not None:
-                    assert response is not None
-                    delay = att.failed(status_error, response.headers)
+                if failure is None:
+                    assert source is not None and source.error is not None
+                    delay = att.failed(source.error, source.headers)
+                else:
+                    delay = att.failed(failure, retry=not state.yielded)
                 if delay:
                     ep.clock.sleep(delay)
     except BackendError as err:
@@ -289,52 +374,58 @@ def run_stream(
 
 
 async def arun_stream(
-    ep: Endpoint, call: HttpCall, opts: CallOptions
+    ep: Endpoint,
+    call: HttpCall | CallableCall,
+    opts: CallOptions,
+    hooks: PluginHooks | None = None,
 ) -> AsyncGenerator[StreamChunk, None]:
     """Stream ``call`` from a coroutine. Retried only until the first chunk reached the caller."""
+    ex = executor_for(call)
+    idle, total = _stream_limits(ep, opts)
     try:
         async with ep.gate.aslot(opts.priority, opts.queue_timeout):
-            att = Attempts(ep, call, opts)
+            att = Attempts(ep, call, opts, hooks)
             while True:
-                # per attempt: a retry after close() reconnects
-                client = await ep.transport.aclient()
-                request, wait = att.start(client)
+                credential, wait = att.start()
                 state = StreamState(call, ep.spec.name)
-                response: httpx.Response | None = None
-                status_error: BackendError | None = None  # accounted after the try (see run_stream)
+                source: StreamSource | None = None
                 final: StreamChunk | None = None
+                failure: BackendError | None = None
                 try:
                     if wait:
                         await ep.clock.asleep(wait)
-                    response = await client.send(request, stream=True)
-                    if response.status_code >= 400:
-                        status_error = att.error_reply(response, await response.aread())
-                    else:
-                        async for data in response.aiter_bytes():
-                            for chunk in state.feed(data):
+                    source = await ex.aopen(att, credential)
+                    if source.error is None:
+                        assert source.apieces is not None
+                        async for piece in source.apieces:
+                            for chunk in state.feed(piece):
                                 state.yielded += 1
                                 yield chunk
                             if state.ended:
                                 break
+                            _check_stream_time(state, idle, total)
                         tail, final = state.finish(opts.request_id)
                         for chunk in tail:
                             state.yielded += 1
                             yield chunk
-                        att.succeeded(response.headers, final.usage)
                 except Exception as exc:
-                    delay = att.failed(att.wrap(exc, streaming=True), retry=not state.yielded)
+                    failure = ex.wrap(att, exc, streaming=True)
                 except BaseException:  # GeneratorExit / CancelledError: the caller went away
-                    att.abandoned()
+                    att.abandoned(sent=source is not None, usage=state.usage)
                     raise
                 finally:
-                    if response is not None:
-                        await response.aclose()
-                if final is not None:  # outside the try: closing the stream now is no abandonment
+                    if source is not None:
+                        await source.aclose()
+                if final is not None:
+                    headers = source.headers if source else {}
+                    att.succeeded(headers, final.usage or att.usage_of(None, headers))
                     yield final
                     return
-                if status_error is not None:
-                    assert response is not None
-                    delay = att.failed(status_error, response.headers)
+                if failure is None:
+                    assert source is not None and source.error is not None
+                    delay = att.failed(source.error, source.headers)
+                else:
+                    delay = att.failed(failure, retry=not state.yielded)
                 if delay:
                     await ep.clock.asleep(delay)
     except BackendError as err:

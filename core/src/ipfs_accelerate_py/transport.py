@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import weakref
 from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,11 @@ from .resilience import forks
 from .resilience.retry import parse_retry_after, should_retry_header
 
 __all__ = ["Transport", "error_from_reply", "error_from_exception", "parse_json"]
+
+MAX_BODY = 64 * 1024 * 1024
+"""The largest reply body read (after decompression), in bytes: 64 MiB."""
+MAX_ERROR_BODY = 1024 * 1024
+"""The largest error reply body read, in bytes: 1 MiB."""
 
 PROVIDER_REQUEST_ID_HEADERS = (
     "x-request-id",
@@ -80,6 +86,8 @@ class Transport:
         max_connections: int = 100,
     ) -> None:
         self.base_url = base_url
+        self.max_body = MAX_BODY
+        self.max_error_body = MAX_ERROR_BODY
         self._timeout = (timeout, connect_timeout)
         self._headers = dict(headers or {})
         self._max_connections = max_connections
@@ -128,6 +136,51 @@ class Transport:
             if len(self._urls) < 256:
                 self._urls[path] = url
         return url
+
+    def read(self, response: httpx.Response, deadline: float | None, clock: Any = None) -> bytes:
+        """Read a reply's body within the attempt's deadline and the size limit."""
+        limit = self._limit(response)
+        parts: list[bytes] = []
+        size = 0
+        for piece in response.iter_bytes():
+            size += len(piece)
+            if size > limit:
+                raise self._too_large(response, limit)
+            parts.append(piece)
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError("timed out reading the reply (the call's deadline passed)")
+        return b"".join(parts)
+
+    async def aread(
+        self, response: httpx.Response, deadline: float | None, clock: Any = None
+    ) -> bytes:
+        """Async :meth:`read`."""
+        limit = self._limit(response)
+        parts: list[bytes] = []
+        size = 0
+        async for piece in response.aiter_bytes():
+            size += len(piece)
+            if size > limit:
+                raise self._too_large(response, limit)
+            parts.append(piece)
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError("timed out reading the reply (the call's deadline passed)")
+        return b"".join(parts)
+
+    def _limit(self, response: httpx.Response) -> int:
+        limit = self.max_error_body if response.status_code >= 300 else self.max_body
+        declared = response.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise self._too_large(response, limit)
+        return limit
+
+    @staticmethod
+    def _too_large(response: httpx.Response, limit: int) -> MalformedResponseError:
+        what = "error reply" if response.status_code >= 300 else "reply"
+        return MalformedResponseError(
+            f"the {what} body is larger than the {limit:,} byte limit (HTTP "
+            f"{response.status_code}); raise Transport.max_body if such replies are expected"
+        )
 
     def client(self) -> httpx.Client:
         """The shared sync client, created on first use."""
@@ -320,9 +373,15 @@ def error_from_reply(
 
 
 def error_from_exception(
-    exc: Exception, *, provider: str | None, request_id: str | None, streaming: bool = False
+    exc: Exception,
+    *,
+    provider: str | None,
+    request_id: str | None,
+    streaming: bool = False,
+    url: str | None = None,
 ) -> BackendError:
-    """Translate an httpx exception into ConnectionError, TimeoutError or the like.
+    """Translate an httpx exception into ConnectionError, TimeoutError or the like. ``url``
+    (the endpoint's base URL, shown masked) is named when the server could not be reached.
 
     The httpx exception (and the chain under it) is detached from the request it failed
     to send and from its traceback, whose frames hold that request: the error users get
@@ -333,6 +392,15 @@ def error_from_exception(
     import httpx
 
     _forget_request(exc, httpx)
+    where = f" {mask_url(url)}" if url else ""
+    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+        cls = TimeoutError if isinstance(exc, httpx.ConnectTimeout) else ConnectionError
+        return cls(
+            f"could not connect to{where or ' the server'} ({type(exc).__name__}: {exc}); "
+            "is the server running and the base URL right?",
+            provider=provider,
+            request_id=request_id,
+        )
 
     if isinstance(exc, httpx.TimeoutException):
         kind = {

@@ -12,20 +12,23 @@ from ipfs_accelerate_py.testing.server import ProtocolServer, RecordedRequest, R
 
 def test_demo_runs_every_call() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "ipfs_accelerate_py.cli", "demo"],
+        [sys.executable, "-m", "ipfs_accelerate_py.cli", "demo", "openai"],
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert out.returncode == 0, out.stderr
     text = out.stdout
-    assert "chat (after a 429 and a 503, retried): Hello!" in text
-    assert "stream: Streaming works too.  [done: stop]" in text
-    assert "embedding: [0.1, 0.2, 0.3]" in text
-    assert "image urls: ['https://example.invalid/lake.png']" in text
-    assert "models: ['gpt-4o', 'dall-e-3']" in text
-    assert "async stream: 'Streaming works too.'" in text
-    assert "circuit CLOSED; server saw 9 requests" in text
+    lines = {line.split()[2]: line for line in text.splitlines() if line.startswith("  ok ")}
+    assert "Hello! I am a loopback OpenAI server." in lines["chat"]  # after a 429 and a 503
+    assert "Streaming works too.  [done: stop]" in lines["stream"]
+    assert "[0.1, 0.2, 0.3]" in lines["embeddings"]
+    assert "['https://example.invalid/lake.png']" in lines["images"]
+    assert "['gpt-4o', 'dall-e-3']" in lines["models"]
+    assert "astream 'Streaming works too.'" in lines["achat"]
+    assert "circuit CLOSED; server saw 9 requests" in lines["usage"]
+    assert "FAIL" not in text
+    assert "openai       7/7" in text
     assert "sk-demo-not-a-real-key-0000" not in text + out.stderr
 
 

@@ -24,6 +24,7 @@ GUIDE_NAMES = {
     "hf_tei": "hf_tei",
     "gemini": "gemini",
     "llvm": "llvm",
+    "vllm": "vllm",
     "ovms": "ovms",
     "opea": "opea",
     "s3_kit": "s3_kit",

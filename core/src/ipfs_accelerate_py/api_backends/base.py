@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..endpoint import SETTING_NAMES
+from ..endpoint import POLICY_NAMES
 
 if TYPE_CHECKING:
     from ..backend import Backend
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 __all__ = ["GuideClient"]
 
 # names settable on the guide object that belong to the backend's default endpoint
-_FORWARDED_SETTINGS = SETTING_NAMES | {"key_selection_strategy"}
+_FORWARDED_SETTINGS = POLICY_NAMES | {"key_selection_strategy"}
 
 
 class GuideClient:
@@ -30,13 +30,20 @@ class GuideClient:
     backend_name: ClassVar[str] = ""
 
     def __init__(
-        self, resources: Mapping[str, Any] | None = None, metadata: Mapping[str, Any] | None = None
+        self,
+        resources: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        backend: Backend | None = None,
     ) -> None:
+        """``backend=`` binds an existing core backend (one built with a test clock, say)
+        instead of building one from ``metadata`` and the environment."""
         from ..core import get_backend
 
         object.__setattr__(self, "resources", dict(resources or {}))
         object.__setattr__(self, "metadata", dict(metadata or {}))
-        backend = get_backend(self.backend_name, metadata=self.metadata)
+        if backend is None:
+            backend = get_backend(self.backend_name, metadata=self.metadata)
         object.__setattr__(self, "backend", backend)
 
     resources: dict[str, Any]

@@ -20,13 +20,18 @@ import threading
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import attrs
 
 from ipfs_accelerate_py.errors import ConfigurationError
 from ipfs_accelerate_py.masking import mask_secret
 from ipfs_accelerate_py.resilience import forks
 from ipfs_accelerate_py.resilience.clock import SYSTEM_CLOCK, Clock
 from ipfs_accelerate_py.types import token_count
+
+if TYPE_CHECKING:
+    from ipfs_accelerate_py.calls import Credential
 
 __all__ = ["DEFAULT_MAX_COOLDOWN", "ApiKey", "KeyLease", "KeyPool", "parse_duration"]
 
@@ -108,6 +113,7 @@ class ApiKey:
     cooldown_until: float = 0.0  # monotonic seconds; 0 = usable
     remaining_requests: int | None = None
     remaining_tokens: int | None = None
+    credential: Any = None  # the Credential handed to the plugin (built once, on add)
 
     def __repr__(self) -> str:
         return f"ApiKey(name={self.name!r}, key={mask_secret(self.secret)!r})"
@@ -197,8 +203,15 @@ class KeyPool:
             for key in self._order:  # a lower cap shortens cooldowns under way
                 key.cooldown_until = min(key.cooldown_until, limit)
 
-    def add(self, name: str, secret: str) -> None:
-        """Add a key, or replace the secret of the key already called ``name``."""
+    def add(self, name: str, secret: str | Credential) -> None:
+        """Add a key, or replace the secret of the key already called ``name``. A
+        :class:`~ipfs_accelerate_py.calls.Credential` adds a credential of several parts
+        (an access key id and its secret); its ``secret`` is the part that is masked."""
+        from ipfs_accelerate_py.calls import Credential
+
+        credential = secret if isinstance(secret, Credential) else None
+        if credential is not None:
+            secret = credential.secret
         if not isinstance(name, str) or not name.strip():
             raise ConfigurationError(
                 "API key name must be a non-empty string", provider=self._provider
@@ -211,13 +224,20 @@ class KeyPool:
                 f"API key {name!r} contains whitespace or control characters",
                 provider=self._provider,
             )
+        if credential is None or credential.secret != secret:
+            credential = (
+                Credential(secret)
+                if credential is None
+                else attrs.evolve(credential, secret=secret)
+            )
         with self._lock:
             key = self._keys.get(name)
             if key is not None:  # adding a key again replaces it and clears its state
                 key.secret = secret
+                key.credential = credential
                 self._clear_state(key)
             else:
-                self._keys[name] = ApiKey(name, secret)
+                self._keys[name] = ApiKey(name, secret, credential=credential)
                 self._refresh()
 
     def reset(self, name: str) -> None:

@@ -177,6 +177,9 @@ class _Bucket:
         self.cost = 0.0
 
 
+_FREE = (0.0, 0.0)
+
+
 def _columns(bucket: _Bucket) -> tuple[int, int, int, int, float]:
     """A bucket's counters in ``stats`` column order."""
     return (
@@ -192,8 +195,11 @@ class UsageTracker:
     """Counts one provider's requests, tokens and estimated cost, sliceable by endpoint and
     key. Thread-safe."""
 
-    def __init__(self, provider: str, pricing: Pricing | None = None) -> None:
+    def __init__(
+        self, provider: str, pricing: Pricing | None = None, *, free: bool = False
+    ) -> None:
         self._provider = provider
+        self._free = free  # a self-hosted backend: every model costs nothing
         self._pricing = pricing
         self._lock = threading.Lock()
         self._buckets: dict[tuple[str | None, str | None, str], _Bucket] = {}
@@ -225,7 +231,9 @@ class UsageTracker:
         Token counts come from the provider's reply: negative, absurd (above
         ``types.MAX_TOKENS``) or non-numeric counts are counted as 0, so a nonsense reply
         can never make a cost negative or huge."""
-        price = (self._pricing or self.pricing).price(self._provider, model)
+        price = (
+            _FREE if self._free else (self._pricing or self.pricing).price(self._provider, model)
+        )
         prompt, completion = prompt_tokens, completion_tokens
         if not (type(prompt) is int and 0 <= prompt <= MAX_TOKENS):
             prompt = token_count(prompt)  # negative, absurd or junk: 0 (see Usage.of)

@@ -11,7 +11,8 @@ from collections.abc import Callable
 
 from ipfs_accelerate_py import openai_compat
 from ipfs_accelerate_py.calls import HttpCall
-from ipfs_accelerate_py.config import BackendSpec, Settings
+from ipfs_accelerate_py.config import BackendSpec
+from ipfs_accelerate_py.demo import DemoReport
 from ipfs_accelerate_py.hookspecs import hookimpl
 from ipfs_accelerate_py.types import ChatRequest, EmbedRequest, GenerateRequest
 
@@ -37,42 +38,40 @@ def register_backends(register: Callable[[BackendSpec], None]) -> None:
 
 
 @hookimpl
-def chat(backend: str, request: ChatRequest, settings: Settings) -> HttpCall | None:
+def chat(request: ChatRequest) -> HttpCall:
     """``POST /chat/completions``."""
-    if backend != NAME:
-        return None
     return openai_compat.chat_call(request, NAME)
 
 
 @hookimpl
-def stream(backend: str, request: ChatRequest, settings: Settings) -> HttpCall | None:
+def stream(request: ChatRequest) -> HttpCall:
     """``POST /chat/completions`` with ``stream: true`` and usage in the last chunk."""
-    if backend != NAME:
-        return None
     return openai_compat.stream_call(request, NAME)
 
 
 @hookimpl
-def embed(backend: str, request: EmbedRequest, settings: Settings) -> HttpCall | None:
+def embed(request: EmbedRequest) -> HttpCall:
     """``POST /embeddings``."""
-    if backend != NAME:
-        return None
     return openai_compat.embed_call(request, NAME)
 
 
 @hookimpl
-def generate(backend: str, request: GenerateRequest, settings: Settings) -> HttpCall | None:
+def generate(request: GenerateRequest) -> HttpCall:
     """``POST /images/generations`` for images, ``POST /completions`` for text."""
-    if backend != NAME:
-        return None
     if request.kind == "image":
         return openai_compat.image_call(request, NAME)
     return openai_compat.completion_call(request, NAME)
 
 
 @hookimpl
-def list_models(backend: str, settings: Settings) -> HttpCall | None:
+def list_models() -> HttpCall:
     """``GET /models``."""
-    if backend != NAME:
-        return None
     return openai_compat.models_call(NAME)
+
+
+@hookimpl
+def demo(report: DemoReport) -> None:
+    """Every call against a loopback OpenAI server, with a 429 and a 503 on the way."""
+    from . import demo as scenario
+
+    scenario.run(report)

@@ -11,8 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ipfs_accelerate_py.errors import MalformedResponseError
-from ipfs_accelerate_py.streaming import (
+from ipfs_accelerate_py.decoders import (
     NDJSONDecoder,
     ServerSentEvent,
     SSEDecoder,
@@ -21,6 +20,7 @@ from ipfs_accelerate_py.streaming import (
     iter_ndjson,
     iter_sse,
 )
+from ipfs_accelerate_py.errors import MalformedResponseError
 
 E = ServerSentEvent
 

@@ -27,6 +27,8 @@ __all__ = [
 ]
 
 _BOM = b"\xef\xbb\xbf"
+MAX_LINE = 16 * 1024 * 1024
+"""The longest stream line (or SSE event) accepted, in bytes: 16 MiB."""
 _EXCERPT = 200
 
 
@@ -94,10 +96,11 @@ class _LineSplitter:
     With ``cr`` set, CR, LF and CRLF all end a line (SSE), else only LF does (NDJSON).
     """
 
-    __slots__ = ("_cr", "_parts", "_skip_lf", "_started")
+    __slots__ = ("_cr", "_parts", "_pending", "_skip_lf", "_started")
 
     def __init__(self, cr: bool) -> None:
         self._cr = cr
+        self._pending = 0  # bytes in _parts
         self._parts: list[bytes] = []  # the pending partial line, in pieces
         self._skip_lf = False  # the last chunk ended with CR: a leading LF is part of it
         self._started = False  # the leading BOM (if any) has been dealt with
@@ -121,14 +124,21 @@ class _LineSplitter:
         if b"\n" not in chunk and not (self._cr and b"\r" in chunk):
             if chunk:
                 self._parts.append(chunk)
+                self._pending += len(chunk)
+                if self._pending > MAX_LINE:
+                    raise MalformedResponseError(
+                        f"a stream line is longer than the {MAX_LINE:,} byte limit"
+                    )
             return []
         if self._parts:
             self._parts.append(chunk)
             chunk = b"".join(self._parts)
             self._parts.clear()
+            self._pending = 0
         end = max(chunk.rfind(b"\n"), chunk.rfind(b"\r")) if self._cr else chunk.rfind(b"\n")
         if end + 1 < len(chunk):
             self._parts.append(chunk[end + 1 :])
+            self._pending = len(chunk) - end - 1
             chunk = chunk[: end + 1]
         elif chunk[end] == 13:
             self._skip_lf = True
@@ -142,6 +152,7 @@ class _LineSplitter:
         """Return and clear the unterminated partial line."""
         rest = b"".join(self._parts)
         self._parts.clear()
+        self._pending = 0
         return rest
 
 
@@ -157,6 +168,7 @@ class SSEDecoder:
         self.truncated = False
         self._lines = _LineSplitter(cr=True)
         self._data: list[str] = []
+        self._size = 0  # characters of data in the event being read
         self._event = ""
         self._last_id: str | None = None
         self._retry: int | None = None
@@ -178,10 +190,17 @@ class SSEDecoder:
                         )
                     )
                     data.clear()
+                    self._size = 0
                 self._event = ""
                 self._retry = None
             elif line.startswith("data: "):
                 data.append(line[6:])
+                self._size += len(line)
+                if self._size > MAX_LINE:
+                    raise MalformedResponseError(
+                        f"a stream event is larger than the {MAX_LINE:,} byte limit",
+                        provider=self.provider,
+                    )
             elif line[0] != ":":  # a colon first marks a comment
                 self._field(line)
         return events

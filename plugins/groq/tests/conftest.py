@@ -1,0 +1,34 @@
+"""Fixtures for the Groq plugin tests: a loopback Groq server and a backend aimed at it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from ipfs_accelerate_py.backend import Backend
+from ipfs_accelerate_py.core import get_backend
+from ipfs_accelerate_py.resilience.clock import FakeClock
+from ipfs_accelerate_py.testing.server import ProtocolServer
+
+SECRET = "gsk_test0123456789SECRETabcdWXYZ"
+
+
+@pytest.fixture
+def secret() -> str:
+    """The API key the tests configure; it must never appear in errors, reprs or stats."""
+    return SECRET
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A fake clock: retries and backoff take no real time, and sleeps are recorded."""
+    return FakeClock()
+
+
+@pytest.fixture
+def groq(protocol_server: ProtocolServer, clock: FakeClock) -> Iterator[Backend]:
+    """The groq backend pointed at the loopback server (host only: /openai/v1 is appended)."""
+    backend = get_backend("groq", api_key=SECRET, base_url=protocol_server.base_url, clock=clock)
+    yield backend
+    backend.close()

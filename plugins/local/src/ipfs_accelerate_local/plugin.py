@@ -1,0 +1,165 @@
+"""Self-hosted servers: ``llvm`` (alias ``vllm``), ``ovms`` and ``opea``.
+
+* ``llvm`` / ``vllm``: any OpenAI-compatible server (vLLM, llama.cpp's ``llama-server``,
+  LM Studio) under ``LLVM_BASE_URL`` (default ``http://localhost:8000/v1``). No key needed;
+  the model is optional: without one the request carries no ``model`` field and the server
+  answers with the model it serves (vLLM, llama.cpp and LM Studio all accept that).
+* ``ovms``: OpenVINO Model Server's OpenAI-compatible ``/v3`` endpoints (chat, completions,
+  embeddings, models); its KServe v2 and TensorFlow-Serving APIs are in :mod:`.ovms`.
+* ``opea``: OPEA's ChatQnA megaservice (``POST /v1/chatqna``, model ``chatqna``) and its
+  OpenAI-compatible LLM and embedding microservices; see :mod:`.opea`.
+
+The OpenAI wire format is core's (:mod:`ipfs_accelerate_py.openai_compat`); this module only
+declares the backends and routes each hook.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import attrs
+
+from ipfs_accelerate_py import openai_compat
+from ipfs_accelerate_py.calls import HttpCall
+from ipfs_accelerate_py.config import BackendSpec, Settings
+from ipfs_accelerate_py.hookspecs import hookimpl
+from ipfs_accelerate_py.types import ChatRequest, EmbedRequest, GenerateRequest
+
+from . import opea
+
+LLVM = "llvm"
+VLLM = "vllm"
+OVMS = "ovms"
+OPEA = "opea"
+OPENAI_SERVERS = (LLVM, VLLM)  # the same client under two names
+NAMES = (LLVM, VLLM, OVMS, OPEA)
+
+_TEXT = frozenset({"chat", "stream", "embed", "generate", "list_models"})
+
+LLVM_SPEC = BackendSpec(
+    name=LLVM,
+    display_name="Self-hosted OpenAI-compatible server (vLLM, llama.cpp, LM Studio)",
+    package="ipfs-accelerate-local",
+    default_base_url="http://localhost:8000/v1",
+    base_url_env=("LLVM_BASE_URL",),
+    base_url_suffix="/v1",
+    api_key_env=("LLVM_API_KEY",),
+    api_key_required=False,
+    model_env=("LLVM_MODEL",),
+    model_required=False,
+    capabilities=_TEXT,
+    seed_class="ipfs_accelerate_local.guide:llvm",
+)
+
+# ``vllm``: the same client; vLLM's own ``VLLM_API_KEY`` is honoured before ``LLVM_API_KEY``
+VLLM_SPEC = attrs.evolve(
+    LLVM_SPEC,
+    name=VLLM,
+    display_name="vLLM (OpenAI-compatible server)",
+    base_url_env=("VLLM_BASE_URL", "LLVM_BASE_URL"),
+    api_key_env=("VLLM_API_KEY", "LLVM_API_KEY"),
+    model_env=("VLLM_MODEL", "LLVM_MODEL"),
+    seed_class="ipfs_accelerate_local.guide:vllm",
+)
+
+OVMS_SPEC = BackendSpec(
+    name=OVMS,
+    display_name="OpenVINO Model Server",
+    package="ipfs-accelerate-local",
+    # OVMS has no default REST port (``--rest_port`` must be set); its docs use 8000
+    default_base_url="http://localhost:8000",
+    base_url_env=("OVMS_BASE_URL",),
+    api_key_env=("OVMS_API_KEY",),
+    api_key_required=False,
+    model_env=("OVMS_MODEL",),
+    capabilities=_TEXT,
+    seed_class="ipfs_accelerate_local.guide:ovms",
+)
+
+OPEA_SPEC = BackendSpec(
+    name=OPEA,
+    display_name="OPEA (Open Platform for Enterprise AI)",
+    package="ipfs-accelerate-local",
+    default_base_url="http://localhost:8888",  # the ChatQnA megaservice's port
+    base_url_env=("OPEA_BASE_URL",),
+    api_key_env=("OPEA_API_KEY",),
+    api_key_required=False,
+    model_env=("OPEA_MODEL",),
+    default_model=opea.CHATQNA,
+    model_required=False,
+    capabilities=frozenset({"chat", "stream", "embed"}),
+    seed_class="ipfs_accelerate_local.guide:opea",
+)
+
+SPECS = (LLVM_SPEC, VLLM_SPEC, OVMS_SPEC, OPEA_SPEC)
+
+
+def without_empty_model(call: HttpCall) -> HttpCall:
+    """The call without a ``model`` field when none was given: a one-model server then
+    answers with the model it serves (an empty string is not a model name)."""
+    body = call.json
+    if isinstance(body, dict) and not body.get("model"):
+        body = {k: v for k, v in body.items() if k != "model"}
+        return attrs.evolve(call, json=body, model=call.model or None)
+    return call
+
+
+@hookimpl
+def register_backends(register: Callable[[BackendSpec], None]) -> None:
+    """Declare ``llvm``, ``vllm``, ``ovms`` and ``opea``."""
+    for spec in SPECS:
+        register(spec)
+
+
+@hookimpl
+def chat(backend: str, request: ChatRequest, settings: Settings) -> HttpCall | None:
+    """``POST /chat/completions`` (OVMS: ``/v3/...``; OPEA: ChatQnA or the LLM service)."""
+    if backend not in NAMES:
+        return None
+    if backend == OVMS:
+        return openai_compat.chat_call(request, backend, "/v3/chat/completions")
+    if backend == OPEA:
+        return opea.chat_call(request)
+    return without_empty_model(openai_compat.chat_call(request, backend))
+
+
+@hookimpl
+def stream(backend: str, request: ChatRequest, settings: Settings) -> HttpCall | None:
+    """The streamed twin of :func:`chat` (SSE; ChatQnA's ``data: b'...'`` lines for OPEA)."""
+    if backend not in NAMES:
+        return None
+    if backend == OVMS:
+        return openai_compat.stream_call(request, backend, "/v3/chat/completions")
+    if backend == OPEA:
+        return opea.stream_call(request)
+    return without_empty_model(openai_compat.stream_call(request, backend))
+
+
+@hookimpl
+def embed(backend: str, request: EmbedRequest, settings: Settings) -> HttpCall | None:
+    """``POST /embeddings`` (OVMS ``/v3/embeddings``, OPEA ``/v1/embeddings``)."""
+    if backend not in NAMES:
+        return None
+    path = {OVMS: "/v3/embeddings", OPEA: "/v1/embeddings"}.get(backend, "/embeddings")
+    if backend == OPEA and request.model == opea.CHATQNA:  # the default names no embedder
+        request = attrs.evolve(request, model="")
+    return without_empty_model(openai_compat.embed_call(request, backend, path))
+
+
+@hookimpl
+def generate(backend: str, request: GenerateRequest, settings: Settings) -> HttpCall | None:
+    """``POST /completions`` (OVMS ``/v3/completions``): text from a bare prompt."""
+    if backend not in (LLVM, VLLM, OVMS):
+        return None
+    if request.kind != "text":
+        return None
+    path = "/v3/completions" if backend == OVMS else "/completions"
+    return without_empty_model(openai_compat.completion_call(request, backend, path))
+
+
+@hookimpl
+def list_models(backend: str, settings: Settings) -> HttpCall | None:
+    """``GET /models`` (OVMS ``/v3/models``)."""
+    if backend not in (LLVM, VLLM, OVMS):
+        return None
+    return openai_compat.models_call(backend, "/v3/models" if backend == OVMS else "/models")

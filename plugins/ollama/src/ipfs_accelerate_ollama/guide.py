@@ -1,0 +1,112 @@
+"""The quickstart guide's ``ollama`` class: ``list_models``, ``chat``, ``stream_chat``...
+
+>>> from ipfs_accelerate_py.api_backends import ollama
+>>> client = ollama(metadata={"ollama_api_url": "http://localhost:11434/api"})  # doctest: +SKIP
+>>> client.chat("llama3", [{"role": "user", "content": "Hi"}])["text"]           # doctest: +SKIP
+
+Errors get Ollama's advice (``ollama pull <model>``, ``ollama serve``) through
+:mod:`.hints`, a stop-gap until core lets a plugin annotate its errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ipfs_accelerate_py.api_backends.base import GuideClient
+from ipfs_accelerate_py.backend import PIPELINE_OPTIONS
+from ipfs_accelerate_py.stream import Stream
+from ipfs_accelerate_py.types import (
+    ChatResponse,
+    EmbeddingResponse,
+    GenerateResponse,
+    ModelInfo,
+)
+
+from . import embeddings
+from .hints import hinted, hinted_stream
+from .plugin import generate_stream_call, model_of, show_call
+
+__all__ = ["ollama"]
+
+
+class ollama(GuideClient):
+    """Ollama with the guide's method names; the resilience settings are the backend's."""
+
+    backend_name = "ollama"
+
+    def list_models(self, **options: Any) -> list[ModelInfo]:
+        """The models pulled on the server (``/api/tags``): a list, ``m["id"]`` each."""
+        with hinted(self.backend, None):
+            return self.backend.list_models(**options)
+
+    def chat(
+        self,
+        model: str | None = None,
+        messages: Any = None,
+        prompt: str | None = None,
+        system: str | None = None,
+        **params: Any,
+    ) -> ChatResponse:
+        """``chat(model, messages, temperature=..., max_tokens=..., keep_alive=...)``;
+        ``["text"]`` is the reply."""
+        with hinted(self.backend, model):
+            return self.backend.chat(
+                messages=self.messages(messages, prompt, system), model=model, **params
+            )
+
+    def stream_chat(
+        self,
+        model: str | None = None,
+        messages: Any = None,
+        prompt: str | None = None,
+        system: str | None = None,
+        **params: Any,
+    ) -> Stream:
+        """Chunks with ``"text"`` and ``"done"``, as :meth:`chat` takes its arguments."""
+        with hinted(self.backend, model):
+            stream = self.backend.stream(
+                messages=self.messages(messages, prompt, system), model=model, **params
+            )
+        return hinted_stream(stream, self.backend, model)
+
+    def generate(self, model: str | None, prompt: str, **params: Any) -> GenerateResponse:
+        """``generate(model, prompt)`` over ``/api/generate``: ``["text"]`` is the reply."""
+        with hinted(self.backend, model):
+            return self.backend.generate(prompt=prompt, model=model, **params)  # type: ignore[return-value]
+
+    def stream_generate(self, model: str | None, prompt: str, **params: Any) -> Stream:
+        """``/api/generate`` streamed: chunks with ``"text"`` and ``"done"``."""
+        name = model_of(self.backend, model)
+        options = {k: params.pop(k) for k in list(params) if k in PIPELINE_OPTIONS}
+        call = generate_stream_call(name, prompt, params)
+        with hinted(self.backend, name):
+            stream = self.backend.request_stream(call, **options)
+        return hinted_stream(stream, self.backend, name)
+
+    def embed(self, model: str | None, input: Any, **params: Any) -> EmbeddingResponse:
+        """``embed(model, input)``: ``["embedding"]`` / ``["embeddings"]``; falls back to
+        the legacy ``/api/embeddings`` on an older Ollama."""
+        return embeddings.embed(self.backend, input, model, **params)
+
+    def show(self, model: str | None = None, verbose: bool = False) -> dict[str, Any]:
+        """``/api/show``: the model's details, parameters, template and capabilities."""
+        name = model_of(self.backend, model)
+        with hinted(self.backend, name):
+            return self.backend.request(show_call(name, verbose))  # type: ignore[no-any-return]
+
+    def create_ollama_endpoint_handler(
+        self, model: str | None = None
+    ) -> Callable[..., Awaitable[dict[str, Any]]]:
+        """An async handler: ``await handler(prompt, model=None, **params)`` returns
+        ``{"text": ...}``; ``prompt`` is a string or a message list."""
+        backend = self.backend
+        default = model
+
+        async def handler(prompt: Any, model: str | None = None, **params: Any) -> dict[str, Any]:
+            messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+            with hinted(backend, model or default):
+                result = await backend.achat(messages=messages, model=model or default, **params)
+            return result.to_dict()
+
+        return handler
