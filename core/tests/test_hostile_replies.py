@@ -141,7 +141,7 @@ def test_a_stream_answered_with_a_page_is_sent_once(
     "body",
     [
         b"[" * 100_000 + b"]" * 100_000,  # RecursionError in the decoder
-        b'{"choices": [{"message": {"content": "x"}}], "usage": {"prompt_tokens": 1e400}}',
+        b'{"choices": {"message": "x"}}',
     ],
 )
 def test_unparseable_replies_are_malformed_and_release_the_probe(

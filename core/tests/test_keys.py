@@ -274,6 +274,69 @@ def test_observe_anthropic_output_tokens_spent_with_offset_timestamp() -> None:
     assert pool.stats()["a"]["cooling_down_for"] == pytest.approx(10.5)
 
 
+def test_cooldowns_are_capped_whatever_a_reply_asks() -> None:
+    clock = FakeClock()
+    pool = make_pool(clock=clock)
+    assert pool.max_cooldown == 300.0
+    pool.cool_down("a", 100_000_000)  # retry-after: 100000000 -- three years
+    spent = {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "99999h"}
+    pool.observe_headers("b", spent)
+    pool.cool_down("c", float("inf"))
+    assert [pool.stats()[n]["cooling_down_for"] for n in "abc"] == [300.0, 300.0, 300.0]
+    clock.advance(300)
+    assert take(pool, 3) == ["a", "b", "c"]
+
+    pool.max_cooldown = 20
+    pool.cool_down("a", 1e9)
+    assert pool.stats()["a"]["cooling_down_for"] == 20.0
+    pool.cool_down("b", 5)
+    assert pool.stats()["b"]["cooling_down_for"] == 5.0
+    pool.max_cooldown = 2  # lowering the cap shortens cooldowns under way
+    assert pool.stats()["a"]["cooling_down_for"] == 2.0
+    for bad in (0, -1, float("nan"), float("inf"), "300", True):
+        with pytest.raises(ConfigurationError, match="max_key_cooldown"):
+            pool.max_cooldown = bad  # type: ignore[assignment]
+    with pytest.raises(ConfigurationError):
+        KeyPool(max_cooldown=0)
+
+
+@pytest.mark.parametrize(
+    ("status", "cools"), [(200, True), (429, True), (400, False), (500, False), (None, False)]
+)
+def test_reset_headers_count_only_on_success_or_429(status: int | None, cools: bool) -> None:
+    pool = make_pool()
+    spent = {
+        "x-ratelimit-remaining-requests": "0",
+        "x-ratelimit-reset-requests": "30s",
+        "x-ratelimit-remaining-tokens": "0",
+        "x-ratelimit-reset-tokens": "45s",
+    }
+    pool.observe_headers("a", spent, status=status)
+    stats = pool.stats()["a"]
+    assert stats["cooling_down_for"] == (45.0 if cools else 0.0)
+    assert stats["remaining_requests"] == 0  # what remains is recorded either way
+
+
+def test_reset_and_adding_again_clear_a_keys_cooldown() -> None:
+    clock = FakeClock()
+    pool = make_pool(clock=clock)
+    pool.cool_down("a", 250)
+    pool.observe_headers(
+        "b", {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "4m"}
+    )
+    take(pool, 1)
+    pool.reset("a")
+    stats = pool.stats()["a"]
+    assert stats["cooling_down_for"] == 0.0 and stats["remaining_requests"] is None
+    assert stats["rate_limited"] == 1  # its history is kept
+    pool.add("b", SECRETS["b"])  # re-adding the key clears it too
+    assert pool.stats()["b"]["cooling_down_for"] == 0.0
+    assert pool.stats()["b"]["remaining_requests"] is None
+    assert take(pool, 3, avoid={"c"}) == ["a", "b", "a"]
+    with pytest.raises(ConfigurationError, match="unknown API key name 'zz'"):
+        pool.reset("zz")
+
+
 def test_observe_headers_ignores_junk_and_unknown_keys() -> None:
     pool = make_pool()
     pool.observe_headers("a", {"content-type": "application/json"})

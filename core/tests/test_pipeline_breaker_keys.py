@@ -254,6 +254,53 @@ def test_rate_limit_headers_on_a_success_cool_that_key(
     assert clock.sleeps == []
 
 
+def test_a_huge_retry_after_rests_a_key_for_max_key_cooldown_at_most(
+    make_backend: Callable[..., Backend], protocol_server: ProtocolServer, clock: FakeClock
+) -> None:
+    backend = with_keys(make_backend(), "k1")
+    assert backend.max_key_cooldown == 300.0
+    protocol_server.on(
+        "POST", CHAT, wire.error_reply(429, {"retry-after": "100000000"}), default=ok()
+    )
+    backend.chat(messages=user(), model="m")
+    assert keys_seen(protocol_server) == ["default", "k1"]
+    assert backend.get_key_usage_stats()["default"]["cooling_down_for"] == 300.0
+    backend.reset_api_key("default")  # the user's way out
+    assert backend.get_key_usage_stats()["default"]["cooling_down_for"] == 0.0
+    backend.chat(messages=user(), model="m")
+    assert keys_seen(protocol_server)[-1] == "default"
+
+    backend.max_key_cooldown = 30
+    protocol_server.on(
+        "POST", CHAT, wire.error_reply(429, {"retry-after": "100000000"}), default=ok()
+    )
+    backend.chat(messages=user(), model="m")
+    assert backend.get_key_usage_stats()["k1"]["cooling_down_for"] == 30.0
+    backend.add_api_key("k1", KEYS["k1"])  # adding the key again clears it too
+    assert backend.get_key_usage_stats()["k1"]["cooling_down_for"] == 0.0
+    eid = backend.create_endpoint(max_key_cooldown=5)
+    assert backend.default_endpoint.policy()["max_key_cooldown"] == 30.0
+    assert backend.endpoints[eid].keys.max_cooldown == 5.0
+    assert clock.sleeps == []
+    with pytest.raises(errors.ConfigurationError, match="max_key_cooldown"):
+        make_backend(max_key_cooldown=-1)
+
+
+@pytest.mark.parametrize("status", [400, 500])
+def test_rate_limit_headers_on_an_error_reply_do_not_cool_the_key(
+    make_backend: Callable[..., Backend],
+    protocol_server: ProtocolServer,
+    clock: FakeClock,
+    status: int,
+) -> None:
+    backend = with_keys(make_backend(max_retries=0), "k1")
+    spent = {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "2m"}
+    protocol_server.on("POST", CHAT, wire.error_reply(status, spent), default=ok())
+    with pytest.raises(errors.APIStatusError):
+        backend.chat(messages=user(), model="m")
+    assert backend.get_key_usage_stats()["default"]["cooling_down_for"] == 0.0
+
+
 def test_key_usage_stats_count_per_key_and_show_only_masked_keys(
     backend: Backend, protocol_server: ProtocolServer
 ) -> None:

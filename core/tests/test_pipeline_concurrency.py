@@ -4,8 +4,12 @@ priorities, a full queue, and callers that go away (cancelled, or closing a stre
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import select
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +17,7 @@ import pytest
 
 from ipfs_accelerate_py import errors
 from ipfs_accelerate_py.backend import Backend
+from ipfs_accelerate_py.resilience.clock import FakeClock
 from ipfs_accelerate_py.testing import openai_wire as wire
 from ipfs_accelerate_py.testing.server import ProtocolServer, RecordedRequest, Reply
 from ipfs_accelerate_py.testing.waiting import wait_until
@@ -258,3 +263,92 @@ def test_async_stream_closed_early_releases_its_slot(
     asyncio.run(asyncio.wait_for(scenario(), WAIT))
     assert backend.get_circuit_metrics()["recent_failures"] == 0
     assert backend.circuit_state == "CLOSED"
+
+
+# --------------------------------------------------------------------------- fork
+
+
+def run_in_child(work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Fork; run ``work`` in the child and return what it returned (or raised), via a pipe."""
+    read_end, write_end = os.pipe()
+    with warnings.catch_warnings():  # 3.12+: "use of fork() may lead to deadlocks"
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 1
+        try:
+            os.close(read_end)
+            try:
+                result = work()
+            except BaseException as exc:
+                result = {"raised": f"{type(exc).__name__}: {exc}"}
+            os.write(write_end, json.dumps(result).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    data = b""
+    try:
+        while select.select([read_end], [], [], WAIT)[0]:
+            piece = os.read(read_end, 65536)
+            if not piece:
+                break
+            data += piece
+    finally:
+        os.close(read_end)
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, data
+    return json.loads(data)  # type: ignore[no-any-return]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_child_forked_mid_call_starts_clean_and_answers_do_not_cross(
+    make_backend: Callable[..., Backend], protocol_server: ProtocolServer, clock: FakeClock
+) -> None:
+    backend = make_backend(max_concurrent_requests=2, max_retries=0, failure_threshold=1)
+
+    def chat(text: str, **options: Any) -> str:
+        return backend.chat(messages=user(text), model="m", **options).text
+
+    # two pooled connections, then an open breaker turned half-open
+    hold = threading.Event()
+    protocol_server.on("POST", CHAT, default=echo(hold))
+    warming = [in_thread(chat, text="hold") for _ in range(2)]
+    wait_until(lambda: protocol_server.in_flight == 2)
+    hold.set()
+    for thread, out in warming:
+        thread.join(WAIT)
+        assert out == ["echo:hold"]
+    hold.clear()
+    protocol_server.on("POST", CHAT, wire.error_reply(500), default=echo(hold))
+    with pytest.raises(errors.ServerError):
+        chat("fails")
+    clock.advance(31)
+    assert backend.circuit_state == "HALF_OPEN"
+    assert protocol_server.connections == 2
+
+    # the parent's probe is in flight: a gate slot, a key lease, the probe, a connection
+    parent, answer = in_thread(chat, text="hold")
+    wait_until(lambda: protocol_server.in_flight == 1)
+
+    def child() -> dict[str, Any]:
+        state = {
+            "active": backend.get_queue_info()["active_requests"],
+            "in_flight": backend.get_key_usage_stats()["default"]["in_flight"],
+        }
+        texts = [chat(f"child {n}", queue_timeout=3) for n in range(2)]
+        reply = asyncio.run(backend.achat(messages=user("child async"), model="m"))
+        return {**state, "texts": [*texts, reply.text]}
+
+    got = run_in_child(child)
+    texts = ["echo:child 0", "echo:child 1", "echo:child async"]
+    assert got == {"active": 0, "in_flight": 0, "texts": texts}
+    # the child opened its own connections (sync, async), never the parent's idle one
+    assert protocol_server.connections == 4
+    hold.set()
+    parent.join(WAIT)
+    assert answer == ["echo:hold"]
+    assert chat("again") == "echo:again"  # the parent's pooled connections still serve it
+    assert protocol_server.connections == 4
+    assert backend.get_queue_info()["active_requests"] == 0
+    assert backend.get_key_usage_stats()["default"]["in_flight"] == 0

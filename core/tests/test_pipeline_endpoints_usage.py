@@ -165,3 +165,19 @@ def test_tokens_and_cost_from_chat_stream_and_embed_are_summed(
     cleared = backend.get_usage_stats()
     assert cleared["total_requests"] == 0 and cleared["total_tokens"] == 0
     assert cleared["estimated_cost_usd"] == 0 and cleared["by_model"] == {}
+
+
+def test_negative_token_counts_in_a_reply_cost_nothing(
+    backend: Backend, protocol_server: ProtocolServer
+) -> None:
+    body = wire.chat_completion("ok")
+    body["usage"] = {"prompt_tokens": -9_998_000, "completion_tokens": 4, "total_tokens": -1}
+    protocol_server.on("POST", CHAT, Reply.json(body))
+    backend.usage.pricing.set_price("loopback", "gpt-4o", 2.5, 10.0)
+    reply = backend.chat(messages=user(), model="gpt-4o")
+    assert reply.usage is not None
+    assert reply.usage.to_dict() == {"prompt_tokens": 0, "completion_tokens": 4, "total_tokens": 4}
+    stats = backend.get_usage_stats()
+    assert stats["prompt_tokens"] == 0 and stats["total_tokens"] == 4
+    assert stats["estimated_cost_usd"] == pytest.approx(4 * 10.0 / 1e6)
+    assert backend.get_key_usage_stats()["default"]["cost"] >= 0

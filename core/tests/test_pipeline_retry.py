@@ -4,17 +4,22 @@ connections, cut streams, the retry budget and request ids (exact attempt counts
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from email.utils import formatdate
 
 import pytest
 
-from ipfs_accelerate_py import errors
+from ipfs_accelerate_py import errors, openai_compat, plugins
 from ipfs_accelerate_py.backend import Backend
+from ipfs_accelerate_py.calls import HttpCall
+from ipfs_accelerate_py.config import BackendSpec, Settings
+from ipfs_accelerate_py.core import get_backend
+from ipfs_accelerate_py.hookspecs import hookimpl
 from ipfs_accelerate_py.resilience.clock import FakeClock
 from ipfs_accelerate_py.resilience.retry import RetryBudget
 from ipfs_accelerate_py.testing import openai_wire as wire
 from ipfs_accelerate_py.testing.server import ProtocolServer, Reply
+from ipfs_accelerate_py.types import ChatRequest
 
 user = wire.user
 ok = wire.chat_reply
@@ -52,6 +57,16 @@ def test_retry_after_http_date_is_read_against_the_clock(
     protocol_server.on("POST", CHAT, wire.error_reply(503, {"retry-after": when}), ok())
     assert backend.chat(messages=user(), model="m").text == "ok"
     assert clock.sleeps == [7.0]
+    assert len(protocol_server.requests_to(CHAT)) == 2
+
+
+def test_retry_after_zero_retries_at_once(
+    backend: Backend, protocol_server: ProtocolServer, clock: FakeClock
+) -> None:
+    protocol_server.on("POST", CHAT, wire.error_reply(429, {"retry-after": "0"}), ok())
+    assert backend.chat(messages=user(), model="m").text == "ok"
+    assert clock.sleeps == []  # at once, as the header says: no backoff, no key cooldown
+    assert backend.get_key_usage_stats()["default"]["cooling_down_for"] == 0.0
     assert len(protocol_server.requests_to(CHAT)) == 2
 
 
@@ -253,3 +268,63 @@ def test_generated_request_id_is_the_same_on_every_attempt(
     assert re.fullmatch(r"req_[0-9a-f]{24}", ids[0])
     assert ids[0] == ids[1] == ids[2]  # one call, three attempts
     assert ids[3] != ids[0] and re.fullmatch(r"req_[0-9a-f]{24}", ids[3])
+
+
+# --------------------------------------------------------------------------- idempotency keys
+
+
+class IdempotentLoopback:
+    """The loopback backend under another name, declaring an idempotency header."""
+
+    SPEC = BackendSpec(
+        name="loopback_idem",
+        package="ipfs-accelerate-loopback-idem-test",
+        default_base_url=None,
+        idempotency_header="Idempotency-Key",
+    )
+
+    @hookimpl
+    def register_backends(self, register: Callable[[BackendSpec], None]) -> None:
+        register(self.SPEC)
+
+    @hookimpl
+    def chat(self, backend: str, request: ChatRequest, settings: Settings) -> HttpCall | None:
+        return openai_compat.chat_call(request, backend) if backend == "loopback_idem" else None
+
+
+@pytest.fixture
+def idempotent_backend(protocol_server: ProtocolServer, clock: FakeClock) -> Iterator[Backend]:
+    plugin = IdempotentLoopback()
+    plugins.register(plugin)
+    backend = get_backend(
+        "loopback_idem",
+        api_key="sk-idem-0000000000000000",
+        base_url=protocol_server.url("/v1"),
+        clock=clock,
+    )
+    yield backend
+    backend.close()
+    plugins.unregister(plugin)
+
+
+def test_one_idempotency_key_per_call_the_same_on_every_retry(
+    idempotent_backend: Backend, protocol_server: ProtocolServer
+) -> None:
+    protocol_server.on(
+        "POST", CHAT, Reply.drop_connection(), wire.error_reply(500), ok(), default=ok()
+    )
+    idempotent_backend.chat(messages=user(), model="m")
+    idempotent_backend.chat(messages=user(), model="m", request_id="same-id")
+    idempotent_backend.chat(messages=user(), model="m", request_id="same-id")
+    keys = [r.headers.get("Idempotency-Key") for r in protocol_server.requests_to(CHAT)]
+    assert len(keys) == 5 and all(keys)
+    assert keys[0] == keys[1] == keys[2]  # one call: a dropped connection, a 500, a success
+    assert len({keys[2], keys[3], keys[4]}) == 3  # each call its own, even with one request_id
+
+
+def test_no_idempotency_header_unless_the_backend_declares_one(
+    backend: Backend, protocol_server: ProtocolServer
+) -> None:
+    protocol_server.on("POST", CHAT, Reply.drop_connection(), ok())
+    backend.chat(messages=user(), model="m")
+    assert all("Idempotency-Key" not in r.headers for r in protocol_server.requests_to(CHAT))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -13,6 +14,8 @@ import pytest
 
 from ipfs_accelerate_py import config, errors, plugins
 from ipfs_accelerate_py.core import get_backend, list_backends
+from ipfs_accelerate_py.testing import openai_wire as wire
+from ipfs_accelerate_py.testing.server import ProtocolServer
 
 PLUGIN_SOURCE = """
 from ipfs_accelerate_py import openai_compat
@@ -144,6 +147,93 @@ def test_dotenv_never_overrides_the_environment(
         config.load_dotenv_once.cache_clear()
 
 
+PROXY_NAMES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+
+
+@pytest.fixture
+def no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No proxy variables in the environment; any a test's ``.env`` put there is removed."""
+    names = [*PROXY_NAMES, *(n.lower() for n in PROXY_NAMES)]
+    for name in names:
+        monkeypatch.delenv(name, raising=False)
+    config.load_dotenv_once.cache_clear()
+    yield
+    for name in [*names, *ENV_NAMES]:
+        os.environ.pop(name, None)
+    config.load_dotenv_once.cache_clear()
+
+
+def test_dotenv_is_never_written_into_the_environment(
+    loopback_plugin: object,
+    protocol_server: ProtocolServer,
+    no_proxy_env: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with ProtocolServer() as proxy:
+        proxy.on("POST", "/v1/chat/completions", default=wire.chat_reply("via the proxy"))
+        (tmp_path / ".env").write_text(
+            f"HTTP_PROXY={proxy.base_url}\nALL_PROXY={proxy.base_url}\n"
+            "LOOPBACK_API_KEY=sk-from-dotenv-0000000000\n"
+        )
+        monkeypatch.chdir(tmp_path)
+        protocol_server.on("POST", "/v1/chat/completions", default=wire.chat_reply())
+        backend = get_backend("loopback", base_url=protocol_server.url("/v1"))
+        try:
+            assert backend.settings.api_key == "sk-from-dotenv-0000000000"  # .env still works
+            assert backend.chat(messages=wire.user(), model="m").text == "ok"
+        finally:
+            backend.close()
+        assert "HTTP_PROXY" not in os.environ and "ALL_PROXY" not in os.environ
+        assert "LOOPBACK_API_KEY" not in os.environ
+        assert proxy.requests == []  # the .env's proxy never saw the key
+        (request,) = protocol_server.requests
+        assert request.headers["authorization"] == "Bearer sk-from-dotenv-0000000000"
+
+
+def test_dotenv_search_stops_at_the_project_root(
+    installed_plugin: str, no_proxy_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shared = tmp_path / "shared"  # a writable folder above the project: its .env is ignored
+    project = shared / "project"
+    work = project / "src" / "pkg"
+    work.mkdir(parents=True)
+    (shared / ".env").write_text(
+        "FAKEPROV_BASE_URL=http://evil.invalid\nFAKEPROV_API_KEY=from-evil-000000000\n"
+    )
+    (project / "pyproject.toml").write_text("")
+    monkeypatch.chdir(work)
+    b = get_backend(installed_plugin, api_key="k" * 16)
+    assert b.settings.base_url == "https://fake.invalid/v9"
+    with pytest.raises(errors.ConfigurationError, match="no API key"):
+        get_backend(installed_plugin).chat(messages=[{"role": "user", "content": "x"}], model="m")
+
+    (project / ".env").write_text("FAKEPROV_MODEL=from-project\n")  # inside: found upwards
+    config.load_dotenv_once.cache_clear()
+    assert get_backend(installed_plugin, api_key="k" * 16).settings.default_model == "from-project"
+    assert config.find_dotenv_file(str(work)) == str(project / ".env")
+
+    (project / "pyproject.toml").unlink()  # no project root at all: only the cwd's own .env
+    assert config.find_dotenv_file(str(work)) is None
+    assert config.find_dotenv_file(str(project)) == str(project / ".env")
+
+
+def test_explicit_arguments_and_no_dotenv_switch_beat_dotenv(
+    installed_plugin: str, no_proxy_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / ".env").write_text(
+        "FAKEPROV_BASE_URL=http://evil.invalid\nFAKEPROV_API_KEY=from-dotenv-000000\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    b = get_backend(installed_plugin, api_key="explicit-00000000", base_url="http://ok.invalid")
+    assert b.settings.base_url == "http://ok.invalid/v9"
+    assert b.settings.api_key == "explicit-00000000"
+    assert get_backend(installed_plugin).settings.base_url == "http://evil.invalid/v9"
+    monkeypatch.setenv("IPFS_ACCELERATE_NO_DOTENV", "1")
+    b = get_backend(installed_plugin)
+    assert b.settings.base_url == "https://fake.invalid/v9" and b.settings.api_key is None
+
+
 def test_second_env_name_and_metadata_lower_case(
     installed_plugin: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -165,6 +255,57 @@ def test_second_env_name_and_metadata_lower_case(
 def test_bad_base_urls(installed_plugin: str, url: str, match: str) -> None:
     with pytest.raises(errors.ConfigurationError, match=match):
         get_backend(installed_plugin, base_url=url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://alice:hunter2-PASSWORD-7xq@x.invalid/v1",
+        "https://:hunter2-PASSWORD-7xq@x.invalid",
+        "http://hunter2-PASSWORD-7xq@x.invalid",  # a token as the user name
+        "http://alice:hunter2-PASSWORD-7xq@[::1]:8080/v1",
+    ],
+)
+def test_credentials_in_a_base_url_are_refused(
+    installed_plugin: str, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # httpx would turn them into "Authorization: Basic", replacing the API key's header
+    with pytest.raises(errors.ConfigurationError, match="credentials") as info:
+        get_backend(installed_plugin, api_key="k" * 16, base_url=url)
+    assert "hunter2" not in str(info.value) and "***@" in str(info.value)
+    with pytest.raises(errors.ConfigurationError, match="credentials") as info:
+        get_backend(installed_plugin, api_key="k" * 16, metadata={"fakeprov_base_url": url})
+    assert "hunter2" not in str(info.value)
+    monkeypatch.setenv("FAKEPROV_BASE_URL", url)
+    with pytest.raises(errors.ConfigurationError, match="credentials") as info:
+        get_backend(installed_plugin, api_key="k" * 16)
+    assert "hunter2" not in str(info.value)
+    monkeypatch.delenv("FAKEPROV_BASE_URL")
+    backend = get_backend(installed_plugin, api_key="k" * 16)
+    with pytest.raises(errors.ConfigurationError, match="credentials") as info:
+        backend.create_endpoint(base_url=url)
+    assert "hunter2" not in str(info.value)
+    assert list(backend.endpoints) == ["default"]
+
+
+def test_an_unparsable_base_url_is_a_configuration_error(installed_plugin: str) -> None:
+    with pytest.raises(errors.ConfigurationError, match="not a valid URL"):
+        get_backend(installed_plugin, base_url="http://[::1")
+
+
+def test_idempotency_header_and_keys() -> None:
+    spec = config.BackendSpec(
+        name="idem", package="x", default_base_url=None, idempotency_header="Idempotency-Key"
+    )
+    key = config.new_idempotency_key()
+    assert re.fullmatch(r"idem_[0-9a-f]{32}", key) and key != config.new_idempotency_key()
+    assert spec.idempotency_headers(key) == {"Idempotency-Key": key}
+    assert spec.idempotency_headers(None) == {}
+    plain = config.BackendSpec(name="plain", package="x", default_base_url=None)
+    assert plain.idempotency_header is None and plain.idempotency_headers(key) == {}
+    for bad in ("Idempotency Key", "X-Key\r\n", "", 5):
+        with pytest.raises(errors.ConfigurationError, match="idempotency_header"):
+            config.BackendSpec(name="b", package="x", default_base_url=None, idempotency_header=bad)
 
 
 def test_base_url_path_prefix_and_suffix(installed_plugin: str) -> None:

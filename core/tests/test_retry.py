@@ -168,6 +168,16 @@ def test_delay_for_honours_short_retry_after_exactly() -> None:
     assert policy.delay_for(errors.ServerError("busy", retry_after=0), 0) == 0.0
 
 
+def test_key_cooldown_obeys_retry_after_zero() -> None:
+    policy = RetryPolicy(jitter=0.0)
+    # retry-after: 0 means "retry at once": no rest for the key, not a backoff
+    assert policy.key_cooldown(errors.RateLimitError("x", retry_after=0.0), 0.0, 0) == 0.0
+    assert policy.key_cooldown(errors.RateLimitError("x", retry_after=3.0), 3.0, 0) == 3.0
+    # no server wait: the retry delay, else the backoff (a long wait gave no delay)
+    assert policy.key_cooldown(errors.RateLimitError("x"), 2.0, 1) == 2.0
+    assert policy.key_cooldown(errors.RateLimitError("x"), None, 1) == 2.0
+
+
 def test_delay_for_long_retry_after_surfaces_error() -> None:
     policy = RetryPolicy()
     assert policy.delay_for(errors.RateLimitError("slow", retry_after=120), 0) is None

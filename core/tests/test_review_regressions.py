@@ -332,22 +332,119 @@ def test_key_echoed_in_an_http_error_body_is_masked(
     assert len(protocol_server.requests_to(CHAT)) == 1
 
 
-def test_password_in_base_url_is_in_no_repr(
+def fragments(secret: str, size: int = 8) -> list[str]:
+    """Every run of ``size`` characters of ``secret``: none may show in an error."""
+    return [secret[i : i + size] for i in range(len(secret) - size + 1)]
+
+
+def shown(err: errors.BackendError) -> str:
+    """Every string of an error a user can read or log."""
+    fields = (err.message, err.code, err.provider_request_id, err.request_id)
+    return "\n".join([str(err), repr(err), json.dumps(err.body), *map(str, fields)])
+
+
+@pytest.mark.parametrize("offset", [270, 280, 284])
+def test_key_cut_at_the_edge_of_an_error_excerpt_is_masked(
+    make_backend: Callable[..., Backend], protocol_server: ProtocolServer, secret: str, offset: int
+) -> None:
+    backend = make_backend(max_retries=0)
+    text = "x" * offset + f"bad key {secret} rejected"  # plain text: quoted up to 300 chars
+    protocol_server.on("POST", CHAT, default=Reply.text(text, status=401))
+    with pytest.raises(errors.AuthenticationError) as info:
+        backend.chat(messages=user(), model="m")
+    for piece in fragments(secret):
+        assert piece not in shown(info.value), piece
+
+    detail = {"detail": [{"msg": "x" * offset + secret}]}  # FastAPI: dumped, then quoted
+    protocol_server.on("POST", CHAT, default=Reply.json(detail, status=422))
+    with pytest.raises(errors.InvalidRequestError) as info2:
+        backend.chat(messages=user(), model="m")
+    for piece in fragments(secret):
+        assert piece not in shown(info2.value), piece
+
+
+@pytest.mark.parametrize("offset", [185, 190, 192])
+def test_key_cut_at_the_edge_of_a_malformed_reply_excerpt_is_masked(
+    make_backend: Callable[..., Backend], protocol_server: ProtocolServer, secret: str, offset: int
+) -> None:
+    backend = make_backend(max_retries=0)
+    body = ("<" * offset + secret).encode()  # not JSON: quoted up to 200 bytes
+    protocol_server.on("POST", CHAT, default=Reply.raw(body))
+    with pytest.raises(errors.MalformedResponseError) as info:
+        backend.chat(messages=user(), model="m")
+    for piece in fragments(secret):
+        assert piece not in shown(info.value), piece
+
+
+def test_key_echoed_in_the_provider_request_id_is_masked(
+    backend: Backend, protocol_server: ProtocolServer, secret: str
+) -> None:
+    headers = {"x-request-id": f"req_{secret}"}
+    protocol_server.on("POST", CHAT, default=wire.error_reply(400, headers))
+    with pytest.raises(errors.InvalidRequestError) as info:
+        backend.chat(messages=user(), model="m")
+    assert info.value.provider_request_id == f"req_{mask_secret(secret)}"
+    for piece in fragments(secret):
+        assert piece not in shown(info.value), piece
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [Reply.drop_connection(), Reply.json({}, delay=2.0)],
+    ids=["dropped", "read-timeout"],
+)
+def test_the_sent_request_is_not_reachable_from_the_error(
+    make_backend: Callable[..., Backend], protocol_server: ProtocolServer, secret: str, reply: Reply
+) -> None:
+    import httpx
+
+    backend = make_backend(max_retries=0)
+    protocol_server.on("POST", CHAT, default=reply)
+    with pytest.raises((errors.ConnectionError, errors.TimeoutError)) as info:
+        backend.chat(messages=user(), model="m", timeout=0.3)
+    chain: list[BaseException] = []
+    link: BaseException | None = info.value
+    while link is not None and link not in chain:
+        chain.append(link)
+        link = link.__cause__ or link.__context__
+    # the httpx exception may stay as the __context__ (its type and message), but bare
+    for err in chain:
+        for value in vars(err).values():
+            assert not isinstance(value, httpx.Request), err
+            assert secret not in repr(value)
+        if isinstance(err, httpx.RequestError):
+            with pytest.raises(RuntimeError):
+                err.request  # noqa: B018 - httpx: "the .request property ... has not been set"
+    for err in chain[1:]:  # their frames held the request (and its headers) as locals
+        assert err.__traceback__ is None, err
+
+
+@pytest.mark.parametrize("caller", ["chat", "stream"])
+def test_an_error_wrapping_a_transport_failure_has_no_context(
+    make_backend: Callable[..., Backend], protocol_server: ProtocolServer, caller: str
+) -> None:
+    backend = make_backend(max_retries=0)
+    protocol_server.on("POST", CHAT, default=Reply.drop_connection())
+    with pytest.raises(errors.ConnectionError) as info:
+        if caller == "chat":
+            backend.chat(messages=user(), model="m")
+        else:
+            list(backend.stream(messages=user(), model="m"))
+    assert info.value.__context__ is None and info.value.__cause__ is None
+
+
+def test_password_in_base_url_is_refused_and_never_shown(
     loopback_plugin: object, protocol_server: ProtocolServer, secret: str
 ) -> None:
+    # refused outright (see test_credentials_in_a_base_url_are_refused): httpx would send it
+    # as "Authorization: Basic", replacing the key; the error shows it masked
     password = "hunter2-PASSWORD-7xq"
     host = protocol_server.base_url.removeprefix("http://")
-    backend = get_backend("loopback", api_key=secret, base_url=f"http://alice:{password}@{host}/v1")
-    try:
-        ep = backend.default_endpoint
-        assert password in backend.settings.base_url  # the setting itself is kept
-        reprs = [repr(backend), repr(backend.settings), repr(ep), repr(ep.transport)]
-        for text in reprs:
-            assert password not in text, text
-            assert secret not in text, text
-        assert all("***" in text for text in reprs)
-    finally:
-        backend.close()
+    with pytest.raises(errors.ConfigurationError) as info:
+        get_backend("loopback", api_key=secret, base_url=f"http://alice:{password}@{host}/v1")
+    assert password not in str(info.value) and secret not in str(info.value)
+    assert "***" in str(info.value)
+    assert protocol_server.requests == []
 
 
 # --------------------------------------------------------------------------- 7. extra_* and stream=
@@ -455,6 +552,10 @@ def test_timeout_in_metadata_must_be_a_number_of_seconds(
     [
         pytest.param({"extra_headers": {"X-Trace": "a\nb"}}, id="header-with-newline"),
         pytest.param({"request_id": "req\nx"}, id="request-id-with-newline"),
+        pytest.param({"request_id": "abc\r\nX-Evil: 1"}, id="request-id-with-crlf"),
+        pytest.param({"request_id": "r\x00"}, id="request-id-with-nul"),
+        pytest.param({"request_id": "r" * 201}, id="request-id-too-long"),
+        pytest.param({"request_id": ["r"]}, id="request-id-list"),
         pytest.param({"timeout": float("nan")}, id="timeout-nan"),
         pytest.param({"timeout": -1}, id="timeout-negative"),
         pytest.param({"timeout": "5"}, id="timeout-string"),
@@ -467,8 +568,10 @@ def test_bad_call_options_are_invalid_arguments_and_never_breaker_failures(
     backend: Backend, protocol_server: ProtocolServer, clock: FakeClock, options: dict[str, Any]
 ) -> None:
     protocol_server.on("POST", CHAT, default=ok())
-    with pytest.raises(errors.InvalidArgumentError):
+    with pytest.raises(errors.InvalidArgumentError) as info:
         backend.chat(messages=user(), model="m", **options)
+    assert "\r" not in str(info.value) and "\n" not in str(info.value)  # shown escaped
+    assert "\x00" not in str(info.value)
     assert protocol_server.requests == []
     assert clock.sleeps == []  # a caller's bad argument is not retried...
     metrics = backend.get_circuit_metrics()  # ...nor counted against the endpoint
@@ -539,3 +642,59 @@ def test_key_in_an_error_code_is_masked(
     assert secret not in str(err)
     assert secret not in (err.code or "")
     assert secret not in json.dumps(err.body)
+
+
+def deeply_nested(depth: int = 200_000) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("message", "match"),
+    [
+        pytest.param({"tool_calls": ["x"]}, "each tool call must be a dict", id="call-str"),
+        pytest.param({"tool_calls": 5}, "must be a list of tool calls", id="calls-int"),
+        pytest.param({"tool_calls": "x"}, "must be a list of tool calls", id="calls-str"),
+        pytest.param({"tool_calls": [{"function": 5}]}, "'function' must be a dict", id="fn-int"),
+        pytest.param(
+            {"tool_calls": [{"id": "c", "function": {"name": "f", "arguments": deeply_nested()}}]},
+            "nested too deeply",
+            id="arguments-deep",
+        ),
+    ],
+)
+def test_bad_tool_calls_in_a_message_are_invalid_arguments(
+    backend: Backend, protocol_server: ProtocolServer, message: dict[str, Any], match: str
+) -> None:
+    protocol_server.on("POST", CHAT, default=ok())
+    bad = {"role": "assistant", "content": None, **message}
+    with pytest.raises(errors.InvalidArgumentError, match=match):
+        backend.chat(messages=[*user(), bad], model="m")
+    assert protocol_server.requests == []
+
+
+def test_a_parameter_nested_too_deeply_is_an_invalid_argument(
+    backend: Backend, protocol_server: ProtocolServer
+) -> None:
+    protocol_server.on("POST", CHAT, default=ok())
+    with pytest.raises(errors.InvalidArgumentError, match="could not be encoded"):
+        backend.chat(messages=user(), model="m", metadata=deeply_nested())
+    assert protocol_server.requests == []
+    assert backend.get_key_usage_stats()["default"]["in_flight"] == 0
+
+
+@pytest.mark.parametrize("status", [200, 500])
+def test_a_reply_nested_too_deeply_is_malformed_not_a_recursion_error(
+    make_backend: Callable[..., Backend], protocol_server: ProtocolServer, status: int
+) -> None:
+    backend = make_backend(max_retries=0)
+    deep = b"[" * 200_000 + b"]" * 200_000
+    protocol_server.on("POST", CHAT, default=Reply.raw(deep, status=status))
+    expected = errors.MalformedResponseError if status == 200 else errors.ServerError
+    with pytest.raises(expected):
+        backend.chat(messages=user(), model="m")
+    protocol_server.on("POST", CHAT, default=Reply.sse([deep.decode(), "[DONE]"]))
+    with pytest.raises(errors.MalformedResponseError):
+        list(backend.stream(messages=user(), model="m"))

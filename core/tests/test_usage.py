@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from ipfs_accelerate_py.errors import ConfigurationError
+from ipfs_accelerate_py.resilience.keys import KeyPool
 from ipfs_accelerate_py.resilience.usage import PRICING_ENV_VAR, Pricing, UsageTracker
+from ipfs_accelerate_py.types import Usage
 
 
 @pytest.fixture(autouse=True)
@@ -117,6 +119,41 @@ def test_record_returns_cost_and_stats_add_up(pricing: Pricing) -> None:
         "estimated_cost_usd": 0.0075,
     }
     assert list(stats["by_model"]) == ["gpt-4o", "gpt-4o-mini", "my-finetune"]
+
+
+@pytest.mark.parametrize(
+    ("prompt", "completion", "total", "expected"),
+    [
+        (-9_998_000, 5, None, (0, 5, 5)),
+        (10, -1, -9_998_000, (10, 0, 10)),  # a nonsense total is the sum
+        (10**13, 7, 10**13 + 7, (0, 7, 7)),  # absurd counts are ignored, not believed
+        (12.9, "30", None, (12, 30, 42)),  # fractions truncated, digit strings read
+        (float("nan"), float("inf"), "lots", (0, 0, 0)),
+        (True, [3], {"n": 1}, (0, 0, 0)),
+        (None, None, None, (0, 0, 0)),
+        (3, 4, 100, (3, 4, 100)),  # a larger total (reasoning, cached tokens) is kept
+        (3, 4, 5, (3, 4, 7)),  # a total below the sum is the sum
+    ],
+)
+def test_usage_of_clamps_nonsense_counts(
+    prompt: object, completion: object, total: object, expected: tuple[int, int, int]
+) -> None:
+    usage = Usage.of(prompt, completion, total)
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == expected
+
+
+def test_record_never_counts_negative_or_absurd_tokens(pricing: Pricing) -> None:
+    tracker = UsageTracker("openai", pricing)
+    assert tracker.record("gpt-4o", -9_998_000, 10**15) == 0.0
+    assert tracker.record("gpt-4o", 1000.0, "x") > 0  # type: ignore[arg-type]
+    stats = tracker.stats()
+    assert stats["prompt_tokens"] == 1000 and stats["completion_tokens"] == 0
+    assert stats["estimated_cost_usd"] >= 0
+    pool = KeyPool()
+    pool.add("a", "sk-aaaaaaaaaaaaaaaa")
+    pool.release(pool.acquire(), ok=True, prompt_tokens=-50, completion_tokens=10, cost=-3.75)
+    key = pool.stats()["a"]
+    assert (key["prompt_tokens"], key["completion_tokens"], key["cost"]) == (0, 10, 0.0)
 
 
 def test_slices_by_endpoint_and_key(pricing: Pricing) -> None:

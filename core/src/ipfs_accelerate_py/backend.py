@@ -87,6 +87,28 @@ def _check_params(params: Mapping[str, Any]) -> None:
         raise InvalidArgumentError(f"stop must be a string or a list of strings, got {stop!r}")
 
 
+MAX_REQUEST_ID_LENGTH = 200
+
+
+def _request_id(value: Any) -> str:
+    """A caller's request id: printable text (it goes into a header and every error
+    message), no CR/LF, at most ``MAX_REQUEST_ID_LENGTH`` characters."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise InvalidArgumentError(f"request_id must be a string, got {type(value).__name__}")
+    text = str(value)
+    if len(text) > MAX_REQUEST_ID_LENGTH:
+        raise InvalidArgumentError(
+            f"request_id must be at most {MAX_REQUEST_ID_LENGTH} characters, got {len(text)}"
+        )
+    if not text.isprintable() or not text.isascii():
+        shown = ascii(text[:60])  # escaped: a CR/LF never reaches the message raw
+        raise InvalidArgumentError(
+            f"request_id must be printable ASCII without CR, LF or other control characters, "
+            f"got {shown}"
+        )
+    return text
+
+
 def _mapping(value: Any, name: str) -> Mapping[str, Any] | None:
     if value is None or isinstance(value, Mapping):
         return value
@@ -181,14 +203,15 @@ class Backend(EndpointControls):
             return self.default_endpoint, pipeline.CallOptions(pipeline.new_request_id())
         endpoint_id = kwargs.pop("endpoint_id", None)
         ep = self.default_endpoint if endpoint_id is None else self._endpoint(endpoint_id)
-        request_id = kwargs.pop("request_id", None) or pipeline.new_request_id()
+        request_id = kwargs.pop("request_id", None)
+        request_id = pipeline.new_request_id() if not request_id else _request_id(request_id)
         priority = kwargs.pop("priority", None)
         timeout = kwargs.pop("timeout", None)
         queue_timeout = kwargs.pop("queue_timeout", None)
         total_timeout = kwargs.pop("total_timeout", None)
         try:
             opts = pipeline.CallOptions(
-                request_id=str(request_id),
+                request_id=request_id,
                 priority=Priority.parse(priority) if priority is not None else Priority.NORMAL,
                 api_key_name=kwargs.pop("api_key_name", None),
                 timeout=None if timeout is None else seconds_setting(timeout, "timeout"),

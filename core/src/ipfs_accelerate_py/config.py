@@ -2,9 +2,18 @@
 
 Precedence, highest first: explicit arguments (``get_backend("openai", api_key=...)``) >
 the ``metadata`` dict (lower-case keys: ``openai_api_key``, ``openai_base_url``) > the
-environment (``OPENAI_API_KEY``, ``OPENAI_BASE_URL``) > a ``.env`` file found from the current
-directory upwards (loaded once with python-dotenv, never overriding a variable already set;
-``IPFS_ACCELERATE_NO_DOTENV=1`` turns it off).
+environment (``OPENAI_API_KEY``, ``OPENAI_BASE_URL``) > a ``.env`` file.
+
+The ``.env`` file is one more settings layer, the lowest: it is read (python-dotenv's
+``dotenv_values``) and consulted by this module's resolution only. It is never written into
+``os.environ``, so nothing else in the process sees it (``HTTP_PROXY`` in a ``.env`` does not
+reach httpx), and it never overrides an argument, ``metadata`` or a real environment variable.
+Which file: the first ``.env`` found from the current directory upwards, up to and including
+the project root (the first directory upwards holding ``.git`` or ``pyproject.toml``); the
+search never goes above the project root, and with no project root above the current
+directory only the current directory's ``.env`` counts. So a ``.env`` in a shared or writable
+parent folder cannot choose where a key is sent. ``IPFS_ACCELERATE_NO_DOTENV=1`` (in the real
+environment) turns the file off.
 
 A plugin declares its names in a :class:`BackendSpec`; :func:`resolve_settings` applies the
 rules above and validates the base URL. Keys are kept out of every repr.
@@ -16,6 +25,7 @@ import functools
 import math
 import os
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,9 +35,26 @@ from .calls import Credential
 from .errors import ConfigurationError
 from .masking import mask_secret, mask_url
 
-__all__ = ["BackendSpec", "Settings", "load_dotenv_once", "resolve_settings"]
+__all__ = [
+    "BackendSpec",
+    "Settings",
+    "dotenv_settings",
+    "find_dotenv_file",
+    "load_dotenv_once",
+    "new_idempotency_key",
+    "resolve_settings",
+]
 
 CAPABILITIES = frozenset({"chat", "stream", "embed", "generate", "images", "list_models"})
+
+
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def _header_name(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    """An attrs validator: ``None`` or an HTTP header name (an RFC 9110 token)."""
+    if value is not None and not (isinstance(value, str) and value and _TOKEN.issuperset(value)):
+        raise ConfigurationError(f"{attribute.name} must be an HTTP header name, got {value!r}")
 
 
 @attrs.frozen(slots=True)
@@ -47,6 +74,11 @@ class BackendSpec:
     base URL is optional and handed to the plugin as given (an S3 endpoint, or none).
     ``free=True`` declares a self-hosted backend whose every model costs nothing (usage is
     counted, cost is 0, no model is listed as unpriced).
+
+    ``idempotency_header`` names the header a provider reads an idempotency key from
+    (``"Idempotency-Key"``...), for providers that honour one: core then sends one fixed
+    key per call, the same on every retry, so a retried POST the server already processed is
+    not processed twice. ``None`` (the default): no such header.
     """
 
     name: str
@@ -69,12 +101,26 @@ class BackendSpec:
     seed_class: str | None = None
     http: bool = True
     free: bool = False
+    idempotency_header: str | None = attrs.field(default=None, validator=_header_name)
 
     def auth_headers(self, api_key: str | None) -> dict[str, str]:
         """The headers that carry ``api_key`` on a request (none without a key)."""
         if not api_key:
             return {}
         return {self.auth_header: f"{self.auth_prefix}{api_key}"}
+
+    def idempotency_headers(self, key: str | None) -> dict[str, str]:
+        """The header carrying a call's idempotency ``key`` (from :func:`new_idempotency_key`,
+        made once per call and sent unchanged on every retry), for a provider that honours
+        one (``idempotency_header`` set); none otherwise."""
+        if self.idempotency_header is None or not key:
+            return {}
+        return {self.idempotency_header: key}
+
+
+def new_idempotency_key() -> str:
+    """A fresh idempotency key, ``idem_`` and 32 hex digits: one per call, never per attempt."""
+    return "idem_" + os.urandom(16).hex()
 
 
 @attrs.frozen(slots=True, repr=False)
@@ -100,22 +146,75 @@ class Settings:
         )
 
 
-@functools.cache
-def load_dotenv_once() -> None:
-    """Load the nearest ``.env`` into the environment once, never overriding set variables."""
-    if os.environ.get("IPFS_ACCELERATE_NO_DOTENV", "").lower() in ("1", "true", "yes"):
-        return
-    from dotenv import find_dotenv, load_dotenv
+_PROJECT_MARKERS = (".git", "pyproject.toml")
+_NO_DOTENV: Mapping[str, str] = MappingProxyType({})
 
-    path = find_dotenv(usecwd=True)
-    if path:
-        load_dotenv(path, override=False)
+
+def find_dotenv_file(start: str) -> str | None:
+    """The ``.env`` file settings may come from, searching from ``start`` upwards (see the
+    module docs): the first one at or below the project root; with no project root above
+    ``start``, only ``start``'s own."""
+    here = os.path.abspath(start)
+    found = None
+    while True:
+        candidate = os.path.join(here, ".env")
+        if found is None and os.path.isfile(candidate):
+            found = candidate
+        if any(os.path.exists(os.path.join(here, m)) for m in _PROJECT_MARKERS):
+            return found
+        parent = os.path.dirname(here)
+        if parent == here:  # the filesystem root, and no project root on the way
+            own = os.path.join(os.path.abspath(start), ".env")
+            return own if found == own else None
+        here = parent
+
+
+@functools.lru_cache(maxsize=16)
+def _dotenv_for(cwd: str) -> Mapping[str, str]:
+    path = find_dotenv_file(cwd)
+    if path is None:
+        return _NO_DOTENV
+    from dotenv import dotenv_values
+
+    values = {k: v for k, v in dotenv_values(path).items() if v is not None}
+    return MappingProxyType(values)
+
+
+def dotenv_settings() -> Mapping[str, str]:
+    """The ``.env`` layer for the current directory (read once per directory, never put into
+    ``os.environ``); empty when ``IPFS_ACCELERATE_NO_DOTENV`` is set."""
+    if os.environ.get("IPFS_ACCELERATE_NO_DOTENV", "").lower() in ("1", "true", "yes"):
+        return _NO_DOTENV
+    try:
+        cwd = os.getcwd()
+    except OSError:  # the current directory was removed
+        return _NO_DOTENV
+    return _dotenv_for(cwd)
+
+
+class _DotenvCache:
+    """``load_dotenv_once``, the old name: ``cache_clear()`` forgets the ``.env`` files read.
+    It no longer loads anything into ``os.environ``."""
+
+    def __call__(self) -> None:
+        dotenv_settings()
+
+    @staticmethod
+    def cache_clear() -> None:
+        _dotenv_for.cache_clear()
+
+
+load_dotenv_once = _DotenvCache()
 
 
 def _first(
-    names: tuple[str, ...], metadata: Mapping[str, Any], generic: str
+    names: tuple[str, ...],
+    metadata: Mapping[str, Any],
+    generic: str,
+    dotenv: Mapping[str, str] = _NO_DOTENV,
 ) -> tuple[Any, str] | None:
-    """The first value set: metadata (lower-case names, then ``generic``), then environment."""
+    """The first value set: metadata (lower-case names, then ``generic``), then the
+    environment, then the ``.env`` layer."""
     for name in names:
         value = metadata.get(name.lower())
         if value not in (None, ""):
@@ -127,6 +226,10 @@ def _first(
         env = os.environ.get(name)
         if env:
             return env, name
+    for name in names:
+        value = dotenv.get(name)
+        if value:
+            return value, f"{name} (.env)"
     return None
 
 
@@ -180,10 +283,22 @@ def normalize_base_url(url: str, suffix: str, source: str, spec: BackendSpec | N
         if port is None and default is not None and default.port is not None:
             url = f"http://{bare.netloc}:{default.port}{bare.path}"
     url = url.rstrip("/")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        raise ConfigurationError(f"{source} is not a valid URL: {mask_url(url)!r}") from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigurationError(
             f"{source} must be an http:// or https:// URL with a host, got {mask_url(url)!r}"
+        )
+    if "@" in parts.netloc:
+        # httpx would send user:password as "Authorization: Basic ...", replacing the API
+        # key's header, and the URL (password included) would show wherever it is printed
+        host = parts.netloc.rpartition("@")[2]
+        shown = f"{parts.scheme}://***@{host}{parts.path}"
+        raise ConfigurationError(
+            f"{source} must not carry credentials (user:password@), got {shown!r}: "
+            "pass the API key with api_key= or its environment variable"
         )
     if parts.query or parts.fragment:
         raise ConfigurationError(
@@ -204,14 +319,14 @@ def resolve_settings(
     metadata: Mapping[str, Any] | None = None,
 ) -> Settings:
     """Apply the precedence rules to find the key, base URL, default model and timeout."""
-    load_dotenv_once()
+    dotenv = dotenv_settings()
     meta: Mapping[str, Any] = metadata or {}
     if not isinstance(meta, Mapping):
         raise ConfigurationError(f"metadata must be a dict, got {type(meta).__name__}")
 
     key = api_key
     if key is None:
-        found = _first(spec.api_key_env, meta, "api_key")
+        found = _first(spec.api_key_env, meta, "api_key", dotenv)
         key = found[0] if found else None
     if key is not None and not isinstance(key, (str, Credential)):
         raise ConfigurationError(f"the {spec.name} API key must be a string")
@@ -219,7 +334,7 @@ def resolve_settings(
     if base_url is not None:
         url, source = base_url, "base_url"
     else:
-        found = _first(spec.base_url_env, meta, "base_url")
+        found = _first(spec.base_url_env, meta, "base_url", dotenv)
         if found:
             url, source = found
         elif spec.default_base_url or not spec.http:
@@ -232,7 +347,7 @@ def resolve_settings(
     url = normalize_base_url(url, spec.base_url_suffix, source, spec) if spec.http else url or ""
 
     if model is None:
-        found = _first(spec.model_env, meta, "model")
+        found = _first(spec.model_env, meta, "model", dotenv)
         model = found[0] if found else spec.default_model
 
     if timeout is None:

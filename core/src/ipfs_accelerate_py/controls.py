@@ -71,6 +71,9 @@ class EndpointControls:
     key_selection_strategy = _EndpointSetting(
         "keys", "strategy", "'round-robin' or 'least-loaded'."
     )
+    max_key_cooldown = _EndpointSetting(
+        "keys", "max_cooldown", "Longest a key rests after a 429 or spent rate limit, s."
+    )
 
     # -- endpoints and keys -----------------------------------------------------------------
     def create_endpoint(
@@ -113,6 +116,11 @@ class EndpointControls:
     def add_api_key(self, name: str, key: str, *, endpoint_id: str | None = None) -> None:
         """Add a named key to the (default) endpoint's pool for multiplexing."""
         self._endpoint(endpoint_id).keys.add(name, key)
+
+    def reset_api_key(self, name: str, *, endpoint_id: str | None = None) -> None:
+        """Make a key usable at once: clear its cooldown and rate-limit state (adding the
+        key again with ``add_api_key`` does the same)."""
+        self._endpoint(endpoint_id).keys.reset(name)
 
     def _endpoint(self, endpoint_id: str | None) -> Endpoint:
         if endpoint_id is None:

@@ -65,7 +65,7 @@ class ServerSentEvent:
         """Return ``data`` parsed as JSON; raise MalformedResponseError if it is not JSON."""
         try:
             return fastjson.loads(self.data)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
             raise MalformedResponseError(
                 f"event data is not valid JSON ({exc}): {_excerpt(self.data)!r}",
                 provider=self.provider,

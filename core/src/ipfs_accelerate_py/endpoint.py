@@ -39,6 +39,7 @@ POLICY_DEFAULTS: dict[str, Any] = {
     "reset_timeout": 30.0,
     "success_threshold": 3,
     "key_selection_strategy": "round-robin",
+    "max_key_cooldown": 300.0,
 }
 _ALIASES = {
     "circuit_failure_threshold": "failure_threshold",
@@ -102,7 +103,12 @@ class Endpoint:
             name=f"{spec.name}:{endpoint_id}",
             provider=spec.name,
         )
-        self.keys = KeyPool(opts["key_selection_strategy"], clock=clock, provider=spec.name)
+        self.keys = KeyPool(
+            opts["key_selection_strategy"],
+            clock=clock,
+            provider=spec.name,
+            max_cooldown=opts["max_key_cooldown"],
+        )
         if settings.api_key:
             self.keys.add("default", settings.api_key)
         self.retry = RetryPolicy(
@@ -141,4 +147,5 @@ class Endpoint:
             "reset_timeout": self.breaker.reset_timeout,
             "success_threshold": self.breaker.success_threshold,
             "key_selection_strategy": self.keys.strategy,
+            "max_key_cooldown": self.keys.max_cooldown,
         }

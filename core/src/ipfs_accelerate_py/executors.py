@@ -130,6 +130,8 @@ class HttpExecutor:
         headers = spec.auth_headers(credential.secret) if place and credential else {}
         if spec.request_id_header:
             headers[spec.request_id_header] = opts.request_id
+        if att.idempotency_key:
+            headers.update(spec.idempotency_headers(att.idempotency_key))
         if call.headers:
             headers.update(call.headers)
         if opts.extra_headers:

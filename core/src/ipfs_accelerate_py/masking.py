@@ -21,15 +21,46 @@ def mask_secret(secret: str | None) -> str:
     return f"{prefix}...{secret[-4:]}"
 
 
+FRAGMENT = 8
+"""Any run of at least this many characters of a secret is masked, wherever it appears: a
+key cut at an excerpt's edge, or echoed in part, is masked all the same."""
+
+
 def redact(text: str, secrets: Iterable[str | None]) -> str:
-    """Replace every occurrence of each secret in ``text`` by its mask."""
+    """Replace every occurrence of each secret in ``text`` by its mask, and every run of
+    :data:`FRAGMENT` or more characters of a secret too (a key cut at an excerpt's edge)."""
     for secret in secrets:
         if not secret or len(secret) < 4:
             continue
+        mask = mask_secret(secret)
         for form in {secret, secret.strip(), repr(secret)[1:-1]}:  # as given, and escaped
             if len(form) >= 4 and form in text:
-                text = text.replace(form, mask_secret(secret))
+                text = text.replace(form, mask)
+        if len(secret) >= FRAGMENT and len(text) >= FRAGMENT:
+            text = _mask_fragments(text, secret, mask)
     return text
+
+
+def _mask_fragments(text: str, secret: str, mask: str) -> str:
+    """``text`` with each longest run of FRAGMENT+ characters of ``secret`` replaced by
+    ``mask``."""
+    grams = {secret[i : i + FRAGMENT] for i in range(len(secret) - FRAGMENT + 1)}
+    out: list[str] = []
+    start = i = 0
+    end = len(text) - FRAGMENT
+    while i <= end:
+        if text[i : i + FRAGMENT] in grams:
+            j = i + FRAGMENT
+            while j < len(text) and text[i : j + 1] in secret:
+                j += 1
+            out += (text[start:i], mask)
+            start = i = j
+        else:
+            i += 1
+    if not out:
+        return text
+    out.append(text[start:])
+    return "".join(out)
 
 
 def redact_data(data: Any, secrets: Iterable[str | None]) -> Any:
@@ -47,7 +78,10 @@ def redact_data(data: Any, secrets: Iterable[str | None]) -> Any:
             return [walk(v) for v in value]
         return value
 
-    return walk(data)
+    try:
+        return walk(data)
+    except RecursionError:  # nested too deeply to walk: show none of it rather than crash
+        return "<not shown: nested too deeply>"
 
 
 def mask_url(url: str) -> str:

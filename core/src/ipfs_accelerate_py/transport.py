@@ -12,7 +12,7 @@ import json
 import threading
 import time
 import weakref
-from collections.abc import AsyncGenerator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import fastjson
@@ -25,7 +25,8 @@ from .errors import (
     TimeoutError,
     error_for_status,
 )
-from .masking import mask_url, redact
+from .masking import mask_url, redact, redact_data
+from .resilience import forks
 from .resilience.retry import parse_retry_after, should_retry_header
 
 __all__ = ["Transport", "error_from_reply", "error_from_exception", "parse_json"]
@@ -55,6 +56,7 @@ if TYPE_CHECKING:  # httpx, ssl and asyncio load on first use: importing core st
 
 
 _ssl: ssl.SSLContext | None = None
+_inherited: list[object] = []  # in a forked child: the parent's clients, dropped, not closed
 _ssl_lock = threading.Lock()
 
 
@@ -94,6 +96,18 @@ class Transport:
         self._client: httpx.Client | None = None
         # id(loop) -> (weak ref to the loop, its client, the generator that closes it)
         self._aclients: dict[int, _LoopClient] = {}
+        forks.register(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child: drop (never close: they are the parent's too) the inherited
+        clients and their pooled connections, so the child opens its own; a socket shared by
+        two processes hands each the other's answers."""
+        # kept, never collected: collecting a loop client's closer would run its finally
+        # (aclose: a TLS close_notify on the parent's connection) on the child's next loop
+        _inherited.append((self._client, self._aclients))
+        self._lock = threading.Lock()
+        self._client = None
+        self._aclients = {}
 
     def __repr__(self) -> str:
         return f"Transport({mask_url(self.base_url)!r})"
@@ -253,7 +267,7 @@ def parse_json(content: bytes, *, provider: str | None, what: str = "reply") -> 
     """Decode a JSON body, with a clear error quoting the start of anything else."""
     try:
         return fastjson.loads(content)
-    except ValueError:
+    except (ValueError, RecursionError):  # stdlib json: RecursionError when nested too deeply
         excerpt = content[:200].decode("utf-8", "replace")
         raise MalformedResponseError(
             f"the {what} is not valid JSON: {excerpt!r}", provider=provider
@@ -268,7 +282,7 @@ def _provider_request_id(headers: Mapping[str, str]) -> str | None:
     return None
 
 
-def _error_fields(body: Any) -> tuple[str | None, str | None]:
+def _error_fields(body: Any, secrets: Sequence[str] = ()) -> tuple[str | None, str | None]:
     """Find the message and code in the error body shapes providers use.
 
     OpenAI/Groq ``{"error": {"message", "type", "code"}}``; Anthropic ``{"type": "error",
@@ -294,9 +308,18 @@ def _error_fields(body: Any) -> tuple[str | None, str | None]:
     for key in ("message", "detail", "error_message"):
         value = body.get(key)
         if value:
-            text = value if isinstance(value, str) else json.dumps(value)[:300]
+            text = value if isinstance(value, str) else _excerpt(json.dumps(value), secrets)
             return text, (str(body["code"]) if body.get("code") is not None else None)
     return None, None
+
+
+_EXCERPT = 300  # characters of a reply quoted in an error, cut only after masking
+
+
+def _excerpt(text: str, secrets: Sequence[str]) -> str:
+    """``text`` masked, then cut to an excerpt: a key near the cut cannot show in part."""
+    text = redact(text, secrets)
+    return text if len(text) <= _EXCERPT else text[:_EXCERPT] + "..."
 
 
 def error_from_reply(
@@ -310,18 +333,28 @@ def error_from_reply(
     now: float | None = None,
 ) -> BackendError:
     """Build the error for an HTTP error reply: class by status, message from the body."""
+    keys = [s for s in secrets if s]
     body: Any = None
     try:
         body = fastjson.loads(content) if content else None
-    except ValueError:
+    except (ValueError, RecursionError):
         body = None
-    message, code = _error_fields(body)
+    message, code = _error_fields(body, keys)
     if message is None:
         import httpx
 
-        text = content[:300].decode("utf-8", "replace").strip()
-        message = text or httpx.codes.get_reason_phrase(status) or "no message"
-    message = redact(message, secrets)
+        # decode well past the excerpt, so that a key straddling the cut is masked whole
+        text = content[: _EXCERPT * 4].decode("utf-8", "replace").strip()
+        message = _excerpt(text, keys) or httpx.codes.get_reason_phrase(status) or "no message"
+    else:
+        message = redact(message, keys)
+    if code:
+        code = redact(code, keys)
+    provider_request_id = _provider_request_id(headers)
+    if provider_request_id:  # a reply's header: echoed keys are masked there too
+        provider_request_id = redact(provider_request_id, keys)
+    if body is not None and keys:
+        body = redact_data(body, keys)
     cls = error_for_status(status)
     if code and "overloaded" in code.lower() and cls is not OverloadedError and status >= 500:
         cls = OverloadedError
@@ -332,7 +365,7 @@ def error_from_reply(
         status_code=status,
         code=code,
         request_id=request_id,
-        provider_request_id=_provider_request_id(headers),
+        provider_request_id=provider_request_id,
         retry_after=parse_retry_after(headers, now),
         body=body,
         retryable=should,
@@ -348,11 +381,17 @@ def error_from_exception(
     url: str | None = None,
 ) -> BackendError:
     """Translate an httpx exception into ConnectionError, TimeoutError or the like. ``url``
-    (the endpoint's base URL, shown masked) is named when the server could not be reached."""
+    (the endpoint's base URL, shown masked) is named when the server could not be reached.
+
+    The httpx exception (and the chain under it) is detached from the request it failed
+    to send and from its traceback, whose frames hold that request: the error users get
+    keeps ``exc`` as its ``__context__``, and the request carries the key's header.
+    """
     if isinstance(exc, BackendError):
         return exc
     import httpx
 
+    _forget_request(exc, httpx)
     where = f" {mask_url(url)}" if url else ""
     if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
         cls = TimeoutError if isinstance(exc, httpx.ConnectTimeout) else ConnectionError
@@ -394,3 +433,28 @@ def error_from_exception(
         provider=provider,
         request_id=request_id,
     )
+
+
+def _forget_request(exc: BaseException, httpx: Any) -> None:
+    """Drop what reaches the live request from ``exc`` and the exceptions chained under it:
+    httpx's ``request`` reference and the tracebacks (their frames hold the request and its
+    headers as local variables)."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        err = todo.pop()
+        if err is None or id(err) in seen:
+            continue
+        seen.add(id(err))
+        if isinstance(err, httpx.RequestError):
+            err._request = None  # the property then raises instead of handing out the request
+        err.__traceback__ = None
+        todo += (err.__context__, err.__cause__)
+
+
+def _ssl_after_fork() -> None:
+    global _ssl_lock
+    _ssl_lock = threading.Lock()  # a parent's thread may have held it while building
+
+
+forks.register_function(_ssl_after_fork)

@@ -11,6 +11,7 @@ import base64
 import json
 import sys
 from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 import attrs
@@ -30,6 +31,7 @@ __all__ = [
     "StreamChunk",
     "ToolCall",
     "Usage",
+    "token_count",
 ]
 
 _ROLES = frozenset(("system", "user", "assistant", "tool", "developer", "function", "model"))
@@ -86,15 +88,25 @@ class ToolCall:
         }
 
 
+_NO_EXTRA: Mapping[str, Any] = MappingProxyType({})
+_MESSAGE_FIELDS = frozenset(("role", "content", "name", "tool_calls", "tool_call_id"))
+
+
 @attrs.frozen(slots=True)
 class Message:
-    """One chat message. ``content`` is text, or a list of provider-style content parts."""
+    """One chat message. ``content`` is text, or a list of provider-style content parts.
+
+    ``extra`` keeps every other field of a message dict (``function_call``, ``refusal``,
+    ``cache_control``, ``audio``...) as given; :meth:`to_dict` passes them on, so they reach
+    an OpenAI-compatible server unchanged.
+    """
 
     role: str
     content: str | list[Any] | None = None
     name: str | None = None
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
+    extra: Mapping[str, Any] = _NO_EXTRA
 
     @classmethod
     def coerce(cls, value: Message | Mapping[str, Any]) -> Message:
@@ -120,12 +132,17 @@ class Message:
                 f"message content must be a string or a list of parts, got {type(content).__name__}"
             )
         calls = value.get("tool_calls") or ()
+        if isinstance(calls, (str, bytes, Mapping)) or not isinstance(calls, (list, tuple)):
+            raise InvalidArgumentError(
+                f"message tool_calls must be a list of tool calls, got {type(calls).__name__}"
+            )
         return cls(
             role=role,
             content=content,
             name=value.get("name"),
             tool_calls=tuple(_coerce_tool_call(c) for c in calls),
             tool_call_id=value.get("tool_call_id"),
+            extra={k: v for k, v in value.items() if k not in _MESSAGE_FIELDS} or _NO_EXTRA,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -137,6 +154,9 @@ class Message:
             out["tool_calls"] = [c.to_dict() for c in self.tool_calls]
         if self.tool_call_id is not None:
             out["tool_call_id"] = self.tool_call_id
+        if self.extra:
+            for key, value in self.extra.items():
+                out.setdefault(key, value)  # never overrides a field above
         return out
 
     def text(self) -> str:
@@ -153,14 +173,49 @@ class Message:
 def _coerce_tool_call(value: ToolCall | Mapping[str, Any]) -> ToolCall:
     if isinstance(value, ToolCall):
         return value
+    if not isinstance(value, Mapping):
+        raise InvalidArgumentError(
+            "each tool call must be a dict like {'id': ..., 'type': 'function', "
+            f"'function': {{'name': ..., 'arguments': '...'}}}}, got {type(value).__name__}"
+        )
     fn = value.get("function") or {}
+    if not isinstance(fn, Mapping):
+        raise InvalidArgumentError(
+            f"a tool call's 'function' must be a dict with 'name' and 'arguments', "
+            f"got {type(fn).__name__}"
+        )
     args = fn.get("arguments", "{}")
+    if not isinstance(args, str):
+        try:
+            args = json.dumps(args)
+        except (TypeError, ValueError, RecursionError) as exc:
+            what = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            raise InvalidArgumentError(
+                f"a tool call's arguments could not be encoded as JSON: {what}"
+            ) from None
     return ToolCall(
         id=str(value.get("id", "")),
         name=str(fn.get("name", "")),
-        arguments=args if isinstance(args, str) else json.dumps(args),
+        arguments=args,
         type=str(value.get("type", "function")),
     )
+
+
+MAX_TOKENS = 10**12
+"""The largest token count believed from a reply; anything above it reads as 0."""
+
+
+def token_count(value: Any) -> int:
+    """A token count from a reply as a sane int: a number from 0 to :data:`MAX_TOKENS`
+    (a fractional one truncated) or a string of digits; anything else (negative, absurd,
+    NaN, a bool, junk) is 0."""
+    if type(value) is int:
+        return value if 0 <= value <= MAX_TOKENS else 0
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return 0
+    return int(value) if 0 <= value <= MAX_TOKENS else 0  # NaN compares False: 0
 
 
 @attrs.frozen(slots=True)
@@ -173,10 +228,21 @@ class Usage:
     extra: Mapping[str, Any] = attrs.field(factory=dict)
 
     @classmethod
-    def of(cls, prompt: int | None, completion: int | None, total: int | None = None) -> Usage:
-        """Build usage from possibly missing counts; the total defaults to the sum."""
-        p, c = int(prompt or 0), int(completion or 0)
-        return cls(p, c, int(total) if total is not None else p + c)
+    def of(cls, prompt: Any, completion: Any, total: Any = None) -> Usage:
+        """Build usage from possibly missing counts; the total defaults to the sum.
+
+        Counts are what a provider's reply says, so nonsense is not trusted: a negative,
+        non-numeric or absurd (above :data:`MAX_TOKENS`) count reads as 0, a fractional
+        one is truncated (:func:`token_count`), and a total below the sum is the sum.
+        """
+        p = prompt if type(prompt) is int and 0 <= prompt <= MAX_TOKENS else token_count(prompt)
+        c = (
+            completion
+            if type(completion) is int and 0 <= completion <= MAX_TOKENS
+            else token_count(completion)
+        )
+        t = p + c if total is None else token_count(total)
+        return cls(p, c, t if t >= p + c else p + c)
 
     def merge(self, later: Usage) -> Usage:
         """This usage updated by a later report of the same call: counts the later one

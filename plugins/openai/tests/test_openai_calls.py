@@ -102,6 +102,31 @@ def test_assistant_tool_call_messages_round_trip(
     assert protocol_server.requests[0].json()["messages"] == history
 
 
+def test_other_message_fields_reach_the_server_unchanged(
+    openai: Backend, protocol_server: ProtocolServer
+) -> None:
+    protocol_server.on("POST", CHAT, Reply.json(wire.chat_completion("ok")))
+    history = [
+        {
+            "role": "system",
+            "content": [{"type": "text", "text": "Be brief."}],
+            "cache_control": {"type": "ephemeral"},
+        },
+        {"role": "user", "content": "Weather?", "name": "ann"},
+        {
+            "role": "assistant",
+            "content": None,
+            "function_call": {"name": "w", "arguments": "{}"},
+            "refusal": None,
+        },
+        {"role": "function", "name": "w", "content": "sunny"},
+        {"role": "assistant", "content": "No.", "refusal": "I can't help with that."},
+        {"role": "user", "content": "ok"},
+    ]
+    openai.chat(messages=history, model="gpt-4o")
+    assert protocol_server.requests[0].json()["messages"] == history
+
+
 def test_achat_across_successive_event_loops(
     openai: Backend, protocol_server: ProtocolServer
 ) -> None:

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any, Final, Generic, TypeVar, overload
 
 from ipfs_accelerate_py.errors import CircuitOpenError, ConfigurationError
+from ipfs_accelerate_py.resilience import forks
 from ipfs_accelerate_py.resilience.clock import SYSTEM_CLOCK, Clock
 
 __all__ = ["CircuitBreaker", "CircuitState"]
@@ -122,6 +123,12 @@ class CircuitBreaker:
         self._lock = threading.Lock()
         self._events: deque[tuple[float, bool]] = deque()  # (monotonic time, ok), oldest first
         self._clear()
+        forks.register(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child: the probes in flight belonged to the parent's threads."""
+        self._lock = threading.Lock()
+        self._probes = 0
 
     def _clear(self) -> None:
         """Return to CLOSED with every counter zeroed (lock held, or during __init__)."""

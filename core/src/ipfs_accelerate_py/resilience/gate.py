@@ -22,6 +22,7 @@ from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import TYPE_CHECKING
 
 from ipfs_accelerate_py.errors import ConfigurationError, QueueFullError, TimeoutError
+from ipfs_accelerate_py.resilience import forks
 
 if TYPE_CHECKING:
     import asyncio
@@ -96,6 +97,14 @@ class PriorityGate:
         self.max_concurrent = max_concurrent
         self.queue_size = queue_size
         self.enabled = enabled
+        forks.register(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child: the slots and the queue belonged to the parent's threads."""
+        self._lock = threading.Lock()
+        self._queues = (deque(), deque(), deque())
+        self._waiting = 0
+        self._active = 0
 
     @property
     def max_concurrent(self) -> int:

@@ -3,8 +3,13 @@
 A :class:`KeyPool` holds named keys for one provider. :meth:`KeyPool.acquire` picks one
 (round-robin or least-loaded), skipping keys that are cooling down after a 429 or after the
 provider's rate-limit headers said the key is spent; :meth:`KeyPool.release` records the
-outcome. Secrets appear only masked (:func:`~ipfs_accelerate_py.masking.mask_secret`) in
-reprs, stats and errors. One lock guards the pool; it is never held while anyone waits.
+outcome. A cooldown never lasts longer than ``max_cooldown`` (300 s by default, the endpoint
+setting ``max_key_cooldown``), whatever a reply asked for, so one reply cannot lock a key out;
+reset headers are believed only from successful and 429 replies; :meth:`KeyPool.reset` (and
+adding a key again) clears a key's cooldown and rate-limit state.
+
+Secrets appear only masked (:func:`~ipfs_accelerate_py.masking.mask_secret`) in reprs, stats
+and errors. One lock guards the pool; it is never held while anyone waits.
 """
 
 from __future__ import annotations
@@ -21,12 +26,14 @@ import attrs
 
 from ipfs_accelerate_py.errors import ConfigurationError
 from ipfs_accelerate_py.masking import mask_secret
+from ipfs_accelerate_py.resilience import forks
 from ipfs_accelerate_py.resilience.clock import SYSTEM_CLOCK, Clock
+from ipfs_accelerate_py.types import token_count
 
 if TYPE_CHECKING:
     from ipfs_accelerate_py.calls import Credential
 
-__all__ = ["ApiKey", "KeyLease", "KeyPool", "parse_duration"]
+__all__ = ["DEFAULT_MAX_COOLDOWN", "ApiKey", "KeyLease", "KeyPool", "parse_duration"]
 
 _STRATEGIES = {"round-robin": "round-robin", "least-loaded": "least-loaded"}
 
@@ -37,6 +44,23 @@ _RATE_HEADER = re.compile(
     r"|anthropic-ratelimit-(requests|tokens|input-tokens|output-tokens)-(remaining|reset)"
 )
 _RFC3339 = re.compile(r"(\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d)(\.\d+)?\s*([Zz]|[+-]\d\d:?\d\d)?")
+
+
+DEFAULT_MAX_COOLDOWN = 300.0
+
+
+def _cooldown_cap(value: object, provider: str | None) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ConfigurationError(
+            f"max_key_cooldown must be a positive number of seconds, got {value!r}",
+            provider=provider,
+        )
+    return float(value)
 
 
 def parse_duration(text: str) -> float | None:
@@ -137,8 +161,10 @@ class KeyPool:
         *,
         clock: Clock = SYSTEM_CLOCK,
         provider: str | None = None,
+        max_cooldown: float = DEFAULT_MAX_COOLDOWN,
     ) -> None:
         self._strategy = _strategy(strategy, provider)
+        self._max_cooldown = _cooldown_cap(max_cooldown, provider)
         self._clock = clock
         self._provider = provider
         self._lock = threading.Lock()
@@ -146,6 +172,13 @@ class KeyPool:
         self._order: list[ApiKey] = []
         self._middle = 0.0
         self._cursor = 0
+        forks.register(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child: the leases in flight belonged to the parent's threads."""
+        self._lock = threading.Lock()
+        for key in self._order:
+            key.in_flight = 0
 
     @property
     def strategy(self) -> str:
@@ -155,6 +188,20 @@ class KeyPool:
     @strategy.setter
     def strategy(self, value: str) -> None:
         self._strategy = _strategy(value, self._provider)
+
+    @property
+    def max_cooldown(self) -> float:
+        """The longest a key rests after a 429 or spent rate-limit headers, in seconds."""
+        return self._max_cooldown
+
+    @max_cooldown.setter
+    def max_cooldown(self, value: float) -> None:
+        cap = _cooldown_cap(value, self._provider)
+        with self._lock:
+            self._max_cooldown = cap
+            limit = self._clock.monotonic() + cap
+            for key in self._order:  # a lower cap shortens cooldowns under way
+                key.cooldown_until = min(key.cooldown_until, limit)
 
     def add(self, name: str, secret: str | Credential) -> None:
         """Add a key, or replace the secret of the key already called ``name``. A
@@ -184,12 +231,28 @@ class KeyPool:
                 else attrs.evolve(credential, secret=secret)
             )
         with self._lock:
-            if name in self._keys:
-                self._keys[name].secret = secret
-                self._keys[name].credential = credential
+            key = self._keys.get(name)
+            if key is not None:  # adding a key again replaces it and clears its state
+                key.secret = secret
+                key.credential = credential
+                self._clear_state(key)
             else:
                 self._keys[name] = ApiKey(name, secret, credential=credential)
                 self._refresh()
+
+    def reset(self, name: str) -> None:
+        """Clear the key's cooldown and what rate-limit headers said remains, so it is
+        usable at once (its counters of requests, tokens and cost are kept)."""
+        with self._lock:
+            key = self._keys.get(name)
+            if key is None:
+                raise self._unknown(name)
+            self._clear_state(key)
+
+    def _clear_state(self, key: ApiKey) -> None:
+        key.cooldown_until = 0.0
+        key.remaining_requests = key.remaining_tokens = None
+        self._refresh()
 
     def remove(self, name: str) -> None:
         """Remove the key called ``name``; leases already handed out stay valid."""
@@ -308,9 +371,12 @@ class KeyPool:
                 key.in_flight -= 1
             if not ok:
                 key.errors += 1
-            key.prompt_tokens += prompt_tokens or 0
-            key.completion_tokens += completion_tokens or 0
-            key.cost += cost or 0.0
+            if prompt_tokens:
+                key.prompt_tokens += token_count(prompt_tokens)
+            if completion_tokens:
+                key.completion_tokens += token_count(completion_tokens)
+            if cost and cost > 0.0:
+                key.cost += cost
 
     def cool_down(self, name: str, seconds: float) -> None:
         """After a 429: make ``name`` unusable for ``seconds`` (never shortening a later
@@ -322,13 +388,18 @@ class KeyPool:
                 self._extend(key, seconds)
 
     def _extend(self, key: ApiKey, seconds: float) -> None:
-        if seconds > 0 and math.isfinite(seconds):
+        if seconds > 0:  # NaN compares False; inf and huge waits are capped
+            seconds = min(seconds, self._max_cooldown)
             key.cooldown_until = max(key.cooldown_until, self._clock.monotonic() + seconds)
 
-    def observe_headers(self, name: str, headers: Mapping[str, str]) -> None:
+    def observe_headers(
+        self, name: str, headers: Mapping[str, str], status: int | None = 200
+    ) -> None:
         """Read OpenAI/Groq (``x-ratelimit-*``) or Anthropic (``anthropic-ratelimit-*``)
         rate-limit headers: store what remains, and cool the key down until the reset when
-        requests or tokens are spent. Unknown names are ignored."""
+        requests or tokens are spent -- only for a successful (2xx) or 429 reply's headers
+        (``status``; ``None``: unknown, no cooldown), and never beyond ``max_cooldown``.
+        Unknown names are ignored."""
         remaining: dict[str, int] = {}
         resets: dict[str, str] = {}
         for header, value in headers.items():
@@ -343,8 +414,12 @@ class KeyPool:
         if not remaining:
             return
         tokens = [left for kind, left in remaining.items() if kind != "requests"]
-        now_wall = self._clock.time()
-        waits = [_until(resets[k], now_wall) for k, v in remaining.items() if not v and k in resets]
+        waits: list[float] = []
+        if status is not None and (200 <= status < 300 or status == 429):
+            now_wall = self._clock.time()
+            waits = [
+                _until(resets[k], now_wall) for k, v in remaining.items() if not v and k in resets
+            ]
         with self._lock:
             key = self._keys.get(name)
             if key is None:

@@ -25,6 +25,7 @@ from typing import Any
 import attrs
 
 from ipfs_accelerate_py.errors import BackendError, ConfigurationError
+from ipfs_accelerate_py.resilience import forks
 
 __all__ = ["RetryBudget", "RetryPolicy", "parse_retry_after", "should_retry_header"]
 
@@ -149,6 +150,14 @@ class RetryPolicy:
             return max(float(error.retry_after), 0.0)
         return self.backoff(retry_number)
 
+    def key_cooldown(self, error: BackendError, delay: float | None, retry_number: int) -> float:
+        """How long a key that got a 429 rests: the server's wait when it gave one --
+        ``retry-after: 0`` included, which means "retry at once", not "back off" -- else
+        ``delay`` (from :meth:`delay_for`) or the backoff for ``retry_number``."""
+        if error.retry_after is not None:
+            return max(float(error.retry_after), 0.0)
+        return delay or self.backoff(retry_number)
+
 
 class RetryBudget:
     """A thread-safe token bucket limiting the retries one endpoint may spend.
@@ -180,6 +189,11 @@ class RetryBudget:
         self.retry_cost = retry_cost
         self.timeout_retry_cost = timeout_retry_cost
         self.success_refill = success_refill
+        forks.register(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child: a lock a parent's thread held would never be released."""
+        self._lock = threading.Lock()
 
     @property
     def available(self) -> int:

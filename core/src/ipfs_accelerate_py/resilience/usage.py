@@ -17,6 +17,8 @@ from importlib import resources
 from typing import Any
 
 from ipfs_accelerate_py.errors import ConfigurationError
+from ipfs_accelerate_py.resilience import forks
+from ipfs_accelerate_py.types import MAX_TOKENS, token_count
 
 __all__ = ["PRICING_ENV_VAR", "Pricing", "UsageTracker"]
 
@@ -202,6 +204,11 @@ class UsageTracker:
         self._lock = threading.Lock()
         self._buckets: dict[tuple[str | None, str | None, str], _Bucket] = {}
         self._failures: dict[tuple[str | None, str | None], int] = {}
+        forks.register(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child: a lock a parent's thread held would never be released."""
+        self._lock = threading.Lock()
 
     @property
     def pricing(self) -> Pricing:
@@ -219,11 +226,19 @@ class UsageTracker:
         endpoint_id: str | None = None,
         key_name: str | None = None,
     ) -> float:
-        """Count one successful request; return its estimated cost (0.0 if unpriced)."""
+        """Count one successful request; return its estimated cost (0.0 if unpriced).
+
+        Token counts come from the provider's reply: negative, absurd (above
+        ``types.MAX_TOKENS``) or non-numeric counts are counted as 0, so a nonsense reply
+        can never make a cost negative or huge."""
         price = (
             _FREE if self._free else (self._pricing or self.pricing).price(self._provider, model)
         )
-        prompt, completion = prompt_tokens or 0, completion_tokens or 0
+        prompt, completion = prompt_tokens, completion_tokens
+        if not (type(prompt) is int and 0 <= prompt <= MAX_TOKENS):
+            prompt = token_count(prompt)  # negative, absurd or junk: 0 (see Usage.of)
+        if not (type(completion) is int and 0 <= completion <= MAX_TOKENS):
+            completion = token_count(completion)
         cost = 0.0 if price is None else (prompt * price[0] + completion * price[1]) / 1e6
         key = (endpoint_id, key_name, model)
         with self._lock:
