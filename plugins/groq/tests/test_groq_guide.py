@@ -183,7 +183,7 @@ def test_guide_top_k_warns_only_when_given(guide_env: ProtocolServer) -> None:
     client = groq(metadata={"groq_api_key": "your-key-here"})
     hi = [{"role": "user", "content": "Hi"}]
     with warnings.catch_warnings():
-        warnings.simplefilter("error")
+        warnings.simplefilter("error", GroqParameterWarning)  # not a stray ResourceWarning
         client.chat("llama3-8b-8192", hi, temperature=0.5)
         list(client.stream_chat("llama3-8b-8192", hi, top_p=0.5))
     with pytest.warns(GroqParameterWarning):
