@@ -70,6 +70,7 @@ def client_for(credential: Credential | None, target: Target) -> Any:
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
         max_pool_connections=32,
+        signature_version="s3v4",
     )
     with _lock:  # boto3 sessions are not thread-safe to create clients from
         if credential is None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from ipfs_accelerate_py.calls import Credential
@@ -14,25 +12,9 @@ from ipfs_accelerate_py.core import get_backend
 from ipfs_accelerate_py.demo import DemoReport
 
 from .kit import S3Kit
+from .testing import moto_server
 
 DEMO_CREDENTIAL = Credential("demo-secret-not-a-real-key-0000", id="AKIADEMO0000")
-
-
-@contextmanager
-def moto_server() -> Iterator[str]:
-    """A moto S3 server on 127.0.0.1 (a free port); yields its URL."""
-    import logging
-
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log on the terminal
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 def run(report: DemoReport) -> None:

@@ -98,7 +98,8 @@ class S3Operations:
     # -- buckets and objects -------------------------------------------------------------
     def create_bucket(self, bucket: str, endpoint_id: str | None = None) -> dict[str, Any]:
         """Create ``bucket`` (an existing bucket of yours is fine)."""
-        what = _names(bucket, "-")
+        _names(bucket, "-")
+        what = f"s3://{bucket}"
 
         def create(client: Any) -> Any:
             try:
