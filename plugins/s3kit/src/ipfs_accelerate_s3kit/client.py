@@ -126,8 +126,12 @@ def _client_error(exc: Any, what: str) -> errors.BackendError:
     status = meta.get("HTTPStatusCode")
     code = str(error.get("Code") or status or "Unknown")
     message = str(error.get("Message") or "").strip()
-    if not message or message == code:
-        message = {"404": "Not Found", "403": "Forbidden", "400": "Bad Request"}.get(code, code)
+    if code.isdigit():  # no S3 error body: botocore also turns unreadable 200 XML into a 500
+        message = (
+            f"HTTP {code} without an S3 error body"
+            + (" (or a reply whose XML could not be read)" if code == "500" else "")
+            + (f": {message}" if message and message != code else "")
+        )
     text = f"{message} ({exc.operation_name} {what})" if what else message
     retry_after = None
     try:
@@ -191,6 +195,10 @@ def _classify(exc: BaseException, target: Target, what: str) -> errors.BackendEr
             f"no S3 credentials found: pass api_key=Credential(secret=..., id=...), set "
             f"metadata['s3cfg'], S3_ACCESS_KEY/S3_SECRET_KEY or the AWS variables ({exc})"
         )
+    from botocore.parsers import ResponseParserError
+
+    if isinstance(exc, ResponseParserError):
+        return errors.MalformedResponseError(f"{what}: the reply from {where} is not S3's: {exc}")
     if isinstance(exc, bx.ParamValidationError):
         return errors.InvalidArgumentError(f"{what}: {exc}")
     if isinstance(exc, bx.ChecksumError) or type(exc).__name__ == "FlexibleChecksumError":

@@ -59,6 +59,10 @@ def listing_call(
             if token:
                 args["ContinuationToken"] = token
             reply = client.list_objects_v2(**args)
+            if "IsTruncated" not in reply and "Name" not in reply:  # an HTML page, say
+                raise errors.MalformedResponseError(
+                    f"{what}: the reply is not a ListObjectsV2 result ({sorted(reply)})"
+                )
             out = Page(_object(item) for item in reply.get("Contents") or [])
             out.token = reply.get("NextContinuationToken") if reply.get("IsTruncated") else None
             return out
