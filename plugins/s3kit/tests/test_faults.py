@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ipfs_accelerate_py import errors
+from ipfs_accelerate_py.calls import Credential
 from ipfs_accelerate_py.core import get_backend
 from ipfs_accelerate_py.resilience.clock import FakeClock
 from ipfs_accelerate_py.testing.server import ProtocolServer, Reply
@@ -247,4 +248,16 @@ def test_metadata_s3cfg_reaches_the_guide_class(
     auth = protocol_server.requests[0].headers["authorization"]
     assert "Credential=AKIAFROMCFG/" in auth
     assert "cfg-secret-00000000" not in repr(s3) + repr(s3.get_key_usage_stats())
+    # an endpoint made without a key signs with the configured credential too
+    plain = s3.create_endpoint(base_url=protocol_server.base_url)
+    s3.head_object("models", "k", endpoint_id=plain)
+    assert "Credential=AKIAFROMCFG/" in protocol_server.requests[1].headers["authorization"]
+    # a temporary credential's session token goes along
+    temp = Credential("temp-secret-0000000", id="ASIATEMP", extra={"session_token": "TOKEN1"})
+    other = s3.create_endpoint(api_key=temp, base_url=protocol_server.base_url)
+    s3.head_object("models", "k", endpoint_id=other)
+    last = protocol_server.requests[2].headers
+    assert "Credential=ASIATEMP/" in last["authorization"]
+    assert last["x-amz-security-token"] == "TOKEN1"
+    assert "temp-secret-0000000" not in repr(s3.get_key_usage_stats(endpoint_id=other))
     s3.close()

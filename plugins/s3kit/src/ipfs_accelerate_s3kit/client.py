@@ -31,7 +31,7 @@ def _digest(text: str | None) -> str | None:
 
 def _boto3() -> Any:
     try:
-        import boto3
+        import boto3  # type: ignore[import-untyped]
     except ImportError:
         raise errors.ConfigurationError(
             "the s3_kit backend needs boto3: pip install boto3", provider=NAME
@@ -60,7 +60,7 @@ def client_for(credential: Credential | None, target: Target) -> Any:
             _clients.move_to_end(key)
             return client
     boto3 = _boto3()
-    from botocore.config import Config
+    from botocore.config import Config  # type: ignore[import-untyped]
 
     config = Config(
         retries={"total_max_attempts": 1, "mode": "standard"},
@@ -168,7 +168,7 @@ def _client_error(exc: Any, what: str) -> errors.BackendError:
 
 def _classify(exc: BaseException, target: Target, what: str) -> errors.BackendError | None:
     try:
-        from botocore import exceptions as bx
+        from botocore import exceptions as bx  # type: ignore[import-untyped]
     except ImportError:
         return None
     where = target.label
@@ -195,7 +195,7 @@ def _classify(exc: BaseException, target: Target, what: str) -> errors.BackendEr
             f"no S3 credentials found: pass api_key=Credential(secret=..., id=...), set "
             f"metadata['s3cfg'], S3_ACCESS_KEY/S3_SECRET_KEY or the AWS variables ({exc})"
         )
-    from botocore.parsers import ResponseParserError
+    from botocore.parsers import ResponseParserError  # type: ignore[import-untyped]
 
     if isinstance(exc, ResponseParserError):
         return errors.MalformedResponseError(f"{what}: the reply from {where} is not S3's: {exc}")

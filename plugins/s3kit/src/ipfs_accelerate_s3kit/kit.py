@@ -30,13 +30,18 @@ class Page(list[dict[str, Any]]):
     token: str | None = None
 
 
+def _iso(value: Any) -> Any:
+    """A boto3 datetime as ISO 8601 text (anything else as it is)."""
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
 def _object(item: dict[str, Any]) -> dict[str, Any]:
     modified = item.get("LastModified")
     return {
         "key": item["Key"],
         "size": item.get("Size", 0),
         "etag": str(item.get("ETag") or "").strip('"'),
-        "last_modified": modified.isoformat() if hasattr(modified, "isoformat") else modified,
+        "last_modified": _iso(modified),
     }
 
 
@@ -48,7 +53,7 @@ def listing_call(
         raise errors.InvalidArgumentError(f"bucket must be a non-empty string, got {bucket!r}")
     if prefix is not None and not isinstance(prefix, str):
         raise errors.InvalidArgumentError(f"prefix must be a string, got {prefix!r}")
-    target = runner.target(endpoint_id)
+    runner.target(endpoint_id)  # an unknown endpoint fails here, before any call
     what = f"s3://{bucket}/{prefix or ''}"
 
     def page(token: str | None) -> CallableCall:
@@ -68,7 +73,7 @@ def listing_call(
             return out
 
         return runner.call(
-            target, what, fetch, next_page=lambda got: page(got.token) if got.token else None
+            endpoint_id, what, fetch, next_page=lambda got: page(got.token) if got.token else None
         )
 
     return page(None)
@@ -82,7 +87,7 @@ def _head(reply: dict[str, Any], bucket: str, key: str) -> dict[str, Any]:
         "size": reply.get("ContentLength", 0),
         "etag": str(reply.get("ETag") or "").strip('"'),
         "content_type": reply.get("ContentType"),
-        "last_modified": modified.isoformat() if hasattr(modified, "isoformat") else modified,
+        "last_modified": _iso(modified),
         "metadata": dict(reply.get("Metadata") or {}),
     }
 
@@ -242,12 +247,12 @@ class S3Operations:
     ) -> Callable[..., Awaitable[Any]]:
         """``async handler(operation, **kwargs)`` running one operation by name
         (``"upload_file"``, ``"list_objects"``...) on ``endpoint_id``, off the event loop."""
-        plain = {
+        plain: dict[str, Callable[..., Any]] = {
             "create_bucket": self.create_bucket,
             "create_presigned_url": self.create_presigned_url,
             "test_s3_endpoint": self.test_s3_endpoint,
         }
-        native = {
+        native: dict[str, Callable[..., Awaitable[Any]]] = {
             "list_objects": self.alist_objects,
             "head_object": self.ahead_object,
             "delete_object": self.adelete_object,

@@ -15,6 +15,7 @@ from .config import NAME, Target, configured_credential, target_of
 
 if TYPE_CHECKING:
     from ipfs_accelerate_py.backend import Backend
+    from ipfs_accelerate_py.endpoint import Endpoint
 
 __all__ = ["Runner"]
 
@@ -34,8 +35,7 @@ class Runner:
             if credential is not None:
                 backend.add_api_key("default", credential)  # type: ignore[arg-type]
 
-    def target(self, endpoint_id: str | None) -> Target:
-        """Where the endpoint ``endpoint_id`` (the default one for ``None``) sends calls."""
+    def _endpoint(self, endpoint_id: str | None) -> Endpoint:
         eid = endpoint_id or "default"
         ep = self.backend.endpoints.get(eid)
         if ep is None:
@@ -43,36 +43,45 @@ class Runner:
                 f"no endpoint {eid!r} on {NAME}; endpoints: {list(self.backend.endpoints)}",
                 provider=NAME,
             )
-        return target_of(ep.settings)
+        return ep
+
+    def target(self, endpoint_id: str | None) -> Target:
+        """Where the endpoint ``endpoint_id`` (the default one for ``None``) sends calls."""
+        return target_of(self._endpoint(endpoint_id).settings)
 
     def call(
         self,
-        target: Target,
+        endpoint_id: str | None,
         what: str,
         fn: ClientFn,
         next_page: Callable[[Any], CallableCall | None] | None = None,
     ) -> CallableCall:
-        """A call running ``fn(client)`` with the client of the leased credential."""
+        """A call running ``fn(client)`` with the client of the leased credential (for an
+        endpoint without keys, the one configured in its metadata or ``S3_*`` variables,
+        else boto3's default chain)."""
+        ep = self._endpoint(endpoint_id)
+        target = target_of(ep.settings)
+        fallback = None if len(ep.keys) else configured_credential(ep.settings)
 
         def attempt(credential: Credential | None) -> Any:
-            return fn(client_for(credential, target))
+            return fn(client_for(credential or fallback, target))
 
         return CallableCall(attempt, classify=classifier(target, what), next_page=next_page)
 
     def run(self, endpoint_id: str | None, what: str, fn: ClientFn, **options: Any) -> Any:
         """Run ``fn(client)`` through the pipeline, from this thread."""
-        call = self.call(self.target(endpoint_id), what, fn)
-        return self.backend.request(call, endpoint_id=endpoint_id, **options)
+        call = self.call(endpoint_id, what, fn)
+        return self.backend.request(call, endpoint_id=endpoint_id, **options)  # type: ignore[arg-type]
 
     async def arun(self, endpoint_id: str | None, what: str, fn: ClientFn, **options: Any) -> Any:
         """Run ``fn(client)`` through the pipeline from a coroutine (in a worker thread)."""
-        call = self.call(self.target(endpoint_id), what, fn)
-        return await self.backend.arequest(call, endpoint_id=endpoint_id, **options)
+        call = self.call(endpoint_id, what, fn)
+        return await self.backend.arequest(call, endpoint_id=endpoint_id, **options)  # type: ignore[arg-type]
 
     def run_call(self, endpoint_id: str | None, call: CallableCall, **options: Any) -> Any:
         """Run a prepared call (a paginated listing) through the pipeline."""
-        return self.backend.request(call, endpoint_id=endpoint_id, **options)
+        return self.backend.request(call, endpoint_id=endpoint_id, **options)  # type: ignore[arg-type]
 
     async def arun_call(self, endpoint_id: str | None, call: CallableCall, **options: Any) -> Any:
         """Async :meth:`run_call`."""
-        return await self.backend.arequest(call, endpoint_id=endpoint_id, **options)
+        return await self.backend.arequest(call, endpoint_id=endpoint_id, **options)  # type: ignore[arg-type]
