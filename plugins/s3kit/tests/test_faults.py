@@ -8,6 +8,7 @@ import hashlib
 import socket
 from pathlib import Path
 
+import attrs
 import pytest
 
 from ipfs_accelerate_py import errors
@@ -261,3 +262,19 @@ def test_metadata_s3cfg_reaches_the_guide_class(
     assert last["x-amz-security-token"] == "TOKEN1"
     assert "temp-secret-0000000" not in repr(s3.get_key_usage_stats(endpoint_id=other))
     s3.close()
+
+
+def test_a_folder_upload_stops_at_the_first_refusal(
+    loop_s3: S3Kit, protocol_server: ProtocolServer, tmp_path: Path
+) -> None:
+    for i in range(3):
+        (tmp_path / f"f{i}.bin").write_bytes(b"x" * (i + 1))
+    protocol_server.on("GET", "/models", default=listing([]))
+    denied = s3_error("AccessDenied", "Access Denied", 403)
+    for i in range(3):  # f1 answers slowly: it may have started, f2 cannot have
+        reply = attrs.evolve(denied, delay=0.3) if i == 1 else denied
+        protocol_server.on("PUT", f"/models/m/f{i}.bin", default=reply)
+    with pytest.raises(errors.PermissionDeniedError, match="Access Denied"):
+        loop_s3.upload_folder(tmp_path, "models", "m", workers=1)
+    assert len(protocol_server.requests_to("/models/m/f0.bin")) == 1
+    assert protocol_server.requests_to("/models/m/f2.bin") == []  # not started after it

@@ -261,3 +261,13 @@ def test_plain_credential_objects_reach_boto3(moto: str) -> None:
     kit.create_bucket("cbucket")
     assert kit.list_objects("cbucket") == []
     assert kit.backend.get_key_usage_stats()["default"]["requests"] == 2
+
+
+def test_buckets_outside_us_east_1_name_their_region(moto: str) -> None:
+    backend = get_backend(
+        "s3_kit", api_key=CREDENTIAL, base_url=moto, metadata={"s3_region": "eu-west-1"}
+    )  # type: ignore[arg-type]
+    kit = S3Kit(backend)
+    kit.create_bucket("eu-models")
+    kit.create_bucket("eu-models")  # already yours: fine
+    assert kit.list_objects("eu-models") == []

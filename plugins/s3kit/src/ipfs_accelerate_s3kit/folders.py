@@ -9,7 +9,7 @@ through the pipeline and is retried on its own.
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -156,12 +156,16 @@ def _local(root: Path, relative: str) -> Path:
 
 
 def _run_all(fn: Any, items: list[Any], workers: int) -> None:
-    """Run ``fn`` over ``items`` concurrently; the first failure is raised after all ran."""
+    """Run ``fn`` over ``items`` concurrently; after a failure, the files not started are
+    skipped and the first failure is raised once the running ones finished."""
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="s3kit") as pool:
         futures = [pool.submit(fn, item) for item in items]
-    failures = [f.exception() for f in futures if f.exception() is not None]
-    if failures:
-        raise failures[0]  # type: ignore[misc]
+        wait(futures, return_when=FIRST_EXCEPTION)
+        for future in futures:  # after a failure, files not started yet are not started
+            future.cancel()
+    for future in futures:
+        if not future.cancelled() and future.exception() is not None:
+            raise future.exception()  # type: ignore[misc]
 
 
 def list_all(

@@ -111,8 +111,12 @@ class S3Operations:
         what = f"s3://{bucket}"
 
         def create(client: Any) -> Any:
+            args: dict[str, Any] = {"Bucket": bucket}
+            region = client.meta.region_name
+            if region and region not in ("us-east-1", "aws-global"):
+                args["CreateBucketConfiguration"] = {"LocationConstraint": region}
             try:
-                return client.create_bucket(Bucket=bucket)
+                return client.create_bucket(**args)
             except client.exceptions.BucketAlreadyOwnedByYou:
                 return {}
 

@@ -264,7 +264,10 @@ def _write_verified(reply: dict[str, Any], target: Path, what: str) -> dict[str,
             for chunk in body.iter_chunks(_READ):
                 md5.update(chunk)
                 size += len(chunk)
-                out.write(chunk)
+                try:
+                    out.write(chunk)
+                except OSError as exc:  # a local failure (disk full): not the server's
+                    raise errors.InvalidArgumentError(f"cannot write {tmp!r}: {exc}") from None
         expected_size = reply.get("ContentLength")
         if expected_size is not None and size != expected_size:
             raise errors.ConnectionError(f"{what}: got {size} of {expected_size} bytes")
