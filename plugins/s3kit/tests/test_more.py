@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 
 from ipfs_accelerate_py import errors
 from ipfs_accelerate_py.calls import Credential
-from ipfs_accelerate_py.core import get_backend
 from ipfs_accelerate_py.demo import DemoReport
 from ipfs_accelerate_py.resilience.clock import FakeClock
 from ipfs_accelerate_py.testing.server import ProtocolServer, Reply
@@ -29,27 +28,28 @@ CREDENTIAL = Credential("more-secret-0123456789abcdef", id="AKIAMORE0001")
 MiB = 1024 * 1024
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(
     body=st.binary(min_size=1, max_size=4096),
     cuts=st.lists(st.integers(min_value=1, max_value=4095), max_size=8),
 )
 def test_downloads_split_at_any_byte_boundary_arrive_whole(
-    tmp_path_factory: pytest.TempPathFactory, body: bytes, cuts: list[int]
+    loop_s3: S3Kit, protocol_server: ProtocolServer, tmp_path: Path, body: bytes, cuts: list[int]
 ) -> None:
     points = [0, *sorted({c for c in cuts if c < len(body)}), len(body)]
     chunks = [body[a:b] for a, b in itertools.pairwise(points) if b > a]
     md5 = hashlib.md5(body).hexdigest()
-    folder = tmp_path_factory.mktemp("split")
-    with ProtocolServer() as server:
-        reply = Reply(
-            headers={"content-type": "binary/octet-stream", "ETag": f'"{md5}"'}, chunks=chunks
-        )
-        server.on("GET", "/models/k", default=reply)
-        backend = get_backend("s3_kit", api_key=CREDENTIAL, base_url=server.base_url)  # type: ignore[arg-type]
-        with backend:
-            got = S3Kit(backend).download_file("models", "k", folder / "k")
-    assert (folder / "k").read_bytes() == body and got["md5"] == md5
+    reply = Reply(
+        headers={"content-type": "binary/octet-stream", "ETag": f'"{md5}"'}, chunks=chunks
+    )
+    protocol_server.on("GET", "/models/k", default=reply)
+    got = loop_s3.download_file("models", "k", tmp_path / "k")
+    assert (tmp_path / "k").read_bytes() == body and got["md5"] == md5
+    assert [p.name for p in tmp_path.iterdir()] == ["k"]
 
 
 def test_a_failed_multipart_upload_is_aborted(
