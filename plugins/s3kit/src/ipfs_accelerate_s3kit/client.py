@@ -23,6 +23,7 @@ __all__ = ["classifier", "client_for"]
 _MAX_CLIENTS = 64
 _lock = threading.Lock()
 _clients: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+_session: Any = None
 
 
 def _digest(text: str | None) -> str | None:
@@ -72,17 +73,19 @@ def client_for(credential: Credential | None, target: Target) -> Any:
         max_pool_connections=32,
         signature_version="s3v4",
     )
-    with _lock:  # boto3 sessions are not thread-safe to create clients from
-        if credential is None:
-            session = boto3.session.Session(region_name=target.region)
-        else:
-            session = boto3.session.Session(
-                aws_access_key_id=credential.id,
-                aws_secret_access_key=credential.secret,
-                aws_session_token=token,
-                region_name=target.region,
-            )
-        client = session.client("s3", endpoint_url=target.endpoint, config=config)
+    global _session
+    with _lock:  # a boto3 session is not thread-safe: clients are made under the lock
+        if _session is None:  # one session: its loaded service models serve every client
+            _session = boto3.session.Session()
+        client = _session.client(
+            "s3",
+            region_name=target.region,
+            endpoint_url=target.endpoint,
+            aws_access_key_id=credential.id if credential else None,
+            aws_secret_access_key=credential.secret if credential else None,
+            aws_session_token=token,
+            config=config,
+        )
         _clients[key] = client
         while len(_clients) > _MAX_CLIENTS:
             _clients.popitem(last=False)
