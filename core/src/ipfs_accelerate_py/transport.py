@@ -191,6 +191,8 @@ class Transport:
             with self._lock:
                 if self._client is None:
                     self._client = httpx.Client(base_url=self.base_url, **self._options())
+                    # a backend dropped without close() still frees its sockets
+                    weakref.finalize(self, self._client.close)
                 client = self._client
         return client
 
