@@ -125,7 +125,7 @@ def sdk() -> Iterator[FakeSDK]:
 
 @pytest.fixture
 def backend(sdk: FakeSDK, clock: FakeClock) -> Any:
-    backend = get_backend(NAME, api_key=Credential("secret-0123456789", id="AKIA1"), clock=clock)  # type: ignore[arg-type]
+    backend = get_backend(NAME, api_key=Credential("secret-0123456789", id="AKIA1"), clock=clock)
     yield backend
     backend.close()
 

@@ -154,7 +154,7 @@ def querykey(protocol_server: ProtocolServer, clock: FakeClock) -> Iterator[Any]
     plugins.register(plugin)
     backend = get_backend(
         "querykey",
-        api_key=Credential("qk-0123456789abcdef", id="ID1"),  # type: ignore[arg-type]
+        api_key=Credential("qk-0123456789abcdef", id="ID1"),
         base_url=protocol_server.url("/v1"),
         clock=clock,
     )

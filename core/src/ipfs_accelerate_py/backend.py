@@ -431,7 +431,7 @@ class Backend(EndpointControls):
         return await pipeline.arun(ep, call, opts, hooks=self._hooks)  # type: ignore[no-any-return]
 
     # -- a plugin's own calls ------------------------------------------------------------------
-    def request(self, call: HttpCall, **options: Any) -> Any:
+    def request(self, call: Call, **options: Any) -> Any:
         """Run a call a plugin built for an operation outside the hooks (TEI ``/rerank``,
         OVMS ``infer``...) through the same pipeline; ``options`` are pipeline options
         (``endpoint_id=``, ``priority=``, ``timeout=``...)."""
@@ -439,13 +439,13 @@ class Backend(EndpointControls):
         self._reject_extra(options)
         return pipeline.run(ep, call, opts, hooks=self._hooks)
 
-    async def arequest(self, call: HttpCall, **options: Any) -> Any:
+    async def arequest(self, call: Call, **options: Any) -> Any:
         """Async :meth:`request`."""
         ep, opts = self._split(options)
         self._reject_extra(options)
         return await pipeline.arun(ep, call, opts, hooks=self._hooks)
 
-    def request_stream(self, call: HttpCall, **options: Any) -> Stream:
+    def request_stream(self, call: Call, **options: Any) -> Stream:
         """Stream a plugin-built call (``HttpCall.stream`` set) through the pipeline."""
         ep, opts = self._split(options)
         self._reject_extra(options)
@@ -453,7 +453,7 @@ class Backend(EndpointControls):
         gen = pipeline.run_stream(ep, call, opts, control, hooks=self._hooks)
         return Stream(gen, control)
 
-    def arequest_stream(self, call: HttpCall, **options: Any) -> AsyncStream:
+    def arequest_stream(self, call: Call, **options: Any) -> AsyncStream:
         """Async :meth:`request_stream`."""
         ep, opts = self._split(options)
         self._reject_extra(options)

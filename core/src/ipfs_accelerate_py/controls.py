@@ -16,6 +16,7 @@ from .endpoint import Endpoint, normalize_policy
 from .errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from .calls import Credential
     from .config import BackendSpec
     from .resilience.clock import Clock
     from .resilience.usage import UsageTracker
@@ -79,7 +80,7 @@ class EndpointControls:
     def create_endpoint(
         self,
         *,
-        api_key: str | None = None,
+        api_key: str | Credential | None = None,
         base_url: str | None = None,
         endpoint_id: str | None = None,
         timeout: float | None = None,
@@ -113,7 +114,9 @@ class EndpointControls:
             self.endpoints[eid] = ep
         return eid
 
-    def add_api_key(self, name: str, key: str, *, endpoint_id: str | None = None) -> None:
+    def add_api_key(
+        self, name: str, key: str | Credential, *, endpoint_id: str | None = None
+    ) -> None:
         """Add a named key to the (default) endpoint's pool for multiplexing."""
         self._endpoint(endpoint_id).keys.add(name, key)
 

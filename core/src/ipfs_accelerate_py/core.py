@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .backend import Backend
+    from .calls import Credential
     from .resilience.clock import Clock
 
 __all__ = ["get_backend", "list_backends"]
@@ -19,7 +20,7 @@ __all__ = ["get_backend", "list_backends"]
 def get_backend(
     name: str,
     *,
-    api_key: str | None = None,
+    api_key: str | Credential | None = None,
     base_url: str | None = None,
     model: str | None = None,
     timeout: float | None = None,

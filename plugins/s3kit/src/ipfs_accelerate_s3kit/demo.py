@@ -27,7 +27,7 @@ def run(report: DemoReport) -> None:
     with moto_server() as url, tempfile.TemporaryDirectory() as tmp:
         report.note(f"local moto S3 server at {url}")
         os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-        backend = get_backend("s3_kit", api_key=DEMO_CREDENTIAL, base_url=url)  # type: ignore[arg-type]
+        backend = get_backend("s3_kit", api_key=DEMO_CREDENTIAL, base_url=url)
         s3 = S3Kit(backend)
         model = Path(tmp, "tiny-model")
         (model / "tokenizer").mkdir(parents=True)

@@ -33,7 +33,7 @@ class Runner:
         if not len(ep.keys):  # metadata / S3_* credentials join the key pool, to be leased
             credential = configured_credential(ep.settings)
             if credential is not None:
-                backend.add_api_key("default", credential)  # type: ignore[arg-type]
+                backend.add_api_key("default", credential)
 
     def _endpoint(self, endpoint_id: str | None) -> Endpoint:
         eid = endpoint_id or "default"
@@ -71,17 +71,17 @@ class Runner:
     def run(self, endpoint_id: str | None, what: str, fn: ClientFn, **options: Any) -> Any:
         """Run ``fn(client)`` through the pipeline, from this thread."""
         call = self.call(endpoint_id, what, fn)
-        return self.backend.request(call, endpoint_id=endpoint_id, **options)  # type: ignore[arg-type]
+        return self.backend.request(call, endpoint_id=endpoint_id, **options)
 
     async def arun(self, endpoint_id: str | None, what: str, fn: ClientFn, **options: Any) -> Any:
         """Run ``fn(client)`` through the pipeline from a coroutine (in a worker thread)."""
         call = self.call(endpoint_id, what, fn)
-        return await self.backend.arequest(call, endpoint_id=endpoint_id, **options)  # type: ignore[arg-type]
+        return await self.backend.arequest(call, endpoint_id=endpoint_id, **options)
 
     def run_call(self, endpoint_id: str | None, call: CallableCall, **options: Any) -> Any:
         """Run a prepared call (a paginated listing) through the pipeline."""
-        return self.backend.request(call, endpoint_id=endpoint_id, **options)  # type: ignore[arg-type]
+        return self.backend.request(call, endpoint_id=endpoint_id, **options)
 
     async def arun_call(self, endpoint_id: str | None, call: CallableCall, **options: Any) -> Any:
         """Async :meth:`run_call`."""
-        return await self.backend.arequest(call, endpoint_id=endpoint_id, **options)  # type: ignore[arg-type]
+        return await self.backend.arequest(call, endpoint_id=endpoint_id, **options)
