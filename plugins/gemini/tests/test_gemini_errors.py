@@ -77,14 +77,42 @@ def test_invalid_api_key_is_an_authentication_error() -> None:
     assert type(gemini_errors.map_error(core_err)) is AuthenticationError
 
 
-@pytest.mark.xfail(
-    reason="core classifies error replies by HTTP status only; needs a plugin error hook",
-    strict=False,
-)
-def test_invalid_api_key_end_to_end(gemini: Backend, protocol_server: ProtocolServer) -> None:
-    protocol_server.on("POST", GEN, Reply.json(wire.API_KEY_INVALID, status=400))
-    with pytest.raises(AuthenticationError):
-        gemini.chat(messages=MESSAGES)
+def test_invalid_api_key_end_to_end(
+    gemini: Backend, protocol_server: ProtocolServer, secret: str
+) -> None:
+    """The refine_error hook turns core's status-only InvalidRequestError into an
+    AuthenticationError on every call path."""
+    protocol_server.on("POST", GEN, default=Reply.json(wire.API_KEY_INVALID, status=400))
+    protocol_server.on("POST", STREAM, default=Reply.json(wire.API_KEY_INVALID, status=400))
+    calls = (
+        lambda: gemini.chat(messages=MESSAGES, request_id="req_1"),
+        lambda: list(gemini.stream(messages=MESSAGES, request_id="req_1")),
+        lambda: asyncio.run(gemini.achat(messages=MESSAGES, request_id="req_1")),
+    )
+    for call in calls:
+        with pytest.raises(AuthenticationError) as info:
+            call()
+        err = info.value
+        assert type(err) is AuthenticationError
+        assert str(err) == (
+            "Authentication error from gemini (HTTP 400): API key not valid. Please pass a "
+            "valid API key. [code: API_KEY_INVALID] [request id: req_1]"
+        )
+        assert (err.status_code, err.retry_after, err.retryable) == (400, None, False)
+        assert err.body == wire.API_KEY_INVALID
+        assert secret not in str(err) + repr(err)
+    assert len(protocol_server.requests) == 3  # never retried
+    assert gemini.get_circuit_state() == "CLOSED"
+
+
+def test_retry_delay_from_retry_info_without_retry_after(
+    gemini: Backend, protocol_server: ProtocolServer, clock: FakeClock
+) -> None:
+    protocol_server.on(
+        "POST", GEN, Reply.json(wire.QUOTA, status=429), Reply.json(wire.response("later"))
+    )
+    assert gemini.chat(messages=MESSAGES).text == "later"
+    assert clock.sleeps == [7.0]  # RetryInfo.retryDelay "7s"
 
 
 def test_invalid_api_key_is_not_retried(gemini: Backend, protocol_server: ProtocolServer) -> None:
@@ -463,28 +491,26 @@ def test_stream_invalid_argument_event_is_a_client_error(
     assert len(protocol_server.requests) == 6
 
 
-@pytest.mark.xfail(
-    reason="core counts a non-retryable error raised by a 200 reply's parser as a breaker "
-    "failure; a blocked prompt says nothing about the endpoint's health",
-    strict=False,
-)
 def test_blocked_prompts_do_not_open_the_breaker(
     gemini: Backend, protocol_server: ProtocolServer
 ) -> None:
     blocked = {"promptFeedback": {"blockReason": "SAFETY"}}
     protocol_server.on("POST", GEN, default=Reply.json(blocked))
-    for _ in range(6):
-        with pytest.raises(InvalidRequestError):
+    for _ in range(6):  # more than the breaker's failure threshold (5)
+        with pytest.raises(InvalidRequestError) as info:
             gemini.chat(messages=MESSAGES)
+        assert info.value.status_code is None  # raised by the 200 reply's parser
+    assert len(protocol_server.requests) == 6  # each sent once, none refused by the breaker
+    assert gemini.get_circuit_state() == "CLOSED"
 
 
-@pytest.mark.xfail(
-    reason="core reads any 2xx stream reply as SSE whatever its content type: an HTML page "
-    "is a 'cut' stream (ConnectionError, retried) instead of a MalformedResponseError",
-    strict=False,
-)
 def test_html_page_instead_of_a_stream(gemini: Backend, protocol_server: ProtocolServer) -> None:
     page = Reply.text("<html><body>502 Bad Gateway</body></html>", content_type="text/html")
     protocol_server.on("POST", STREAM, default=page)
-    with pytest.raises(MalformedResponseError):
-        list(gemini.stream(messages=MESSAGES))
+    with pytest.raises(MalformedResponseError) as info:
+        list(gemini.stream(messages=MESSAGES, request_id="req_1"))
+    assert str(info.value) == (
+        "Malformed response from gemini (HTTP 200): asked for a stream, got a 200 text/html "
+        "body instead: <html><body>502 Bad Gateway</body></html> [request id: req_1]"
+    )
+    assert len(protocol_server.requests) == 1  # sent once: not retried

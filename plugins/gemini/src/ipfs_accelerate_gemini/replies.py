@@ -14,8 +14,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ipfs_accelerate_py.calls import StreamEnd
-from ipfs_accelerate_py.errors import InvalidRequestError
 from ipfs_accelerate_py.decoders import ServerSentEvent
+from ipfs_accelerate_py.errors import InvalidRequestError
 from ipfs_accelerate_py.types import (
     ChatResponse,
     EmbeddingResponse,
