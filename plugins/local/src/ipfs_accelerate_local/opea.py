@@ -21,8 +21,8 @@ from typing import Any
 
 from ipfs_accelerate_py import openai_compat
 from ipfs_accelerate_py.calls import STREAM_END, HttpCall, StreamEnd
-from ipfs_accelerate_py.errors import MalformedResponseError
 from ipfs_accelerate_py.decoders import ServerSentEvent
+from ipfs_accelerate_py.errors import MalformedResponseError
 from ipfs_accelerate_py.types import ChatRequest, StreamChunk
 
 __all__ = ["CHATQNA", "CHATQNA_PATH", "chat_call", "decode_bytes_literal", "stream_call"]

@@ -21,7 +21,7 @@ import attrs
 
 from ipfs_accelerate_py import openai_compat
 from ipfs_accelerate_py.calls import HttpCall
-from ipfs_accelerate_py.config import BackendSpec, Settings
+from ipfs_accelerate_py.config import BackendSpec
 from ipfs_accelerate_py.hookspecs import hookimpl
 from ipfs_accelerate_py.types import ChatRequest, EmbedRequest, GenerateRequest
 
@@ -112,10 +112,8 @@ def register_backends(register: Callable[[BackendSpec], None]) -> None:
 
 
 @hookimpl
-def chat(backend: str, request: ChatRequest, settings: Settings) -> HttpCall | None:
+def chat(backend: str, request: ChatRequest) -> HttpCall:
     """``POST /chat/completions`` (OVMS: ``/v3/...``; OPEA: ChatQnA or the LLM service)."""
-    if backend not in NAMES:
-        return None
     if backend == OVMS:
         return openai_compat.chat_call(request, backend, "/v3/chat/completions")
     if backend == OPEA:
@@ -124,10 +122,8 @@ def chat(backend: str, request: ChatRequest, settings: Settings) -> HttpCall | N
 
 
 @hookimpl
-def stream(backend: str, request: ChatRequest, settings: Settings) -> HttpCall | None:
+def stream(backend: str, request: ChatRequest) -> HttpCall:
     """The streamed twin of :func:`chat` (SSE; ChatQnA's ``data: b'...'`` lines for OPEA)."""
-    if backend not in NAMES:
-        return None
     if backend == OVMS:
         return openai_compat.stream_call(request, backend, "/v3/chat/completions")
     if backend == OPEA:
@@ -136,10 +132,8 @@ def stream(backend: str, request: ChatRequest, settings: Settings) -> HttpCall |
 
 
 @hookimpl
-def embed(backend: str, request: EmbedRequest, settings: Settings) -> HttpCall | None:
+def embed(backend: str, request: EmbedRequest) -> HttpCall:
     """``POST /embeddings`` (OVMS ``/v3/embeddings``, OPEA ``/v1/embeddings``)."""
-    if backend not in NAMES:
-        return None
     path = {OVMS: "/v3/embeddings", OPEA: "/v1/embeddings"}.get(backend, "/embeddings")
     if backend == OPEA and request.model == opea.CHATQNA:  # the default names no embedder
         request = attrs.evolve(request, model="")
@@ -147,10 +141,9 @@ def embed(backend: str, request: EmbedRequest, settings: Settings) -> HttpCall |
 
 
 @hookimpl
-def generate(backend: str, request: GenerateRequest, settings: Settings) -> HttpCall | None:
-    """``POST /completions`` (OVMS ``/v3/completions``): text from a bare prompt."""
-    if backend not in (LLVM, VLLM, OVMS):
-        return None
+def generate(backend: str, request: GenerateRequest) -> HttpCall | None:
+    """``POST /completions`` (OVMS ``/v3/completions``): text from a bare prompt (``opea``
+    does not declare ``generate``, so core never asks it)."""
     if request.kind != "text":
         return None
     path = "/v3/completions" if backend == OVMS else "/completions"
@@ -158,8 +151,6 @@ def generate(backend: str, request: GenerateRequest, settings: Settings) -> Http
 
 
 @hookimpl
-def list_models(backend: str, settings: Settings) -> HttpCall | None:
-    """``GET /models`` (OVMS ``/v3/models``)."""
-    if backend not in (LLVM, VLLM, OVMS):
-        return None
+def list_models(backend: str) -> HttpCall:
+    """``GET /models`` (OVMS ``/v3/models``; ``opea`` does not declare ``list_models``)."""
     return openai_compat.models_call(backend, "/v3/models" if backend == OVMS else "/models")
