@@ -9,8 +9,9 @@
 * ``opea``: OPEA's ChatQnA megaservice (``POST /v1/chatqna``, model ``chatqna``) and its
   OpenAI-compatible LLM and embedding microservices; see :mod:`.opea`.
 
-The OpenAI wire format is core's (:mod:`ipfs_accelerate_py.openai_compat`); this module only
-declares the backends and routes each hook.
+The OpenAI wire format is core's (:mod:`ipfs_accelerate_py.openai_compat`, which sends no
+``model`` field when the call has none); this module only declares the backends and routes
+each hook. All four are self-hosted (``free=True``): usage is counted, cost is 0.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ LLVM_SPEC = BackendSpec(
     model_required=False,
     capabilities=_TEXT,
     seed_class="ipfs_accelerate_local.guide:llvm",
+    free=True,
 )
 
 # ``vllm``: the same client; vLLM's own ``VLLM_API_KEY`` is honoured before ``LLVM_API_KEY``
@@ -74,6 +76,7 @@ OVMS_SPEC = BackendSpec(
     model_env=("OVMS_MODEL",),
     capabilities=_TEXT,
     seed_class="ipfs_accelerate_local.guide:ovms",
+    free=True,
 )
 
 OPEA_SPEC = BackendSpec(
@@ -89,19 +92,10 @@ OPEA_SPEC = BackendSpec(
     model_required=False,
     capabilities=frozenset({"chat", "stream", "embed"}),
     seed_class="ipfs_accelerate_local.guide:opea",
+    free=True,
 )
 
 SPECS = (LLVM_SPEC, VLLM_SPEC, OVMS_SPEC, OPEA_SPEC)
-
-
-def without_empty_model(call: HttpCall) -> HttpCall:
-    """The call without a ``model`` field when none was given: a one-model server then
-    answers with the model it serves (an empty string is not a model name)."""
-    body = call.json
-    if isinstance(body, dict) and not body.get("model"):
-        body = {k: v for k, v in body.items() if k != "model"}
-        return attrs.evolve(call, json=body, model=call.model or None)
-    return call
 
 
 @hookimpl
@@ -118,7 +112,7 @@ def chat(backend: str, request: ChatRequest) -> HttpCall:
         return openai_compat.chat_call(request, backend, "/v3/chat/completions")
     if backend == OPEA:
         return opea.chat_call(request)
-    return without_empty_model(openai_compat.chat_call(request, backend))
+    return openai_compat.chat_call(request, backend)
 
 
 @hookimpl
@@ -128,7 +122,7 @@ def stream(backend: str, request: ChatRequest) -> HttpCall:
         return openai_compat.stream_call(request, backend, "/v3/chat/completions")
     if backend == OPEA:
         return opea.stream_call(request)
-    return without_empty_model(openai_compat.stream_call(request, backend))
+    return openai_compat.stream_call(request, backend)
 
 
 @hookimpl
@@ -137,7 +131,7 @@ def embed(backend: str, request: EmbedRequest) -> HttpCall:
     path = {OVMS: "/v3/embeddings", OPEA: "/v1/embeddings"}.get(backend, "/embeddings")
     if backend == OPEA and request.model == opea.CHATQNA:  # the default names no embedder
         request = attrs.evolve(request, model="")
-    return without_empty_model(openai_compat.embed_call(request, backend, path))
+    return openai_compat.embed_call(request, backend, path)
 
 
 @hookimpl
@@ -147,7 +141,7 @@ def generate(backend: str, request: GenerateRequest) -> HttpCall | None:
     if request.kind != "text":
         return None
     path = "/v3/completions" if backend == OVMS else "/completions"
-    return without_empty_model(openai_compat.completion_call(request, backend, path))
+    return openai_compat.completion_call(request, backend, path)
 
 
 @hookimpl
