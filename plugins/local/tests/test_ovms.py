@@ -38,12 +38,9 @@ def tensor(name: str, datatype: str, shape: list[int], data: list) -> dict:
 
 
 @pytest.fixture
-def client(ovms: Backend, protocol_server: ProtocolServer) -> ovms_api:
-    """The guide class on the same loopback server."""
-    c = ovms_api(metadata={"ovms_base_url": protocol_server.url("/")})
-    c.backend.close()
-    object.__setattr__(c, "backend", ovms)  # the fixture's backend runs on the fake clock
-    return c
+def client(ovms: Backend) -> ovms_api:
+    """The guide class bound to the fixture's backend (which runs on the fake clock)."""
+    return ovms_api(backend=ovms)
 
 
 def test_health_checks(make: Callable[..., Backend], protocol_server: ProtocolServer) -> None:
