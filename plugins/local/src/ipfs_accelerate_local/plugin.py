@@ -23,6 +23,7 @@ import attrs
 from ipfs_accelerate_py import openai_compat
 from ipfs_accelerate_py.calls import HttpCall
 from ipfs_accelerate_py.config import BackendSpec
+from ipfs_accelerate_py.demo import DemoReport
 from ipfs_accelerate_py.hookspecs import hookimpl
 from ipfs_accelerate_py.types import ChatRequest, EmbedRequest, GenerateRequest
 
@@ -148,3 +149,12 @@ def generate(backend: str, request: GenerateRequest) -> HttpCall | None:
 def list_models(backend: str) -> HttpCall:
     """``GET /models`` (OVMS ``/v3/models``; ``opea`` does not declare ``list_models``)."""
     return openai_compat.models_call(backend, "/v3/models" if backend == OVMS else "/models")
+
+
+@hookimpl
+def demo(backend: str, report: DemoReport) -> None:
+    """The backend's calls against a loopback server of its protocol, with a 429 and a 503
+    on the way (``ovms`` adds KServe ``infer``, ``opea`` ChatQnA's bytes-literal stream)."""
+    from . import demo as scenario
+
+    scenario.run(backend, report)
