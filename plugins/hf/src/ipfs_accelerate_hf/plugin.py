@@ -5,6 +5,10 @@ Both backends talk to a self-hosted server when its base URL is set (``HF_TGI_BA
 Hugging Face's hosted router (``https://router.huggingface.co``) otherwise; the token
 ``HF_API_TOKEN`` (or ``HF_TOKEN``, metadata ``hf_api_token``) is sent as a bearer token
 when set. TGI's chat is its OpenAI-compatible Messages API, spoken by core's shared layer.
+
+The two backends' capabilities do not overlap (``hf_tgi``: chat, stream, generate,
+list_models; ``hf_tei``: embed), and core calls a hook only for a capability the backend
+declares, so no hook needs ``backend`` to tell them apart.
 """
 
 from __future__ import annotations
@@ -74,40 +78,30 @@ def _chat_request(request: ChatRequest, settings: Settings) -> ChatRequest:
 
 
 @hookimpl
-def chat(backend: str, request: ChatRequest, settings: Settings) -> HttpCall | None:
+def chat(request: ChatRequest, settings: Settings) -> HttpCall:
     """``POST /v1/chat/completions`` (TGI's Messages API, or the hosted router's)."""
-    if backend != TGI:
-        return None
     return openai_compat.chat_call(_chat_request(request, settings), TGI, CHAT_PATH)
 
 
 @hookimpl
-def stream(backend: str, request: ChatRequest, settings: Settings) -> HttpCall | None:
+def stream(request: ChatRequest, settings: Settings) -> HttpCall:
     """``POST /v1/chat/completions`` with ``stream: true`` and usage in the last chunk."""
-    if backend != TGI:
-        return None
     return openai_compat.stream_call(_chat_request(request, settings), TGI, CHAT_PATH)
 
 
 @hookimpl
-def generate(backend: str, request: GenerateRequest, settings: Settings) -> HttpCall | None:
+def generate(request: GenerateRequest, settings: Settings) -> HttpCall:
     """``POST /generate`` (self-hosted) or ``/hf-inference/models/{model}`` (hosted)."""
-    if backend != TGI:
-        return None
     return tgi.generate_call(request, settings, TGI)
 
 
 @hookimpl
-def list_models(backend: str, settings: Settings) -> HttpCall | None:
+def list_models() -> HttpCall:
     """``GET /v1/models``: the served model (self-hosted) or the router's catalogue."""
-    if backend != TGI:
-        return None
     return openai_compat.models_call(TGI, "/v1/models")
 
 
 @hookimpl
-def embed(backend: str, request: EmbedRequest, settings: Settings) -> HttpCall | None:
+def embed(request: EmbedRequest, settings: Settings) -> HttpCall:
     """``POST /embed`` (self-hosted) or the hosted feature-extraction pipeline."""
-    if backend != TEI:
-        return None
     return tei.embed_call(request, settings, TEI)

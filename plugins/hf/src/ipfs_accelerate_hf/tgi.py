@@ -26,6 +26,7 @@ import attrs
 
 from ipfs_accelerate_py.calls import HttpCall
 from ipfs_accelerate_py.config import Settings
+from ipfs_accelerate_py.decoders import ServerSentEvent
 from ipfs_accelerate_py.errors import (
     BackendError,
     InvalidArgumentError,
@@ -34,7 +35,6 @@ from ipfs_accelerate_py.errors import (
     OverloadedError,
     ServerError,
 )
-from ipfs_accelerate_py.decoders import ServerSentEvent
 from ipfs_accelerate_py.types import GenerateRequest, GenerateResponse, StreamChunk, Usage
 
 __all__ = [
