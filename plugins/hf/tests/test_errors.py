@@ -267,14 +267,20 @@ def test_connection_refused_is_a_connection_error(clock: FakeClock) -> None:
     assert len(clock.sleeps) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="core's ConnectionError does not name the URL yet")
-def test_connection_refused_names_the_server(clock: FakeClock) -> None:
+@pytest.mark.parametrize("name", ["hf_tgi", "hf_tei"])
+def test_connection_refused_names_the_server(name: str, clock: FakeClock) -> None:
     with ProtocolServer() as server:
         url = server.base_url
-    backend = get_backend("hf_tgi", base_url=url, clock=clock, max_retries=0)
+    backend = get_backend(name, base_url=url, clock=clock, max_retries=0)
     with pytest.raises(errors.ConnectionError) as info:
-        backend.generate(prompt="x")
-    assert url.split("//")[1] in str(info.value)
+        if name == "hf_tgi":
+            backend.generate(prompt="x")
+        else:
+            backend.embed(input="x")
+    message = info.value.message
+    assert message.startswith(f"could not connect to {url} (ConnectError: ")
+    assert message.endswith("; is the server running and the base URL right?")
+    backend.close()
 
 
 def test_secret_never_leaks(
