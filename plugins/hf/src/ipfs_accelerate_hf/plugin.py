@@ -20,11 +20,11 @@ import attrs
 from ipfs_accelerate_py import openai_compat
 from ipfs_accelerate_py.calls import HttpCall
 from ipfs_accelerate_py.config import BackendSpec, Settings
-from ipfs_accelerate_py.errors import InvalidArgumentError
+from ipfs_accelerate_py.errors import BackendError, InvalidArgumentError
 from ipfs_accelerate_py.hookspecs import hookimpl
 from ipfs_accelerate_py.types import ChatRequest, EmbedRequest, GenerateRequest
 
-from . import tei, tgi
+from . import errors, tei, tgi
 
 TGI = "hf_tgi"
 TEI = "hf_tei"
@@ -105,3 +105,9 @@ def list_models() -> HttpCall:
 def embed(request: EmbedRequest, settings: Settings) -> HttpCall:
     """``POST /embed`` (self-hosted) or the hosted feature-extraction pipeline."""
     return tei.embed_call(request, settings, TEI)
+
+
+@hookimpl
+def refine_error(error: BackendError) -> BackendError | None:
+    """TGI's and TEI's 424 (the model failed) is a retryable ServerError, not a bad request."""
+    return errors.refine(error)

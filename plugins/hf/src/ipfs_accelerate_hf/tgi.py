@@ -28,14 +28,12 @@ from ipfs_accelerate_py.calls import HttpCall
 from ipfs_accelerate_py.config import Settings
 from ipfs_accelerate_py.decoders import ServerSentEvent
 from ipfs_accelerate_py.errors import (
-    BackendError,
     InvalidArgumentError,
-    InvalidRequestError,
     MalformedResponseError,
-    OverloadedError,
-    ServerError,
 )
 from ipfs_accelerate_py.types import GenerateRequest, GenerateResponse, StreamChunk, Usage
+
+from .errors import stream_error
 
 __all__ = [
     "HOSTED_BASE_URL",
@@ -147,20 +145,6 @@ def generate_call(request: GenerateRequest, settings: Settings, provider: str) -
         json=body,
         parse=lambda b: parse_generate(b, provider, model),
         model=model or None,
-    )
-
-
-def stream_error(obj: Mapping[str, Any], provider: str) -> BackendError:
-    """The error for TGI's ``{"error", "error_type"}`` event inside a stream."""
-    message = str(obj.get("error"))
-    kind = str(obj.get("error_type") or "")
-    cls: type[BackendError] = ServerError  # generation, incomplete_generation...
-    if kind.lower() == "overloaded":
-        cls = OverloadedError
-    elif kind.lower() == "validation":
-        cls = InvalidRequestError
-    return cls(
-        f"error inside the stream: {message}", provider=provider, code=kind or None, body=obj
     )
 
 
