@@ -204,13 +204,12 @@ def test_info_health_and_handler(tei_client: Any, protocol_server: ProtocolServe
 def test_hosted_feature_extraction(
     protocol_server: ProtocolServer, hosted: str, secret: str
 ) -> None:
-    from hf_wire import bind
 
     from ipfs_accelerate_hf.guide import hf_tei
 
     path = f"/hf-inference/models/{MODEL}/pipeline/feature-extraction"
     protocol_server.on("POST", path, default=embed_reply())
-    client = bind(hf_tei, get_backend("hf_tei", api_key=secret, base_url=hosted))
+    client = hf_tei(backend=get_backend("hf_tei", api_key=secret, base_url=hosted))
     assert client.generate_embedding(MODEL, "x") == wire.vector_for("x")
     texts = [f"t{i}" for i in range(33)]
     assert client.batch_embed(MODEL, texts) == [wire.vector_for(t) for t in texts]

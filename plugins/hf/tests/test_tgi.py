@@ -7,7 +7,6 @@ import json
 
 import hf_wire as wire
 import pytest
-from hf_wire import bind
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -54,7 +53,7 @@ def test_generate_loose_keywords_become_parameters(
 def test_generate_details_when_asked(tgi_backend: Backend, protocol_server: ProtocolServer) -> None:
     details = wire.details(generated_tokens=3, finish_reason="eos_token", prefill=5)
     protocol_server.on("POST", "/generate", Reply.json(wire.generated("abc", details)))
-    client = bind(hf_tgi, tgi_backend)
+    client = hf_tgi(backend=tgi_backend)
     result = client.generate_text(
         MODEL, "Hi", parameters={"details": True, "decoder_input_details": True}
     )
@@ -79,7 +78,7 @@ def test_agenerate_across_event_loops(
 
 
 def _stream(backend: Backend, **kw: object) -> list:
-    client = bind(hf_tgi, backend)
+    client = hf_tgi(backend=backend)
     return list(client.stream_generate(MODEL, PROMPT, {"max_new_tokens": 20}, **kw))
 
 
@@ -117,7 +116,7 @@ def test_generate_stream_split_anywhere(
 
 def test_astream_generate(tgi_backend: Backend, protocol_server: ProtocolServer) -> None:
     protocol_server.on("POST", "/generate_stream", wire.sse(wire.stream_events(PIECES), 3))
-    client = bind(hf_tgi, tgi_backend)
+    client = hf_tgi(backend=tgi_backend)
 
     async def collect() -> list:
         return [c async for c in client.astream_generate(None, PROMPT, {"max_new_tokens": 2})]
@@ -162,7 +161,7 @@ def test_list_models(tgi_backend: Backend, protocol_server: ProtocolServer) -> N
 def test_info_and_health(tgi_backend: Backend, protocol_server: ProtocolServer) -> None:
     protocol_server.on("GET", "/info", default=Reply.json(wire.tgi_info()))
     protocol_server.on("GET", "/health", default=Reply(status=200))
-    client = bind(hf_tgi, tgi_backend)
+    client = hf_tgi(backend=tgi_backend)
     assert client.get_model_info()["model_id"] == MODEL
     assert client.health_check() is True
     tgi_backend.max_retries = 0
@@ -173,7 +172,7 @@ def test_info_and_health(tgi_backend: Backend, protocol_server: ProtocolServer) 
 
 def test_handler_returns_text(tgi_backend: Backend, protocol_server: ProtocolServer) -> None:
     protocol_server.on("POST", "/generate", Reply.json(wire.generated("handled")))
-    client = bind(hf_tgi, tgi_backend)
+    client = hf_tgi(backend=tgi_backend)
     handler = client.create_remote_text_generation_endpoint_handler()
     assert asyncio.run(handler("Hi"))["text"] == "handled"
     assert protocol_server.requests[0].json() == {"inputs": "Hi", "parameters": {}}
@@ -194,7 +193,7 @@ def test_hosted_generate_and_chat_paths(
     backend = get_backend("hf_tgi", api_key=secret, base_url=hosted)
     assert backend.generate(prompt="Hi", model=MODEL, max_tokens=3).text == "hosted"
     assert backend.chat(messages=[{"role": "user", "content": "x"}], model=MODEL).text == "routed"
-    client = bind(hf_tgi, backend)
+    client = hf_tgi(backend=backend)
     assert "".join(c.text for c in client.stream_generate(MODEL, "Hi")) == "ab"
     gen, chat, stream = protocol_server.requests
     assert gen.json() == {"inputs": "Hi", "parameters": {"max_new_tokens": 3}, "stream": False}
