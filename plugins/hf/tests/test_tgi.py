@@ -35,6 +35,39 @@ def test_generate_sends_tgi_body_and_reads_reply(
     assert "details" not in result.to_dict() and result.usage is None
 
 
+def test_generate_usage_from_tgi_headers(
+    tgi_backend: Backend, protocol_server: ProtocolServer
+) -> None:
+    """Without details the body has no counts; TGI's x-prompt-tokens / x-generated-tokens
+    headers are what the usage stats count (HttpCall.usage_headers)."""
+    counted = {
+        "x-prompt-tokens": "11",
+        "x-generated-tokens": "4",
+        "x-compute-type": "1-nvidia-a10g",
+    }
+    protocol_server.on(
+        "POST",
+        "/generate",
+        Reply.json(wire.generated("Qubits are..."), headers=counted),
+        Reply.json(
+            wire.generated("x", wire.details(generated_tokens=3, prefill=5)), headers=counted
+        ),
+        Reply.json(wire.generated("no headers")),
+    )
+    assert tgi_backend.generate(prompt=PROMPT).usage is None  # the result keeps the body's
+    stats = tgi_backend.get_usage_stats()
+    assert (stats["prompt_tokens"], stats["completion_tokens"], stats["total_tokens"]) == (
+        11,
+        4,
+        15,
+    )
+    tgi_backend.generate(prompt=PROMPT, parameters={"details": True})  # the body wins
+    tgi_backend.generate(prompt=PROMPT)  # neither: nothing counted
+    stats = tgi_backend.get_usage_stats()
+    assert (stats["prompt_tokens"], stats["completion_tokens"]) == (16, 7)
+    assert stats["total_requests"] == 3
+
+
 def test_generate_loose_keywords_become_parameters(
     tgi_backend: Backend, protocol_server: ProtocolServer
 ) -> None:
@@ -98,6 +131,10 @@ def test_generate_stream_at_any_byte_boundary(
     assert final["done"] and final.text == "" and final.finish_reason == "eos_token"
     assert final.usage is not None
     assert (final.usage.prompt_tokens, final.usage.completion_tokens) == (7, len(PIECES) + 1)
+    # the final chunk keeps TGI's last event: the whole text and the details
+    assert final.raw == wire.stream_events(PIECES)[-1]
+    assert final.raw["generated_text"] == "".join(PIECES)
+    assert final.raw["details"]["input_length"] == 7
 
 
 @settings(
