@@ -66,6 +66,8 @@ def test_generate_usage_from_tgi_headers(
     stats = tgi_backend.get_usage_stats()
     assert (stats["prompt_tokens"], stats["completion_tokens"]) == (16, 7)
     assert stats["total_requests"] == 3
+    # not declared free (hosted calls cost money) and no prices known: unpriced, cost 0
+    assert (stats["estimated_cost_usd"], stats["unpriced_models"]) == (0, ["(no model)"])
 
 
 def test_generate_loose_keywords_become_parameters(

@@ -9,6 +9,12 @@ when set. TGI's chat is its OpenAI-compatible Messages API, spoken by core's sha
 The two backends' capabilities do not overlap (``hf_tgi``: chat, stream, generate,
 list_models; ``hf_tei``: embed), and core calls a hook only for a capability the backend
 declares, so no hook needs ``backend`` to tell them apart.
+
+Neither backend is declared ``free``: ``BackendSpec.free`` is one flag per backend, and the
+same backend is self-hosted (free) with a base URL but Hugging Face's hosted router (billed
+by Hugging Face) without one. Claiming a cost of 0 for hosted calls would be wrong, and no
+prices are known for them, so usage is counted, the estimated cost is 0 and the models used
+are listed as unpriced in both modes.
 """
 
 from __future__ import annotations
