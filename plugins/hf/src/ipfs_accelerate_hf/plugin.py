@@ -26,6 +26,7 @@ import attrs
 from ipfs_accelerate_py import openai_compat
 from ipfs_accelerate_py.calls import HttpCall
 from ipfs_accelerate_py.config import BackendSpec, Settings
+from ipfs_accelerate_py.demo import DemoReport
 from ipfs_accelerate_py.errors import BackendError, InvalidArgumentError
 from ipfs_accelerate_py.hookspecs import hookimpl
 from ipfs_accelerate_py.types import ChatRequest, EmbedRequest, GenerateRequest
@@ -117,3 +118,12 @@ def embed(request: EmbedRequest, settings: Settings) -> HttpCall:
 def refine_error(error: BackendError) -> BackendError | None:
     """TGI's and TEI's 424 (the model failed) is a retryable ServerError, not a bad request."""
     return errors.refine(error)
+
+
+@hookimpl
+def demo(backend: str, report: DemoReport) -> None:
+    """TGI (chat, streams, generate_text, models) or TEI (embed, batch_embed, rerank) against
+    a loopback server of its wire format, with a 429 and a 5xx/424 on the way."""
+    from . import demo as scenario
+
+    scenario.run(backend, report)
