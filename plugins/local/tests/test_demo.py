@@ -28,7 +28,7 @@ EXPECTED = {
         "list_models": "['OpenVINO/Phi-3.5-mini-instruct-int4-ov']",
         "server": "True",
         **({"infer": "float32 [1, 2] [[0.25, 0.75]]"} if HAS_NUMPY else {}),
-        "usage": f"circuit CLOSED; server saw {9 if HAS_NUMPY else 8} requests",
+        "usage": f"circuit CLOSED; server saw {9 if HAS_NUMPY else 7} requests",
     },
     "opea": {
         "chat": "About $51.2 billion.",

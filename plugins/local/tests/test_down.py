@@ -16,7 +16,7 @@ MESSAGES = [{"role": "user", "content": "Hello"}]
 CALLS = {
     "llvm": ("/v1", lambda b: b.chat(messages=MESSAGES)),
     "vllm": ("/v1", lambda b: b.list_models()),
-    "ovms": ("", lambda b: b.request(ovms_calls.infer_call("m", {"x": [1.0]}))),
+    "ovms": ("", lambda b: b.request(ovms_calls.metadata_call("m"))),  # KServe, no numpy
     "opea": ("", lambda b: list(b.stream(messages=MESSAGES))),
 }
 
