@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import math
 from typing import Any
 
@@ -14,6 +15,12 @@ from ipfs_accelerate_py.backend import Backend
 from ipfs_accelerate_py.core import get_backend
 from ipfs_accelerate_py.testing import openai_wire
 from ipfs_accelerate_py.testing.server import ProtocolServer, RecordedRequest, Reply
+
+needs_numpy = pytest.mark.skipif(
+    importlib.util.find_spec("numpy") is None,
+    reason="calculate_similarity needs numpy, which this plugin does not install",
+)
+
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -146,6 +153,7 @@ def test_batch_embed_without_info_route_uses_default(
     ]
 
 
+@needs_numpy
 def test_calculate_similarity(tei_client: Any) -> None:
     assert tei_client.calculate_similarity([1.0, 0.0], [1.0, 0.0]) == pytest.approx(1.0)
     assert tei_client.calculate_similarity([1.0, 0.0], [0.0, 2.0]) == pytest.approx(0.0)
@@ -256,6 +264,7 @@ def test_async_extras(
     assert asyncio.run(operations.ahealth(tei_backend)) is True
 
 
+@needs_numpy
 def test_numpy_is_imported_lazily() -> None:
     import subprocess
     import sys
