@@ -34,7 +34,6 @@ VLLM = "vllm"
 OVMS = "ovms"
 OPEA = "opea"
 OPENAI_SERVERS = (LLVM, VLLM)  # the same client under two names
-NAMES = (LLVM, VLLM, OVMS, OPEA)
 
 _TEXT = frozenset({"chat", "stream", "embed", "generate", "list_models"})
 
