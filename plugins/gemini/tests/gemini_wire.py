@@ -140,3 +140,15 @@ QUOTA = error(
         {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "7s"},
     ],
 )
+
+# an OpenAI-style tool list, as the tests pass it
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Weather in a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+    }
+]

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 
 import gemini_wire as wire
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from ipfs_accelerate_py.backend import Backend
 from ipfs_accelerate_py.testing.server import ProtocolServer, Reply
 
 GEN = "/v1beta/models/gemini-2.5-flash:generateContent"
-STREAM = "/v1beta/models/gemini-2.5-flash:streamGenerateContent"
 MESSAGES = [{"role": "user", "content": "Hello, how are you?"}]
 USER = {"role": "user", "parts": [{"text": "Hello, how are you?"}]}
 
@@ -139,24 +135,12 @@ def test_default_model_and_json_schema(gemini: Backend, protocol_server: Protoco
     assert body["safetySettings"][0]["threshold"] == "BLOCK_NONE"
 
 
-TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "description": "Weather in a city",
-            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
-        },
-    }
-]
-
-
 def test_tools_and_function_calls(gemini: Backend, protocol_server: ProtocolServer) -> None:
     call = {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}}
     protocol_server.on("POST", GEN, Reply.json(wire.response(parts=[call])))
-    result = gemini.chat(messages=MESSAGES, tools=TOOLS, tool_choice="required")
+    result = gemini.chat(messages=MESSAGES, tools=wire.TOOLS, tool_choice="required")
     body = protocol_server.requests[0].json()
-    assert body["tools"] == [{"functionDeclarations": [TOOLS[0]["function"]]}]
+    assert body["tools"] == [{"functionDeclarations": [wire.TOOLS[0]["function"]]}]
     assert body["toolConfig"] == {"functionCallingConfig": {"mode": "ANY"}}
     assert result.text == "" and result.finish_reason == "tool_calls"
     [tool_call] = result.tool_calls
@@ -171,7 +155,9 @@ def test_tools_and_function_calls(gemini: Backend, protocol_server: ProtocolServ
         {"role": "tool", "tool_call_id": tool_call.id, "content": '{"sky": "sunny"}'},
         {"role": "tool", "name": "get_time", "content": "noon"},
     ]
-    gemini.chat(messages=history, tools=TOOLS, tool_choice={"function": {"name": "get_weather"}})
+    gemini.chat(
+        messages=history, tools=wire.TOOLS, tool_choice={"function": {"name": "get_weather"}}
+    )
     body = protocol_server.requests[1].json()
     assert body["contents"][1:] == [
         {
@@ -195,7 +181,7 @@ def test_tools_and_function_calls(gemini: Backend, protocol_server: ProtocolServ
 def test_function_call_ids_round_trip(gemini: Backend, protocol_server: ProtocolServer) -> None:
     call = {"functionCall": {"id": "fc-7", "name": "f", "args": {}}}
     protocol_server.on("POST", GEN, Reply.json(wire.response(parts=[call])))
-    [tool_call] = gemini.chat(messages=MESSAGES, tools=TOOLS).tool_calls
+    [tool_call] = gemini.chat(messages=MESSAGES, tools=wire.TOOLS).tool_calls
     assert tool_call.id == "fc-7"
     protocol_server.on("POST", GEN, Reply.json(wire.response("ok")))
     gemini.chat(
@@ -226,200 +212,6 @@ def test_achat_across_successive_event_loops(
     assert asyncio.run(one()) == "async hi"
     assert len(protocol_server.requests) == 2
     assert protocol_server.requests[1].json()["generationConfig"] == {"temperature": 0.1}
-
-
-PIECES = ["Hé", "llo, ", "wörld ", "🚀", "!"]
-
-
-@pytest.mark.parametrize("split", [None, 1, 3, 7, 64])
-def test_stream_chunks_at_any_byte_boundary(
-    gemini: Backend, protocol_server: ProtocolServer, split: int | None
-) -> None:
-    protocol_server.on("POST", STREAM, wire.sse(wire.stream_events(PIECES), split=split))
-    chunks = list(gemini.stream(messages=MESSAGES, max_tokens=50))
-    [req] = protocol_server.requests
-    assert req.query == {"alt": "sse"}
-    assert req.json() == {"contents": [USER], "generationConfig": {"maxOutputTokens": 50}}
-    assert [c.text for c in chunks[:-1]] == PIECES
-    assert not any(c.done for c in chunks[:-1])
-    final = chunks[-1]
-    assert final["done"] is True and final.text == ""
-    assert final.finish_reason == "stop"
-    assert final.model == wire.MODEL_VERSION
-    assert final.usage is not None
-    assert (final.usage.prompt_tokens, final.usage.completion_tokens) == (8, len(PIECES))
-    assert gemini.get_usage_stats()["completion_tokens"] == len(PIECES)
-
-
-@settings(
-    max_examples=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
-@given(cuts=st.lists(st.integers(min_value=1, max_value=600), max_size=12))
-def test_stream_split_anywhere(
-    gemini: Backend, protocol_server: ProtocolServer, cuts: list[int]
-) -> None:
-    protocol_server.reset()
-    protocol_server.on("POST", STREAM, wire.sse(wire.stream_events(PIECES), split=cuts))
-    chunks = list(gemini.stream(messages=MESSAGES))
-    assert [c.text for c in chunks] == [*PIECES, ""]
-    assert chunks[-1].done and chunks[-1].finish_reason == "stop"
-
-
-def test_astream(gemini: Backend, protocol_server: ProtocolServer) -> None:
-    protocol_server.on("POST", STREAM, wire.sse(wire.stream_events(PIECES), split=5))
-
-    async def collect() -> list[tuple[str, bool]]:
-        return [(c.text, c.done) async for c in gemini.astream(messages=MESSAGES)]
-
-    got = asyncio.run(collect())
-    assert "".join(t for t, _ in got) == "".join(PIECES)
-    assert got[-1][1] is True
-
-
-def test_stream_function_calls(gemini: Backend, protocol_server: ProtocolServer) -> None:
-    events = [
-        {"candidates": [wire.candidate([{"functionCall": {"name": "a", "args": {"x": 1}}}], None)]},
-        {
-            "candidates": [wire.candidate([{"functionCall": {"name": "b", "args": {}}}], "STOP")],
-            "usageMetadata": wire.usage(3, 4),
-        },
-    ]
-    protocol_server.on("POST", STREAM, wire.sse(events))
-    chunks = list(gemini.stream(messages=MESSAGES, tools=TOOLS))
-    deltas = [d for c in chunks for d in c.tool_calls]
-    assert [(d.index, d.name, json.loads(d.arguments)) for d in deltas] == [
-        (0, "a", {"x": 1}),
-        (1, "b", {}),
-    ]
-    assert chunks[-1].done and chunks[-1].finish_reason == "tool_calls"
-
-
-def test_stream_with_several_candidates_follows_the_first(
-    gemini: Backend, protocol_server: ProtocolServer
-) -> None:
-    second = {"content": {"parts": [{"text": "other"}], "role": "model"}, "index": 1}
-    events = wire.stream_events(["A", "B"])
-    events.insert(1, {"candidates": [second]})
-    events[-1]["candidates"].append({**second, "finishReason": "STOP"})
-    protocol_server.on("POST", STREAM, wire.sse(events))
-    chunks = list(gemini.stream(messages=MESSAGES, n=2))
-    assert [c.text for c in chunks] == ["A", "B", ""]
-    assert protocol_server.requests[0].json()["generationConfig"] == {"candidateCount": 2}
-
-
-def test_stream_usage_only_event(gemini: Backend, protocol_server: ProtocolServer) -> None:
-    events = [
-        *wire.stream_events(["Hi"]),
-    ]
-    events.insert(0, {"usageMetadata": {"promptTokenCount": 8}, "modelVersion": "m"})
-    protocol_server.on("POST", STREAM, wire.sse(events))
-    chunks = list(gemini.stream(messages=MESSAGES))
-    assert [c.text for c in chunks] == ["Hi", ""]
-
-
-def test_embed_one_text_uses_embed_content(
-    gemini: Backend, protocol_server: ProtocolServer, secret: str
-) -> None:
-    path = "/v1beta/models/gemini-embedding-001:embedContent"
-    protocol_server.on("POST", path, Reply.json({"embedding": {"values": [0.1, -0.2, 3]}}))
-    result = gemini.embed(
-        input="hello", model="gemini-embedding-001", task_type="RETRIEVAL_QUERY", dimensions=3
-    )
-    [req] = protocol_server.requests
-    assert req.headers["x-goog-api-key"] == secret
-    assert req.json() == {
-        "model": "models/gemini-embedding-001",
-        "content": {"parts": [{"text": "hello"}]},
-        "taskType": "RETRIEVAL_QUERY",
-        "outputDimensionality": 3,
-    }
-    assert result.embedding == [0.1, -0.2, 3.0]
-    assert result["embedding"] == [0.1, -0.2, 3.0]
-    assert result.model == "gemini-embedding-001"
-
-
-def test_embed_many_texts_in_order(gemini: Backend, protocol_server: ProtocolServer) -> None:
-    path = "/v1beta/models/text-embedding-004:batchEmbedContents"
-    vectors = [[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]]
-    protocol_server.on(
-        "POST", path, default=Reply.json({"embeddings": [{"values": v} for v in vectors]})
-    )
-    texts = ["a", "b", "c"]
-    result = gemini.embed(input=texts, model="text-embedding-004")
-    assert result.embeddings == vectors
-    assert protocol_server.requests[0].json() == {
-        "requests": [
-            {"model": "models/text-embedding-004", "content": {"parts": [{"text": t}]}}
-            for t in texts
-        ]
-    }
-    again = asyncio.run(gemini.aembed(input=texts, model="text-embedding-004"))
-    assert again.embeddings == vectors
-
-
-def _models_page(names: list[str], token: str | None = None) -> dict[str, object]:
-    page: dict[str, object] = {
-        "models": [
-            {
-                "name": f"models/{n}",
-                "displayName": n.upper(),
-                "description": f"about {n}",
-                "inputTokenLimit": 1048576,
-                "outputTokenLimit": 65536,
-                "supportedGenerationMethods": ["embedContent"]
-                if "embedding" in n
-                else ["generateContent", "countTokens"],
-            }
-            for n in names
-        ]
-    }
-    if token:
-        page["nextPageToken"] = token
-    return page
-
-
-def test_list_models_follows_every_page(gemini: Backend, protocol_server: ProtocolServer) -> None:
-    protocol_server.on(
-        "GET",
-        "/v1beta/models",
-        Reply.json(_models_page(["gemini-2.5-pro", "gemini-2.5-flash"], "tok-2")),
-        Reply.json(
-            {"error": {"code": 503, "message": "busy", "status": "UNAVAILABLE"}}, status=503
-        ),
-        Reply.json(_models_page(["gemini-embedding-001"], "tok-3")),
-        Reply.json(_models_page(["gemini-2.0-flash"])),
-    )
-    models = gemini.list_models()
-    assert [m.id for m in models] == [
-        "gemini-2.5-pro",
-        "gemini-2.5-flash",
-        "gemini-embedding-001",
-        "gemini-2.0-flash",
-    ]
-    assert models[0].raw["name"] == "models/gemini-2.5-pro"
-    assert models[0].context_window == 1048576
-    assert models[0].description == "about gemini-2.5-pro"
-    assert [m.category for m in models] == ["chat", "chat", "embedding", "chat"]
-    queries = [r.query for r in protocol_server.requests]
-    assert queries == [
-        {"pageSize": "1000"},
-        {"pageSize": "1000", "pageToken": "tok-2"},
-        {"pageSize": "1000", "pageToken": "tok-2"},  # the 503 was retried
-        {"pageSize": "1000", "pageToken": "tok-3"},
-    ]
-
-
-def test_alist_models(gemini: Backend, protocol_server: ProtocolServer) -> None:
-    protocol_server.on(
-        "GET",
-        "/v1beta/models",
-        Reply.json(_models_page(["a"], "t")),
-        Reply.json(_models_page(["b"])),
-    )
-    models = asyncio.run(gemini.alist_models())
-    assert [m.id for m in models] == ["a", "b"]
 
 
 def test_generate_text_from_a_prompt(gemini: Backend, protocol_server: ProtocolServer) -> None:

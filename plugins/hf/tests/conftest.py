@@ -17,7 +17,6 @@ from ipfs_accelerate_py.testing.server import ProtocolServer
 
 sys.path.insert(0, str(Path(__file__).parent))  # the helper module hf_wire (importlib mode)
 
-from hf_wire import bind
 
 SECRET = "hf_test0123456789SECRETabcdWXYZ"
 HF_ENV = ("HF_API_TOKEN", "HF_TOKEN", "HF_TGI_BASE_URL", "HF_TEI_BASE_URL")
@@ -72,7 +71,7 @@ def tgi_client(tgi_backend: Backend) -> Any:
     """The guide's ``hf_tgi`` over :func:`tgi_backend`."""
     from ipfs_accelerate_hf.guide import hf_tgi
 
-    return bind(hf_tgi, tgi_backend)
+    return hf_tgi(backend=tgi_backend)
 
 
 @pytest.fixture
@@ -80,4 +79,4 @@ def tei_client(tei_backend: Backend) -> Any:
     """The guide's ``hf_tei`` over :func:`tei_backend`."""
     from ipfs_accelerate_hf.guide import hf_tei
 
-    return bind(hf_tei, tei_backend)
+    return hf_tei(backend=tei_backend)

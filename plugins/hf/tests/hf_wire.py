@@ -11,7 +11,6 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from ipfs_accelerate_py.backend import Backend
 from ipfs_accelerate_py.testing.server import Reply
 
 
@@ -140,13 +139,3 @@ def vector_for(text: str) -> list[float]:
     """A deterministic 4-float vector for ``text`` (so order can be checked)."""
     n = float(len(text))
     return [n, float(ord(text[0])), 0.5, -n / 10.0]
-
-
-def bind(cls: type, backend: Backend) -> Any:
-    """A guide-class instance bound to a test backend (GuideClient's constructor cannot take a
-    clock, and the tests need the FakeClock)."""
-    client = cls.__new__(cls)
-    object.__setattr__(client, "resources", {})
-    object.__setattr__(client, "metadata", {})
-    object.__setattr__(client, "backend", backend)
-    return client

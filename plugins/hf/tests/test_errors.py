@@ -27,7 +27,7 @@ HTML = "<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body></
         (404, "Model not found", None, errors.NotFoundError),
         (422, "batch size 64 > maximum allowed batch size 32", "Validation", BAD),
         (422, "Input validation error: `inputs` must have < 512 tokens", "Tokenizer", BAD),
-        (424, "Inference failed", "Backend", BAD),
+        (424, "Inference failed", "Backend", errors.ServerError),  # refine_error
         (429, "Model is overloaded", "Overloaded", errors.RateLimitError),
         (503, "unhealthy", "Unhealthy", errors.ServerError),
     ],
@@ -56,6 +56,39 @@ def test_tei_error_bodies_map_to_core_errors(
     assert len(protocol_server.requests) == 1
 
 
+@pytest.mark.parametrize("route", ["/generate", "/embed"])
+def test_424_the_model_failed_is_a_retried_server_error(
+    tgi_backend: Backend,
+    tei_backend: Backend,
+    protocol_server: ProtocolServer,
+    clock: FakeClock,
+    route: str,
+) -> None:
+    """Both servers answer 424 when the model itself failed: the refine_error hook makes
+    core's status-built InvalidRequestError a retryable ServerError."""
+    failed = (
+        wire.error_reply(424, "Request failed during generation: CUDA OOM", "generation")
+        if route == "/generate"
+        else wire.error_reply(424, "Inference failed", "Backend")
+    )
+    ok = Reply.json(wire.generated("ok")) if route == "/generate" else Reply.json([[1.0]])
+    protocol_server.on("POST", route, failed, ok)
+    if route == "/generate":
+        assert tgi_backend.generate(prompt="x").text == "ok"
+    else:
+        assert tei_backend.embed(input="x").embedding == [1.0]
+    assert len(protocol_server.requests) == 2 and len(clock.sleeps) == 1
+    backend = tgi_backend if route == "/generate" else tei_backend
+    backend.max_retries = 0
+    protocol_server.on("POST", route, failed)
+    with pytest.raises(errors.ServerError) as info:
+        backend.generate(prompt="x") if route == "/generate" else backend.embed(input="x")
+    err = info.value
+    assert type(err) is errors.ServerError and err.retryable
+    assert err.status_code == 424 and err.body == json.loads(failed.body)
+    assert str(err).startswith(f"Server error from {backend.name} (HTTP 424): ")
+
+
 def test_tei_413_plain_text(tei_backend: Backend, protocol_server: ProtocolServer) -> None:
     body = "Failed to buffer the request body: length limit exceeded"
     protocol_server.on("POST", "/embed", Reply.text(body, status=413))
@@ -69,7 +102,7 @@ def test_tei_413_plain_text(tei_backend: Backend, protocol_server: ProtocolServe
     ("status", "message", "error_type", "cls", "retried"),
     [
         (422, "Input validation error: `temperature` must be > 0", "validation", BAD, False),
-        (424, "Request failed during generation: CUDA OOM", "generation", BAD, False),
+        (424, "Request failed during generation: CUDA OOM", "generation", errors.ServerError, True),
         (429, "Model is overloaded", "overloaded", errors.RateLimitError, True),
         (500, "Incomplete generation", "incomplete_generation", errors.ServerError, True),
     ],
@@ -267,14 +300,20 @@ def test_connection_refused_is_a_connection_error(clock: FakeClock) -> None:
     assert len(clock.sleeps) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="core's ConnectionError does not name the URL yet")
-def test_connection_refused_names_the_server(clock: FakeClock) -> None:
+@pytest.mark.parametrize("name", ["hf_tgi", "hf_tei"])
+def test_connection_refused_names_the_server(name: str, clock: FakeClock) -> None:
     with ProtocolServer() as server:
         url = server.base_url
-    backend = get_backend("hf_tgi", base_url=url, clock=clock, max_retries=0)
+    backend = get_backend(name, base_url=url, clock=clock, max_retries=0)
     with pytest.raises(errors.ConnectionError) as info:
-        backend.generate(prompt="x")
-    assert url.split("//")[1] in str(info.value)
+        if name == "hf_tgi":
+            backend.generate(prompt="x")
+        else:
+            backend.embed(input="x")
+    message = info.value.message
+    assert message.startswith(f"could not connect to {url} (ConnectError: ")
+    assert message.endswith("; is the server running and the base URL right?")
+    backend.close()
 
 
 def test_secret_never_leaks(

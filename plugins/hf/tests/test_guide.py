@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 from typing import Any
 
 import hf_wire as wire
@@ -11,6 +12,12 @@ import pytest
 from ipfs_accelerate_py.testing import openai_wire
 from ipfs_accelerate_py.testing.guide import CodeBlock, python_blocks, run_block
 from ipfs_accelerate_py.testing.server import ProtocolServer, RecordedRequest, Reply
+
+needs_numpy = pytest.mark.skipif(
+    importlib.util.find_spec("numpy") is None,
+    reason="calculate_similarity needs numpy, which this plugin does not install",
+)
+
 
 GUIDE_MODEL = "mistralai/Mistral-7B-Instruct-v0.2"
 
@@ -44,6 +51,7 @@ def test_tgi_block(protocol_server: ProtocolServer, monkeypatch: pytest.MonkeyPa
     }
 
 
+@needs_numpy
 def test_tei_block(protocol_server: ProtocolServer, monkeypatch: pytest.MonkeyPatch) -> None:
     [block] = python_blocks("Using Hugging Face TEI")
     monkeypatch.setenv("HF_TEI_BASE_URL", protocol_server.base_url)

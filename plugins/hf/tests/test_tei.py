@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import math
 from typing import Any
 
@@ -14,6 +15,12 @@ from ipfs_accelerate_py.backend import Backend
 from ipfs_accelerate_py.core import get_backend
 from ipfs_accelerate_py.testing import openai_wire
 from ipfs_accelerate_py.testing.server import ProtocolServer, RecordedRequest, Reply
+
+needs_numpy = pytest.mark.skipif(
+    importlib.util.find_spec("numpy") is None,
+    reason="calculate_similarity needs numpy, which this plugin does not install",
+)
+
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -146,6 +153,7 @@ def test_batch_embed_without_info_route_uses_default(
     ]
 
 
+@needs_numpy
 def test_calculate_similarity(tei_client: Any) -> None:
     assert tei_client.calculate_similarity([1.0, 0.0], [1.0, 0.0]) == pytest.approx(1.0)
     assert tei_client.calculate_similarity([1.0, 0.0], [0.0, 2.0]) == pytest.approx(0.0)
@@ -204,13 +212,12 @@ def test_info_health_and_handler(tei_client: Any, protocol_server: ProtocolServe
 def test_hosted_feature_extraction(
     protocol_server: ProtocolServer, hosted: str, secret: str
 ) -> None:
-    from hf_wire import bind
 
     from ipfs_accelerate_hf.guide import hf_tei
 
     path = f"/hf-inference/models/{MODEL}/pipeline/feature-extraction"
     protocol_server.on("POST", path, default=embed_reply())
-    client = bind(hf_tei, get_backend("hf_tei", api_key=secret, base_url=hosted))
+    client = hf_tei(backend=get_backend("hf_tei", api_key=secret, base_url=hosted))
     assert client.generate_embedding(MODEL, "x") == wire.vector_for("x")
     texts = [f"t{i}" for i in range(33)]
     assert client.batch_embed(MODEL, texts) == [wire.vector_for(t) for t in texts]
@@ -257,6 +264,7 @@ def test_async_extras(
     assert asyncio.run(operations.ahealth(tei_backend)) is True
 
 
+@needs_numpy
 def test_numpy_is_imported_lazily() -> None:
     import subprocess
     import sys

@@ -7,7 +7,6 @@ import json
 
 import hf_wire as wire
 import pytest
-from hf_wire import bind
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -36,6 +35,41 @@ def test_generate_sends_tgi_body_and_reads_reply(
     assert "details" not in result.to_dict() and result.usage is None
 
 
+def test_generate_usage_from_tgi_headers(
+    tgi_backend: Backend, protocol_server: ProtocolServer
+) -> None:
+    """Without details the body has no counts; TGI's x-prompt-tokens / x-generated-tokens
+    headers are what the usage stats count (HttpCall.usage_headers)."""
+    counted = {
+        "x-prompt-tokens": "11",
+        "x-generated-tokens": "4",
+        "x-compute-type": "1-nvidia-a10g",
+    }
+    protocol_server.on(
+        "POST",
+        "/generate",
+        Reply.json(wire.generated("Qubits are..."), headers=counted),
+        Reply.json(
+            wire.generated("x", wire.details(generated_tokens=3, prefill=5)), headers=counted
+        ),
+        Reply.json(wire.generated("no headers")),
+    )
+    assert tgi_backend.generate(prompt=PROMPT).usage is None  # the result keeps the body's
+    stats = tgi_backend.get_usage_stats()
+    assert (stats["prompt_tokens"], stats["completion_tokens"], stats["total_tokens"]) == (
+        11,
+        4,
+        15,
+    )
+    tgi_backend.generate(prompt=PROMPT, parameters={"details": True})  # the body wins
+    tgi_backend.generate(prompt=PROMPT)  # neither: nothing counted
+    stats = tgi_backend.get_usage_stats()
+    assert (stats["prompt_tokens"], stats["completion_tokens"]) == (16, 7)
+    assert stats["total_requests"] == 3
+    # not declared free (hosted calls cost money) and no prices known: unpriced, cost 0
+    assert (stats["estimated_cost_usd"], stats["unpriced_models"]) == (0, ["(no model)"])
+
+
 def test_generate_loose_keywords_become_parameters(
     tgi_backend: Backend, protocol_server: ProtocolServer
 ) -> None:
@@ -54,7 +88,7 @@ def test_generate_loose_keywords_become_parameters(
 def test_generate_details_when_asked(tgi_backend: Backend, protocol_server: ProtocolServer) -> None:
     details = wire.details(generated_tokens=3, finish_reason="eos_token", prefill=5)
     protocol_server.on("POST", "/generate", Reply.json(wire.generated("abc", details)))
-    client = bind(hf_tgi, tgi_backend)
+    client = hf_tgi(backend=tgi_backend)
     result = client.generate_text(
         MODEL, "Hi", parameters={"details": True, "decoder_input_details": True}
     )
@@ -79,7 +113,7 @@ def test_agenerate_across_event_loops(
 
 
 def _stream(backend: Backend, **kw: object) -> list:
-    client = bind(hf_tgi, backend)
+    client = hf_tgi(backend=backend)
     return list(client.stream_generate(MODEL, PROMPT, {"max_new_tokens": 20}, **kw))
 
 
@@ -99,6 +133,10 @@ def test_generate_stream_at_any_byte_boundary(
     assert final["done"] and final.text == "" and final.finish_reason == "eos_token"
     assert final.usage is not None
     assert (final.usage.prompt_tokens, final.usage.completion_tokens) == (7, len(PIECES) + 1)
+    # the final chunk keeps TGI's last event: the whole text and the details
+    assert final.raw == wire.stream_events(PIECES)[-1]
+    assert final.raw["generated_text"] == "".join(PIECES)
+    assert final.raw["details"]["input_length"] == 7
 
 
 @settings(
@@ -117,7 +155,7 @@ def test_generate_stream_split_anywhere(
 
 def test_astream_generate(tgi_backend: Backend, protocol_server: ProtocolServer) -> None:
     protocol_server.on("POST", "/generate_stream", wire.sse(wire.stream_events(PIECES), 3))
-    client = bind(hf_tgi, tgi_backend)
+    client = hf_tgi(backend=tgi_backend)
 
     async def collect() -> list:
         return [c async for c in client.astream_generate(None, PROMPT, {"max_new_tokens": 2})]
@@ -162,7 +200,7 @@ def test_list_models(tgi_backend: Backend, protocol_server: ProtocolServer) -> N
 def test_info_and_health(tgi_backend: Backend, protocol_server: ProtocolServer) -> None:
     protocol_server.on("GET", "/info", default=Reply.json(wire.tgi_info()))
     protocol_server.on("GET", "/health", default=Reply(status=200))
-    client = bind(hf_tgi, tgi_backend)
+    client = hf_tgi(backend=tgi_backend)
     assert client.get_model_info()["model_id"] == MODEL
     assert client.health_check() is True
     tgi_backend.max_retries = 0
@@ -173,7 +211,7 @@ def test_info_and_health(tgi_backend: Backend, protocol_server: ProtocolServer) 
 
 def test_handler_returns_text(tgi_backend: Backend, protocol_server: ProtocolServer) -> None:
     protocol_server.on("POST", "/generate", Reply.json(wire.generated("handled")))
-    client = bind(hf_tgi, tgi_backend)
+    client = hf_tgi(backend=tgi_backend)
     handler = client.create_remote_text_generation_endpoint_handler()
     assert asyncio.run(handler("Hi"))["text"] == "handled"
     assert protocol_server.requests[0].json() == {"inputs": "Hi", "parameters": {}}
@@ -194,7 +232,7 @@ def test_hosted_generate_and_chat_paths(
     backend = get_backend("hf_tgi", api_key=secret, base_url=hosted)
     assert backend.generate(prompt="Hi", model=MODEL, max_tokens=3).text == "hosted"
     assert backend.chat(messages=[{"role": "user", "content": "x"}], model=MODEL).text == "routed"
-    client = bind(hf_tgi, backend)
+    client = hf_tgi(backend=backend)
     assert "".join(c.text for c in client.stream_generate(MODEL, "Hi")) == "ab"
     gen, chat, stream = protocol_server.requests
     assert gen.json() == {"inputs": "Hi", "parameters": {"max_new_tokens": 3}, "stream": False}

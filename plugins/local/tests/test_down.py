@@ -16,7 +16,7 @@ MESSAGES = [{"role": "user", "content": "Hello"}]
 CALLS = {
     "llvm": ("/v1", lambda b: b.chat(messages=MESSAGES)),
     "vllm": ("/v1", lambda b: b.list_models()),
-    "ovms": ("", lambda b: b.request(ovms_calls.infer_call("m", {"x": [1.0]}))),
+    "ovms": ("", lambda b: b.request(ovms_calls.metadata_call("m"))),  # KServe, no numpy
     "opea": ("", lambda b: list(b.stream(messages=MESSAGES))),
 }
 
@@ -40,13 +40,14 @@ def test_refused_connection_is_a_connection_error(name: str, clock: FakeClock) -
     backend.close()
 
 
-@pytest.mark.xfail(
-    reason="core gap: transport.error_from_exception does not name the URL it could not reach",
-    strict=False,
-)
-def test_refused_connection_names_the_url(clock: FakeClock) -> None:
-    url = _dead_url("/v1")
-    backend = get_backend("llvm", base_url=url, clock=clock, max_retries=0)
+@pytest.mark.parametrize("name", sorted(CALLS))
+def test_refused_connection_names_the_url(name: str, clock: FakeClock) -> None:
+    path, call = CALLS[name]
+    url = _dead_url(path)
+    backend = get_backend(name, base_url=url, clock=clock, max_retries=0)
     with pytest.raises(errors.ConnectionError) as info:
-        backend.chat(messages=MESSAGES)
-    assert url in str(info.value)
+        call(backend)
+    message = info.value.message
+    assert message.startswith(f"could not connect to {url.rstrip('/')} (ConnectError: ")
+    assert message.endswith("; is the server running and the base URL right?")
+    backend.close()

@@ -47,7 +47,9 @@ def test_chat_without_model_sends_none(llvm: Backend, protocol_server: ProtocolS
     assert req.json() == {"messages": MESSAGES, "temperature": 0.2}
     assert "authorization" not in req.headers
     assert result.text == "Hi!" and result.model == SERVED
-    assert llvm.get_usage_stats()["estimated_cost_usd"] == 0
+    stats = llvm.get_usage_stats()
+    assert stats["estimated_cost_usd"] == 0
+    assert stats["unpriced_models"] == []  # self-hosted: BackendSpec.free
 
 
 def test_chat_with_model_and_optional_key(

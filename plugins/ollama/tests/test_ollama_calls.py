@@ -66,8 +66,8 @@ def test_chat_sends_ollama_body_and_reads_reply(
     assert result.to_dict()["usage"]["eval_duration"] == 4535599000
     stats = ollama.get_usage_stats()
     assert (stats["prompt_tokens"], stats["completion_tokens"]) == (26, 282)
-    assert stats["estimated_cost_usd"] == 0.0  # local models are free: no pricing block
-    assert stats["unpriced_models"] == ["llama3"]
+    assert stats["estimated_cost_usd"] == 0.0  # self-hosted: BackendSpec.free
+    assert stats["unpriced_models"] == []
 
 
 def test_options_dict_keywords_and_formats(

@@ -8,6 +8,7 @@ import json
 import ollama_wire as wire
 import pytest
 
+from ipfs_accelerate_ollama.plugin import show_call
 from ipfs_accelerate_py import errors
 from ipfs_accelerate_py.backend import Backend
 from ipfs_accelerate_py.core import get_backend
@@ -49,12 +50,39 @@ def test_client_errors_are_not_retried(
     assert ollama.get_circuit_state() == "CLOSED"
 
 
-def test_missing_model_from_core_keeps_ollamas_message(
+def test_missing_model_says_to_pull_it_on_every_path(
     ollama: Backend, protocol_server: ProtocolServer
 ) -> None:
-    protocol_server.on("POST", CHAT, wire.model_missing("llama3"))
-    with pytest.raises(errors.NotFoundError, match="try pulling it first"):
+    protocol_server.on("POST", CHAT, default=wire.model_missing("llama3"))
+    protocol_server.on("POST", "/api/show", default=wire.error("model 'qwen3' not found", 404))
+    expected = (
+        'model "llama3" not found, try pulling it first (run `ollama pull llama3` to download it)'
+    )
+    with pytest.raises(errors.NotFoundError) as info:
         ollama.chat(messages=MESSAGES, model="llama3")
+    assert info.value.message == expected
+    assert (info.value.status_code, info.value.body) == (404, {"error": expected.split(" (")[0]})
+    with pytest.raises(errors.NotFoundError) as info:
+        list(ollama.stream(messages=MESSAGES, model="llama3"))
+    assert info.value.message == expected
+    with pytest.raises(errors.NotFoundError) as info:
+        asyncio.run(ollama.achat(messages=MESSAGES, model="llama3"))
+    assert info.value.message == expected
+    with pytest.raises(errors.NotFoundError) as info:
+        ollama.request(show_call("qwen3"))
+    assert info.value.message == "model 'qwen3' not found (run `ollama pull qwen3` to download it)"
+    assert len(protocol_server.requests) == 4  # a 404 is not retried
+    assert ollama.get_circuit_state() == "CLOSED"
+
+
+def test_other_404s_get_no_pull_hint(ollama: Backend, protocol_server: ProtocolServer) -> None:
+    protocol_server.on("POST", CHAT, wire.route_missing(), wire.error("no such thing", 404))
+    with pytest.raises(errors.NotFoundError) as info:
+        ollama.chat(messages=MESSAGES, model="llama3")
+    assert "ollama pull" not in str(info.value)  # Go's plain 404: the route is missing
+    with pytest.raises(errors.NotFoundError) as info:
+        ollama.chat(messages=MESSAGES, model="llama3")
+    assert info.value.message == "no such thing (run `ollama pull <model>` to download it)"
 
 
 @pytest.mark.parametrize(
@@ -237,15 +265,25 @@ def test_stream_missing_model(ollama: Backend, protocol_server: ProtocolServer) 
     assert len(protocol_server.requests) == 1
 
 
-def test_connection_refused_is_a_connection_error(clock: FakeClock) -> None:
+def test_connection_refused_names_the_server_and_says_to_start_it(clock: FakeClock) -> None:
     with ProtocolServer() as server:
         url = server.base_url
-    backend = get_backend("ollama", base_url=url, clock=clock, max_retries=1)
-    with pytest.raises(errors.ConnectionError) as info:
-        backend.chat(messages=MESSAGES, model="llama3")
-    assert isinstance(info.value, ConnectionError)
-    assert len(clock.sleeps) == 1
-    # core's message does not name the URL (reported); the guide's class adds it: test_guide
+    backend = get_backend("ollama", base_url=url, clock=clock, max_retries=0)
+    for call in (
+        lambda: backend.chat(messages=MESSAGES, model="llama3"),
+        lambda: list(backend.stream(messages=MESSAGES, model="llama3")),
+        lambda: backend.list_models(),
+        lambda: asyncio.run(backend.aembed(input="x", model="all-minilm")),
+    ):
+        with pytest.raises(errors.ConnectionError) as info:
+            call()
+        assert isinstance(info.value, ConnectionError)
+        message = info.value.message
+        assert message.startswith(f"could not connect to {url}/api (ConnectError: ")
+        assert message.endswith(
+            "; is the server running and the base URL right? "
+            "(is Ollama running? start it with `ollama serve`)"
+        )
 
 
 def test_bearer_token_sent_and_never_shown(

@@ -113,7 +113,8 @@ def error_from_body(body: Any, *, http_status: int | None = None) -> BackendErro
 def map_error(error: BackendError) -> BackendError:
     """Re-classify an error core built from a Gemini error reply by status alone (a 400
     ``API_KEY_INVALID`` is an authentication error; a 429's ``RetryInfo`` gives the
-    retry delay). Ready for a core hook that lets a plugin refine its errors."""
+    retry delay when the reply had no ``Retry-After``). The plugin's ``refine_error`` hook;
+    ``error`` itself when there is nothing to refine."""
     if error.body is None or error.status_code is None:
         return error
     better = error_from_body(error.body, http_status=error.status_code)
@@ -127,5 +128,4 @@ def map_error(error: BackendError) -> BackendError:
     better.retry_after = error.retry_after or better.retry_after
     if "retryable" in error.__dict__:
         better.retryable = error.retryable
-    better.args = (better._render(),)
     return better

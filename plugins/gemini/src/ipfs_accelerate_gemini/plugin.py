@@ -11,7 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 from ipfs_accelerate_py.calls import HttpCall
-from ipfs_accelerate_py.config import BackendSpec, Settings
+from ipfs_accelerate_py.config import BackendSpec
+from ipfs_accelerate_py.demo import DemoReport
+from ipfs_accelerate_py.errors import BackendError
 from ipfs_accelerate_py.hookspecs import hookimpl
 from ipfs_accelerate_py.types import (
     ChatRequest,
@@ -21,7 +23,7 @@ from ipfs_accelerate_py.types import (
     Message,
 )
 
-from . import replies, wire
+from . import errors, replies, wire
 
 NAME = "gemini"
 DEFAULT_MODEL = "gemini-2.5-flash"
@@ -55,10 +57,8 @@ def _body(request: ChatRequest) -> dict[str, Any]:
 
 
 @hookimpl
-def chat(backend: str, request: ChatRequest, settings: Settings) -> HttpCall | None:
+def chat(request: ChatRequest) -> HttpCall:
     """``POST /models/{model}:generateContent``."""
-    if backend != NAME:
-        return None
     return HttpCall(
         "POST",
         f"/{wire.model_path(request.model)}:generateContent",
@@ -69,11 +69,9 @@ def chat(backend: str, request: ChatRequest, settings: Settings) -> HttpCall | N
 
 
 @hookimpl
-def stream(backend: str, request: ChatRequest, settings: Settings) -> HttpCall | None:
+def stream(request: ChatRequest) -> HttpCall:
     """``POST /models/{model}:streamGenerateContent?alt=sse``; the event carrying a
     ``finishReason`` is the last, so a stream cut before it is an error."""
-    if backend != NAME:
-        return None
     return HttpCall(
         "POST",
         f"/{wire.model_path(request.model)}:streamGenerateContent",
@@ -96,9 +94,9 @@ def _as_generated(result: Any) -> GenerateResponse:
 
 
 @hookimpl
-def generate(backend: str, request: GenerateRequest, settings: Settings) -> HttpCall | None:
+def generate(request: GenerateRequest) -> HttpCall | None:
     """Text from a bare prompt: ``generateContent`` with one user turn (no image models)."""
-    if backend != NAME or request.kind != "text":
+    if request.kind != "text":
         return None
     chat_request = ChatRequest(request.model, (Message("user", request.prompt),), request.params)
     return HttpCall(
@@ -111,11 +109,9 @@ def generate(backend: str, request: GenerateRequest, settings: Settings) -> Http
 
 
 @hookimpl
-def embed(backend: str, request: EmbedRequest, settings: Settings) -> HttpCall | None:
+def embed(request: EmbedRequest) -> HttpCall:
     """One text: ``POST /models/{model}:embedContent``; several: ``:batchEmbedContents``
     (vectors come back in input order)."""
-    if backend != NAME:
-        return None
     model, count = request.model, len(request.inputs)
     items = [wire.embed_request(model, text, request.params) for text in request.inputs]
     if count == 1:
@@ -151,8 +147,24 @@ def _next_models_page(body: Any) -> HttpCall | None:
 
 
 @hookimpl
-def list_models(backend: str, settings: Settings) -> HttpCall | None:
+def list_models() -> HttpCall:
     """``GET /models``, following ``nextPageToken`` through every page."""
-    if backend != NAME:
-        return None
     return _models_page(None)
+
+
+@hookimpl
+def refine_error(error: BackendError) -> BackendError | None:
+    """Google's error body over core's status-only class: a 400 ``API_KEY_INVALID`` is an
+    AuthenticationError; a ``RetryInfo`` ``retryDelay`` is the retry delay when the reply
+    had no ``Retry-After``."""
+    better = errors.map_error(error)
+    return None if better is error else better
+
+
+@hookimpl
+def demo(report: DemoReport) -> None:
+    """Chat, stream, embeddings and the paged model list against a loopback Gemini, with a
+    429 (RetryInfo) and a 503 on the way."""
+    from . import demo as scenario
+
+    scenario.run(report)

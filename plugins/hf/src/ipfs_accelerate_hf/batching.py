@@ -40,7 +40,7 @@ _lock = threading.Lock()  # guards the two maps only, never held across a reques
 
 def endpoint_of(backend: Backend, endpoint_id: str | None) -> Endpoint:
     """The endpoint a call with ``endpoint_id`` goes to."""
-    return backend._endpoint(endpoint_id)  # core has no public accessor yet
+    return backend.endpoint(endpoint_id)
 
 
 def settings_of(backend: Backend, endpoint_id: str | None = None) -> Settings:

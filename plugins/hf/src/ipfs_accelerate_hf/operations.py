@@ -55,7 +55,7 @@ def _stream_call(
     if parameters is not None:
         params["parameters"] = parameters
     settings = settings_of(backend, pipe.get("endpoint_id"))
-    name = model or settings.default_model or ""
+    name = backend.resolve_model(model)
     return tgi.generate_stream_call(name, prompt, params, settings, backend.name), pipe
 
 

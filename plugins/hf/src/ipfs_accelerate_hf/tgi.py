@@ -28,14 +28,12 @@ from ipfs_accelerate_py.calls import HttpCall
 from ipfs_accelerate_py.config import Settings
 from ipfs_accelerate_py.decoders import ServerSentEvent
 from ipfs_accelerate_py.errors import (
-    BackendError,
     InvalidArgumentError,
-    InvalidRequestError,
     MalformedResponseError,
-    OverloadedError,
-    ServerError,
 )
 from ipfs_accelerate_py.types import GenerateRequest, GenerateResponse, StreamChunk, Usage
+
+from .errors import stream_error
 
 __all__ = [
     "HOSTED_BASE_URL",
@@ -47,6 +45,7 @@ __all__ = [
     "is_hosted",
     "parse_generate",
     "parse_stream_event",
+    "usage_from_headers",
 ]
 
 HOSTED_BASE_URL = "https://router.huggingface.co"
@@ -113,6 +112,24 @@ def _usage(details: Any) -> Usage | None:
     return Usage.of(prompt, generated)
 
 
+def _count(headers: Mapping[str, str], name: str) -> int | None:
+    value = headers.get(name)
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def usage_from_headers(headers: Mapping[str, str]) -> Usage | None:
+    """TGI's ``x-prompt-tokens`` / ``x-generated-tokens`` reply headers, which ``/generate``
+    sends whether or not ``details`` were asked for (core reads them when the body has no
+    usage)."""
+    prompt, generated = _count(headers, "x-prompt-tokens"), _count(headers, "x-generated-tokens")
+    if prompt is None and generated is None:
+        return None
+    return Usage.of(prompt, generated)
+
+
 def parse_generate(body: Any, provider: str, model: str | None) -> TextGenerationResponse:
     """A ``/generate`` reply (an object, or the hosted API's one-element list) → response."""
     if isinstance(body, list) and len(body) == 1:
@@ -147,20 +164,7 @@ def generate_call(request: GenerateRequest, settings: Settings, provider: str) -
         json=body,
         parse=lambda b: parse_generate(b, provider, model),
         model=model or None,
-    )
-
-
-def stream_error(obj: Mapping[str, Any], provider: str) -> BackendError:
-    """The error for TGI's ``{"error", "error_type"}`` event inside a stream."""
-    message = str(obj.get("error"))
-    kind = str(obj.get("error_type") or "")
-    cls: type[BackendError] = ServerError  # generation, incomplete_generation...
-    if kind.lower() == "overloaded":
-        cls = OverloadedError
-    elif kind.lower() == "validation":
-        cls = InvalidRequestError
-    return cls(
-        f"error inside the stream: {message}", provider=provider, code=kind or None, body=obj
+        usage_headers=usage_from_headers,
     )
 
 

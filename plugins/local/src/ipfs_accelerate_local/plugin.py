@@ -9,8 +9,9 @@
 * ``opea``: OPEA's ChatQnA megaservice (``POST /v1/chatqna``, model ``chatqna``) and its
   OpenAI-compatible LLM and embedding microservices; see :mod:`.opea`.
 
-The OpenAI wire format is core's (:mod:`ipfs_accelerate_py.openai_compat`); this module only
-declares the backends and routes each hook.
+The OpenAI wire format is core's (:mod:`ipfs_accelerate_py.openai_compat`, which sends no
+``model`` field when the call has none); this module only declares the backends and routes
+each hook. All four are self-hosted (``free=True``): usage is counted, cost is 0.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import attrs
 
 from ipfs_accelerate_py import openai_compat
 from ipfs_accelerate_py.calls import HttpCall
-from ipfs_accelerate_py.config import BackendSpec, Settings
+from ipfs_accelerate_py.config import BackendSpec
+from ipfs_accelerate_py.demo import DemoReport
 from ipfs_accelerate_py.hookspecs import hookimpl
 from ipfs_accelerate_py.types import ChatRequest, EmbedRequest, GenerateRequest
 
@@ -32,7 +34,6 @@ VLLM = "vllm"
 OVMS = "ovms"
 OPEA = "opea"
 OPENAI_SERVERS = (LLVM, VLLM)  # the same client under two names
-NAMES = (LLVM, VLLM, OVMS, OPEA)
 
 _TEXT = frozenset({"chat", "stream", "embed", "generate", "list_models"})
 
@@ -49,6 +50,7 @@ LLVM_SPEC = BackendSpec(
     model_required=False,
     capabilities=_TEXT,
     seed_class="ipfs_accelerate_local.guide:llvm",
+    free=True,
 )
 
 # ``vllm``: the same client; vLLM's own ``VLLM_API_KEY`` is honoured before ``LLVM_API_KEY``
@@ -74,6 +76,7 @@ OVMS_SPEC = BackendSpec(
     model_env=("OVMS_MODEL",),
     capabilities=_TEXT,
     seed_class="ipfs_accelerate_local.guide:ovms",
+    free=True,
 )
 
 OPEA_SPEC = BackendSpec(
@@ -89,19 +92,10 @@ OPEA_SPEC = BackendSpec(
     model_required=False,
     capabilities=frozenset({"chat", "stream", "embed"}),
     seed_class="ipfs_accelerate_local.guide:opea",
+    free=True,
 )
 
 SPECS = (LLVM_SPEC, VLLM_SPEC, OVMS_SPEC, OPEA_SPEC)
-
-
-def without_empty_model(call: HttpCall) -> HttpCall:
-    """The call without a ``model`` field when none was given: a one-model server then
-    answers with the model it serves (an empty string is not a model name)."""
-    body = call.json
-    if isinstance(body, dict) and not body.get("model"):
-        body = {k: v for k, v in body.items() if k != "model"}
-        return attrs.evolve(call, json=body, model=call.model or None)
-    return call
 
 
 @hookimpl
@@ -112,54 +106,54 @@ def register_backends(register: Callable[[BackendSpec], None]) -> None:
 
 
 @hookimpl
-def chat(backend: str, request: ChatRequest, settings: Settings) -> HttpCall | None:
+def chat(backend: str, request: ChatRequest) -> HttpCall:
     """``POST /chat/completions`` (OVMS: ``/v3/...``; OPEA: ChatQnA or the LLM service)."""
-    if backend not in NAMES:
-        return None
     if backend == OVMS:
         return openai_compat.chat_call(request, backend, "/v3/chat/completions")
     if backend == OPEA:
         return opea.chat_call(request)
-    return without_empty_model(openai_compat.chat_call(request, backend))
+    return openai_compat.chat_call(request, backend)
 
 
 @hookimpl
-def stream(backend: str, request: ChatRequest, settings: Settings) -> HttpCall | None:
+def stream(backend: str, request: ChatRequest) -> HttpCall:
     """The streamed twin of :func:`chat` (SSE; ChatQnA's ``data: b'...'`` lines for OPEA)."""
-    if backend not in NAMES:
-        return None
     if backend == OVMS:
         return openai_compat.stream_call(request, backend, "/v3/chat/completions")
     if backend == OPEA:
         return opea.stream_call(request)
-    return without_empty_model(openai_compat.stream_call(request, backend))
+    return openai_compat.stream_call(request, backend)
 
 
 @hookimpl
-def embed(backend: str, request: EmbedRequest, settings: Settings) -> HttpCall | None:
+def embed(backend: str, request: EmbedRequest) -> HttpCall:
     """``POST /embeddings`` (OVMS ``/v3/embeddings``, OPEA ``/v1/embeddings``)."""
-    if backend not in NAMES:
-        return None
     path = {OVMS: "/v3/embeddings", OPEA: "/v1/embeddings"}.get(backend, "/embeddings")
     if backend == OPEA and request.model == opea.CHATQNA:  # the default names no embedder
         request = attrs.evolve(request, model="")
-    return without_empty_model(openai_compat.embed_call(request, backend, path))
+    return openai_compat.embed_call(request, backend, path)
 
 
 @hookimpl
-def generate(backend: str, request: GenerateRequest, settings: Settings) -> HttpCall | None:
-    """``POST /completions`` (OVMS ``/v3/completions``): text from a bare prompt."""
-    if backend not in (LLVM, VLLM, OVMS):
-        return None
+def generate(backend: str, request: GenerateRequest) -> HttpCall | None:
+    """``POST /completions`` (OVMS ``/v3/completions``): text from a bare prompt (``opea``
+    does not declare ``generate``, so core never asks it)."""
     if request.kind != "text":
         return None
     path = "/v3/completions" if backend == OVMS else "/completions"
-    return without_empty_model(openai_compat.completion_call(request, backend, path))
+    return openai_compat.completion_call(request, backend, path)
 
 
 @hookimpl
-def list_models(backend: str, settings: Settings) -> HttpCall | None:
-    """``GET /models`` (OVMS ``/v3/models``)."""
-    if backend not in (LLVM, VLLM, OVMS):
-        return None
+def list_models(backend: str) -> HttpCall:
+    """``GET /models`` (OVMS ``/v3/models``; ``opea`` does not declare ``list_models``)."""
     return openai_compat.models_call(backend, "/v3/models" if backend == OVMS else "/models")
+
+
+@hookimpl
+def demo(backend: str, report: DemoReport) -> None:
+    """The backend's calls against a loopback server of its protocol, with a 429 and a 503
+    on the way (``ovms`` adds KServe ``infer``, ``opea`` ChatQnA's bytes-literal stream)."""
+    from . import demo as scenario
+
+    scenario.run(backend, report)

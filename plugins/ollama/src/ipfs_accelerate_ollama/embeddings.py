@@ -19,8 +19,8 @@ from ipfs_accelerate_py.backend import PIPELINE_OPTIONS
 from ipfs_accelerate_py.errors import InvalidArgumentError, NotFoundError
 from ipfs_accelerate_py.types import EmbeddingResponse
 
-from .hints import hinted, missing_route
-from .plugin import legacy_embed_call, legacy_enabled, model_of
+from .hints import missing_route
+from .plugin import legacy_embed_call, legacy_enabled
 
 if TYPE_CHECKING:
     from ipfs_accelerate_py.backend import Backend
@@ -38,7 +38,7 @@ def _plan(
         raise InvalidArgumentError(
             "input must be a non-empty string or a non-empty list of strings"
         )
-    name = model_of(backend, model)
+    name = backend.resolve_model(model)
     body = {k: v for k, v in params.items() if k not in PIPELINE_OPTIONS}
     body.pop("encoding_format", None)  # Ollama returns floats only
     options = {k: v for k, v in params.items() if k in PIPELINE_OPTIONS}
@@ -60,15 +60,14 @@ def embed(
 ) -> EmbeddingResponse:
     """Embed one text or many on any Ollama version (see the module's text)."""
     name, texts, body, options = _plan(backend, input, model, params)
-    with hinted(backend, name):
-        if not legacy_enabled(backend.settings):
-            try:
-                return backend.embed(input=input, model=name, **params)
-            except NotFoundError as err:
-                if not missing_route(err):
-                    raise
-                _note_fallback(backend)
-        parts = [backend.request(legacy_embed_call(name, t, body), **options) for t in texts]
+    if not legacy_enabled(backend.settings):
+        try:
+            return backend.embed(input=input, model=name, **params)
+        except NotFoundError as err:
+            if not missing_route(err):
+                raise
+            _note_fallback(backend)
+    parts = [backend.request(legacy_embed_call(name, t, body), **options) for t in texts]
     return _joined(parts, name)
 
 
@@ -77,13 +76,12 @@ async def aembed(
 ) -> EmbeddingResponse:
     """Async :func:`embed`."""
     name, texts, body, options = _plan(backend, input, model, params)
-    with hinted(backend, name):
-        if not legacy_enabled(backend.settings):
-            try:
-                return await backend.aembed(input=input, model=name, **params)
-            except NotFoundError as err:
-                if not missing_route(err):
-                    raise
-                _note_fallback(backend)
-        parts = [await backend.arequest(legacy_embed_call(name, t, body), **options) for t in texts]
+    if not legacy_enabled(backend.settings):
+        try:
+            return await backend.aembed(input=input, model=name, **params)
+        except NotFoundError as err:
+            if not missing_route(err):
+                raise
+            _note_fallback(backend)
+    parts = [await backend.arequest(legacy_embed_call(name, t, body), **options) for t in texts]
     return _joined(parts, name)

@@ -4,8 +4,8 @@
 >>> client = ollama(metadata={"ollama_api_url": "http://localhost:11434/api"})  # doctest: +SKIP
 >>> client.chat("llama3", [{"role": "user", "content": "Hi"}])["text"]           # doctest: +SKIP
 
-Errors get Ollama's advice (``ollama pull <model>``, ``ollama serve``) through
-:mod:`.hints`, a stop-gap until core lets a plugin annotate its errors.
+Errors carry Ollama's advice (``ollama pull <model>``, ``ollama serve``): the plugin's
+``refine_error`` hook adds it on every call path (:mod:`.hints`).
 """
 
 from __future__ import annotations
@@ -24,8 +24,7 @@ from ipfs_accelerate_py.types import (
 )
 
 from . import embeddings
-from .hints import hinted, hinted_stream
-from .plugin import generate_stream_call, model_of, show_call
+from .plugin import generate_stream_call, show_call
 
 __all__ = ["ollama"]
 
@@ -37,8 +36,7 @@ class ollama(GuideClient):
 
     def list_models(self, **options: Any) -> list[ModelInfo]:
         """The models pulled on the server (``/api/tags``): a list, ``m["id"]`` each."""
-        with hinted(self.backend, None):
-            return self.backend.list_models(**options)
+        return self.backend.list_models(**options)
 
     def chat(
         self,
@@ -50,10 +48,9 @@ class ollama(GuideClient):
     ) -> ChatResponse:
         """``chat(model, messages, temperature=..., max_tokens=..., keep_alive=...)``;
         ``["text"]`` is the reply."""
-        with hinted(self.backend, model):
-            return self.backend.chat(
-                messages=self.messages(messages, prompt, system), model=model, **params
-            )
+        return self.backend.chat(
+            messages=self.messages(messages, prompt, system), model=model, **params
+        )
 
     def stream_chat(
         self,
@@ -64,25 +61,19 @@ class ollama(GuideClient):
         **params: Any,
     ) -> Stream:
         """Chunks with ``"text"`` and ``"done"``, as :meth:`chat` takes its arguments."""
-        with hinted(self.backend, model):
-            stream = self.backend.stream(
-                messages=self.messages(messages, prompt, system), model=model, **params
-            )
-        return hinted_stream(stream, self.backend, model)
+        return self.backend.stream(
+            messages=self.messages(messages, prompt, system), model=model, **params
+        )
 
     def generate(self, model: str | None, prompt: str, **params: Any) -> GenerateResponse:
         """``generate(model, prompt)`` over ``/api/generate``: ``["text"]`` is the reply."""
-        with hinted(self.backend, model):
-            return self.backend.generate(prompt=prompt, model=model, **params)  # type: ignore[return-value]
+        return self.backend.generate(prompt=prompt, model=model, **params)  # type: ignore[return-value]
 
     def stream_generate(self, model: str | None, prompt: str, **params: Any) -> Stream:
         """``/api/generate`` streamed: chunks with ``"text"`` and ``"done"``."""
-        name = model_of(self.backend, model)
+        name = self.backend.resolve_model(model)
         options = {k: params.pop(k) for k in list(params) if k in PIPELINE_OPTIONS}
-        call = generate_stream_call(name, prompt, params)
-        with hinted(self.backend, name):
-            stream = self.backend.request_stream(call, **options)
-        return hinted_stream(stream, self.backend, name)
+        return self.backend.request_stream(generate_stream_call(name, prompt, params), **options)
 
     def embed(self, model: str | None, input: Any, **params: Any) -> EmbeddingResponse:
         """``embed(model, input)``: ``["embedding"]`` / ``["embeddings"]``; falls back to
@@ -91,9 +82,8 @@ class ollama(GuideClient):
 
     def show(self, model: str | None = None, verbose: bool = False) -> dict[str, Any]:
         """``/api/show``: the model's details, parameters, template and capabilities."""
-        name = model_of(self.backend, model)
-        with hinted(self.backend, name):
-            return self.backend.request(show_call(name, verbose))  # type: ignore[no-any-return]
+        name = self.backend.resolve_model(model)
+        return self.backend.request(show_call(name, verbose))  # type: ignore[no-any-return]
 
     def create_ollama_endpoint_handler(
         self, model: str | None = None
@@ -105,8 +95,7 @@ class ollama(GuideClient):
 
         async def handler(prompt: Any, model: str | None = None, **params: Any) -> dict[str, Any]:
             messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
-            with hinted(backend, model or default):
-                result = await backend.achat(messages=messages, model=model or default, **params)
+            result = await backend.achat(messages=messages, model=model or default, **params)
             return result.to_dict()
 
         return handler

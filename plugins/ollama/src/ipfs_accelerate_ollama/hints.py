@@ -1,25 +1,38 @@
-"""Ollama-specific advice added to core's errors: ``ollama pull`` and ``ollama serve``.
+"""Ollama's advice on core's errors: ``ollama pull`` and ``ollama serve``.
 
-Core builds the errors of a call (a 404's message is Ollama's own: ``model "x" not found,
-try pulling it first``; a refused connection does not name the server). Until core lets a
-plugin annotate its errors, the guide's class and the plugin's helpers pass them through
-:func:`hinted`, which appends what to do.
+The plugin's ``refine_error`` hook runs :func:`refine` on every failed attempt of every call
+path (the backend's own calls, the guide's class, the plugin's helpers), so the advice is in
+the error whichever way the call was made:
+
+- a missing model (Ollama's JSON 404 ``model "x" not found, try pulling it first``) gets
+  "run `ollama pull x` to download it"; the hook sees the error only, not the call, so the
+  model is read from Ollama's message (when a message does not name it, the hint says
+  ``ollama pull <model>``);
+- a refused connection (core's "could not connect to <url> ...") gets "start it with
+  `ollama serve`".
+
+A plain-text 404 (Go's ``404 page not found``: an older server without the route) is not a
+missing model and gets no hint; :func:`missing_route` tells the two apart for the embeddings
+fallback too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+import re
 
-from ipfs_accelerate_py.errors import BackendError, ConnectionError, NotFoundError
-from ipfs_accelerate_py.masking import mask_url
-from ipfs_accelerate_py.stream import Stream
+from ipfs_accelerate_py.errors import (
+    BackendError,
+    ConnectionError,
+    NotFoundError,
+    TimeoutError,
+)
 
-if TYPE_CHECKING:
-    from ipfs_accelerate_py.backend import Backend
+__all__ = ["missing_route", "refine"]
 
-__all__ = ["explain", "hinted", "hinted_stream", "missing_route"]
+# server/routes.go: `model "x" not found, try pulling it first`; /api/show: `model 'x' not found`
+_MISSING_MODEL = re.compile(r"""model ["']([^"']+)["'] not found""")
+PULL = "ollama pull"
+SERVE = "start it with `ollama serve`"
 
 
 def missing_route(err: BackendError) -> bool:
@@ -29,39 +42,33 @@ def missing_route(err: BackendError) -> bool:
     return isinstance(err, NotFoundError) and not (isinstance(body, dict) and "error" in body)
 
 
-def explain(err: BackendError, backend: Backend, model: str | None) -> BackendError:
-    """Add the fix to ``err`` (in place): pull a missing model, start a server that is not
-    running (naming the URL it was looked for at)."""
-    hint = None
+def _hint(err: BackendError) -> str | None:
     if isinstance(err, NotFoundError) and not missing_route(err):
-        name = model or backend.settings.default_model
-        if name and "ollama pull" not in err.message:
-            hint = f"run `ollama pull {name}` to download it"
-    elif isinstance(err, ConnectionError) and "ConnectError" in err.message:  # not reached
-        url = mask_url(backend.settings.base_url)
-        if url not in err.message:
-            hint = f"is Ollama running at {url}? start it with `ollama serve`"
-    if hint:
-        err.message = f"{err.message} ({hint})"
-        err.args = (err._render(),)
-    return err
+        if PULL in err.message:
+            return None
+        found = _MISSING_MODEL.search(err.message)
+        return f"run `{PULL} {found.group(1) if found else '<model>'}` to download it"
+    if isinstance(err, (ConnectionError, TimeoutError)) and err.message.startswith(
+        "could not connect"
+    ):
+        return None if SERVE in err.message else f"is Ollama running? {SERVE}"
+    return None
 
 
-@contextmanager
-def hinted(backend: Backend, model: str | None) -> Iterator[None]:
-    """Re-raise core's errors from the block with :func:`explain`'s advice."""
-    try:
-        yield
-    except BackendError as err:
-        explain(err, backend, model)
-        raise
-
-
-def _chunks(stream: Stream, backend: Backend, model: str | None) -> Generator[Any, None, None]:
-    with stream, hinted(backend, model):
-        yield from stream
-
-
-def hinted_stream(stream: Stream, backend: Backend, model: str | None) -> Stream:
-    """``stream`` with :func:`explain`'s advice on its errors; closing it closes ``stream``."""
-    return Stream(_chunks(stream, backend, model))
+def refine(err: BackendError) -> BackendError | None:
+    """``err`` with Ollama's fix added to its message (a new error of the same class), or
+    ``None`` when there is nothing to add."""
+    hint = _hint(err)
+    if hint is None:
+        return None
+    return type(err)(
+        f"{err.message} ({hint})",
+        provider=err.provider,
+        status_code=err.status_code,
+        code=err.code,
+        request_id=err.request_id,
+        provider_request_id=err.provider_request_id,
+        retry_after=err.retry_after,
+        body=err.body,
+        retryable=err.retryable,
+    )

@@ -9,19 +9,17 @@ an Ollama behind an authenticating proxy or ollama.com.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ipfs_accelerate_py.calls import HttpCall
 from ipfs_accelerate_py.config import BackendSpec, Settings
-from ipfs_accelerate_py.errors import InvalidArgumentError
+from ipfs_accelerate_py.demo import DemoReport
+from ipfs_accelerate_py.errors import BackendError, InvalidArgumentError
 from ipfs_accelerate_py.hookspecs import hookimpl
 from ipfs_accelerate_py.types import ChatRequest, EmbedRequest, GenerateRequest
 
-from . import wire
+from . import hints, wire
 from .wire import NAME
-
-if TYPE_CHECKING:
-    from ipfs_accelerate_py.backend import Backend
 
 SPEC = BackendSpec(
     name=NAME,
@@ -36,21 +34,12 @@ SPEC = BackendSpec(
     capabilities=frozenset({"chat", "stream", "embed", "generate", "list_models"}),
     extra_config={"legacy_embeddings": False},
     seed_class="ipfs_accelerate_ollama.guide:ollama",
+    free=True,
 )
 
 
 def _no_usage(_: Any) -> None:
     return None
-
-
-def model_of(backend: Backend, model: str | None) -> str:
-    """The model for a plugin-built call: ``model``, else the configured default."""
-    name = model or backend.settings.default_model
-    if not isinstance(name, str) or not name:
-        raise InvalidArgumentError(
-            "ollama needs a model: pass model= or set OLLAMA_MODEL", provider=NAME
-        )
-    return name
 
 
 def legacy_enabled(settings: Settings) -> bool:
@@ -97,19 +86,15 @@ def register_backends(register: Callable[[BackendSpec], None]) -> None:
 
 
 @hookimpl
-def chat(backend: str, request: ChatRequest, settings: Settings) -> HttpCall | None:
+def chat(request: ChatRequest) -> HttpCall:
     """``POST /chat`` with ``"stream": false``."""
-    if backend != NAME:
-        return None
     body = wire.chat_body(request.model, request.messages, request.params, stream=False)
     return HttpCall("POST", "/chat", json=body, parse=wire.parse_chat, model=request.model)
 
 
 @hookimpl
-def stream(backend: str, request: ChatRequest, settings: Settings) -> HttpCall | None:
+def stream(request: ChatRequest) -> HttpCall:
     """``POST /chat`` streamed as NDJSON; the ``done`` line ends it and carries the usage."""
-    if backend != NAME:
-        return None
     return HttpCall(
         "POST",
         "/chat",
@@ -121,11 +106,9 @@ def stream(backend: str, request: ChatRequest, settings: Settings) -> HttpCall |
 
 
 @hookimpl
-def embed(backend: str, request: EmbedRequest, settings: Settings) -> HttpCall | None:
+def embed(request: EmbedRequest, settings: Settings) -> HttpCall:
     """``POST /embed`` with every input at once; with ``legacy_embeddings`` set, the old
     ``POST /embeddings`` (one input only: use :func:`ipfs_accelerate_ollama.embed` for more)."""
-    if backend != NAME:
-        return None
     params = dict(request.params)
     if legacy_enabled(settings):
         if len(request.inputs) != 1:
@@ -146,17 +129,29 @@ def embed(backend: str, request: EmbedRequest, settings: Settings) -> HttpCall |
 
 
 @hookimpl
-def generate(backend: str, request: GenerateRequest, settings: Settings) -> HttpCall | None:
+def generate(request: GenerateRequest) -> HttpCall:
     """``POST /generate`` with ``"stream": false`` (text only)."""
-    if backend != NAME:
-        return None
     body = wire.generate_body(request.model, request.prompt, request.params, stream=False)
     return HttpCall("POST", "/generate", json=body, parse=wire.parse_generate, model=request.model)
 
 
 @hookimpl
-def list_models(backend: str, settings: Settings) -> HttpCall | None:
+def list_models() -> HttpCall:
     """``GET /tags``: the models pulled on this server."""
-    if backend != NAME:
-        return None
     return HttpCall("GET", "/tags", parse=wire.parse_tags, usage_of=_no_usage)
+
+
+@hookimpl
+def refine_error(error: BackendError) -> BackendError | None:
+    """Ollama's fix on core's error, for every call path: ``ollama pull`` for a missing
+    model, ``ollama serve`` for a server that refused the connection."""
+    return hints.refine(error)
+
+
+@hookimpl
+def demo(report: DemoReport) -> None:
+    """Chat, stream, generate, embeddings and the model list against a loopback Ollama,
+    with a 429 and a 503 on the way."""
+    from . import demo as scenario
+
+    scenario.run(report)
