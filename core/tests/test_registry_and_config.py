@@ -93,9 +93,12 @@ def test_unknown_backend_lists_installed(installed_plugin: str) -> None:
 def test_known_but_missing_backend_names_the_package(
     installed_plugin: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # hide every installed plugin not loaded yet, as if it were not installed
+    # hide every installed plugin, loaded or not, as if it were not installed
     monkeypatch.setenv("IPFS_ACCELERATE_PLUGINS", installed_plugin)
-    name = next(n for n in plugins.KNOWN_PACKAGES if n not in list_backends())
+    name = next(n for n in plugins.KNOWN_PACKAGES if n != installed_plugin)
+    kept = {k: r for k, r in plugins._registrations.items() if k != name}
+    monkeypatch.setattr(plugins, "_registrations", kept)
+    assert name not in list_backends()
     with pytest.raises(ImportError) as info:
         get_backend(name)
     assert isinstance(info.value, errors.BackendNotInstalledError)
