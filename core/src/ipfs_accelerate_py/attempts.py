@@ -29,6 +29,7 @@ from .errors import (
     InvalidRequestError,
     NotFoundError,
     RateLimitError,
+    ServerError,
     TimeoutError,
 )
 from .masking import redact, redact_data
@@ -83,6 +84,8 @@ def _is_client_error(err: BackendError) -> bool:
     endpoint's health (whatever x-should-retry says)."""
     if isinstance(err, (InvalidArgumentError, ConfigurationError)):
         return True
+    if isinstance(err, ServerError):  # a plugin may say a 4xx is the server failing (TGI 424)
+        return False
     status = err.status_code
     if status is None:  # raised by a parser reading a 200 (a prompt blocked by a filter)
         return isinstance(err, (InvalidRequestError, AuthenticationError, NotFoundError))
