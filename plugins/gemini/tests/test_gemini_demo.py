@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 from ipfs_accelerate_gemini.demo import KEY
+from ipfs_accelerate_py.testing.demo import run_demo
 
 
 def test_demo_runs_every_step() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "ipfs_accelerate_py.cli", "demo", "gemini"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert out.returncode == 0, out.stderr
-    text = out.stdout
-    lines = {line.split()[2]: line for line in text.splitlines() if line.startswith("  ok ")}
+    run = run_demo("gemini")
+    text, lines = run.text, run.lines
     assert "Hello! I am a loopback Gemini." in lines["chat"]  # after a 429 and a 503
     assert "Streaming works too.  [done: stop]" in lines["stream"]
     assert "[[0.1, 0.2, 0.3]]" in lines["embeddings"]  # after a 429 with RetryInfo only
@@ -27,5 +18,5 @@ def test_demo_runs_every_step() -> None:
     assert "circuit CLOSED; server saw 10 requests" in lines["usage"]
     assert "FAIL" not in text
     assert "gemini       7/7" in text
-    assert KEY not in text + out.stderr
-    assert "AIzaSy-wrong" not in text + out.stderr
+    assert KEY not in text + run.stderr
+    assert "AIzaSy-wrong" not in text + run.stderr

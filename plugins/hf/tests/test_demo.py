@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from ipfs_accelerate_hf.demo import KEY
+from ipfs_accelerate_py.testing.demo import run_demo
 
 EXPECTED = {
     "hf_tgi": {
@@ -29,18 +27,11 @@ EXPECTED = {
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_demo_runs_every_step(name: str) -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "ipfs_accelerate_py.cli", "demo", name],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert out.returncode == 0, out.stderr
-    text = out.stdout
-    lines = {line.split()[2]: line for line in text.splitlines() if line.startswith("  ok ")}
+    run = run_demo(name)
+    text, lines = run.text, run.lines
     assert list(lines) == list(EXPECTED[name])
     for step, detail in EXPECTED[name].items():
         assert detail in lines[step]
     assert "FAIL" not in text
     assert f"{name:10} {len(lines):3}/{len(lines):<4}" in text
-    assert KEY not in text + out.stderr
+    assert KEY not in text + run.stderr

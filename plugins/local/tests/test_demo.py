@@ -4,12 +4,11 @@
 from __future__ import annotations
 
 import importlib.util
-import subprocess
-import sys
 
 import pytest
 
 from ipfs_accelerate_local.demo import KEY
+from ipfs_accelerate_py.testing.demo import run_demo
 
 HAS_NUMPY = importlib.util.find_spec("numpy") is not None
 EXPECTED = {
@@ -42,16 +41,8 @@ EXPECTED["vllm"] = EXPECTED["llvm"]
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_demo_runs_every_step(name: str) -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "ipfs_accelerate_py.cli", "demo", name],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        encoding="utf-8",
-    )
-    assert out.returncode == 0, out.stderr
-    text = out.stdout
-    lines = {line.split()[2]: line for line in text.splitlines() if line.startswith("  ok ")}
+    run = run_demo(name)
+    text, lines = run.text, run.lines
     expected = EXPECTED[name]
     assert list(lines) == list(expected)
     for step, detail in expected.items():
@@ -61,4 +52,4 @@ def test_demo_runs_every_step(name: str) -> None:
     assert f"{name:10} {len(expected):3}/{len(expected):<4}" in text
     if name == "ovms" and not HAS_NUMPY:
         assert "numpy is not installed: infer skipped" in text
-    assert KEY not in text + out.stderr
+    assert KEY not in text + run.stderr

@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 from ipfs_accelerate_ollama.demo import TOKEN
+from ipfs_accelerate_py.testing.demo import run_demo
 
 
 def test_demo_runs_every_step() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "ipfs_accelerate_py.cli", "demo", "ollama"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert out.returncode == 0, out.stderr
-    text = out.stdout
-    lines = {line.split()[2]: line for line in text.splitlines() if line.startswith("  ok ")}
+    run = run_demo("ollama")
+    text, lines = run.text, run.lines
     assert "Hello! I am a loopback Ollama." in lines["chat"]  # after a 429 and a 503
     assert "Streaming works too.  [done: stop]" in lines["stream"]
     assert "The sky is blue." in lines["generate"]
@@ -27,4 +18,4 @@ def test_demo_runs_every_step() -> None:
     assert "$0.00 (self-hosted); circuit CLOSED; server saw 8 requests" in lines["usage"]
     assert "FAIL" not in text
     assert "ollama       7/7" in text
-    assert TOKEN not in text + out.stderr
+    assert TOKEN not in text + run.stderr

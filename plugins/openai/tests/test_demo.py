@@ -7,19 +7,13 @@ import subprocess
 import sys
 
 from ipfs_accelerate_py.testing import openai_wire as wire
+from ipfs_accelerate_py.testing.demo import run_demo
 from ipfs_accelerate_py.testing.server import ProtocolServer, RecordedRequest, Reply
 
 
 def test_demo_runs_every_call() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "ipfs_accelerate_py.cli", "demo", "openai"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert out.returncode == 0, out.stderr
-    text = out.stdout
-    lines = {line.split()[2]: line for line in text.splitlines() if line.startswith("  ok ")}
+    run = run_demo("openai")
+    text, lines = run.text, run.lines
     assert "Hello! I am a loopback OpenAI server." in lines["chat"]  # after a 429 and a 503
     assert "Streaming works too.  [done: stop]" in lines["stream"]
     assert "[0.1, 0.2, 0.3]" in lines["embeddings"]
@@ -29,7 +23,7 @@ def test_demo_runs_every_call() -> None:
     assert "circuit CLOSED; server saw 9 requests" in lines["usage"]
     assert "FAIL" not in text
     assert "openai       7/7" in text
-    assert "sk-demo-not-a-real-key-0000" not in text + out.stderr
+    assert "sk-demo-not-a-real-key-0000" not in text + run.stderr
 
 
 def test_cli_chat_uses_the_environment(protocol_server: ProtocolServer) -> None:

@@ -17,8 +17,10 @@ from ..endpoint import POLICY_NAMES
 
 if TYPE_CHECKING:
     from ..backend import Backend
+    from ..stream import AsyncStream, Stream
+    from ..types import ChatResponse
 
-__all__ = ["GuideClient"]
+__all__ = ["GuideClient", "ModelFirstClient"]
 
 # names settable on the guide object that belong to the backend's default endpoint
 _FORWARDED_SETTINGS = POLICY_NAMES | {"key_selection_strategy"}
@@ -90,3 +92,67 @@ class GuideClient:
 
 def _role(message: Any) -> Any:
     return message.get("role") if isinstance(message, Mapping) else getattr(message, "role", None)
+
+
+class ModelFirstClient(GuideClient):
+    """A guide class whose chat calls take the model first, as the guide writes them for
+    OpenAI, Ollama, TGI and self-hosted servers: ``chat(model, messages, prompt=None,
+    system=None, **params)``. ``prompt`` adds a user message, ``system`` a system message
+    (unless the messages have one); other keywords are the backend's (generation parameters,
+    pipeline options such as ``priority=`` or ``endpoint_id=``)."""
+
+    def chat(
+        self,
+        model: str | None = None,
+        messages: Any = None,
+        prompt: str | None = None,
+        system: str | None = None,
+        **params: Any,
+    ) -> ChatResponse:
+        """A chat completion: ``["text"]`` is the reply."""
+        return self.backend.chat(
+            messages=self.messages(messages, prompt, system), model=model, **params
+        )
+
+    async def achat(
+        self,
+        model: str | None = None,
+        messages: Any = None,
+        prompt: str | None = None,
+        system: str | None = None,
+        **params: Any,
+    ) -> ChatResponse:
+        """Async :meth:`chat`."""
+        return await self.backend.achat(
+            messages=self.messages(messages, prompt, system), model=model, **params
+        )
+
+    def stream_chat(
+        self,
+        model: str | None = None,
+        messages: Any = None,
+        prompt: str | None = None,
+        system: str | None = None,
+        **params: Any,
+    ) -> Stream:
+        """Chunks with ``["text"]`` and ``["done"]``, as :meth:`chat` takes its arguments."""
+        return self.backend.stream(
+            messages=self.messages(messages, prompt, system), model=model, **params
+        )
+
+    def astream_chat(
+        self,
+        model: str | None = None,
+        messages: Any = None,
+        prompt: str | None = None,
+        system: str | None = None,
+        **params: Any,
+    ) -> AsyncStream:
+        """Async :meth:`stream_chat`: ``async for chunk in client.astream_chat(...)``."""
+        return self.backend.astream(
+            messages=self.messages(messages, prompt, system), model=model, **params
+        )
+
+    def create_chat_endpoint_handler(self, model: str | None = None) -> Any:
+        """An async handler: ``await handler(prompt)`` returns ``{"text": ...}``."""
+        return self.backend.create_handler("chat", model)

@@ -13,9 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ipfs_accelerate_py.api_backends.base import GuideClient
+from ipfs_accelerate_py.api_backends.base import GuideClient, ModelFirstClient
 from ipfs_accelerate_py.stream import AsyncStream, Stream
-from ipfs_accelerate_py.types import ChatResponse
 
 from . import batching, operations
 from .tgi import TextGenerationResponse
@@ -23,7 +22,7 @@ from .tgi import TextGenerationResponse
 __all__ = ["hf_tei", "hf_tgi"]
 
 
-class hf_tgi(GuideClient):
+class hf_tgi(ModelFirstClient):
     """Hugging Face Text Generation Inference with the guide's method names."""
 
     backend_name = "hf_tgi"
@@ -72,32 +71,6 @@ class hf_tgi(GuideClient):
     ) -> AsyncStream:
         """Async :meth:`stream_generate`."""
         return operations.agenerate_stream(self.backend, model, prompt, parameters, **options)
-
-    def chat(
-        self,
-        model: str | None = None,
-        messages: Any = None,
-        prompt: str | None = None,
-        system: str | None = None,
-        **params: Any,
-    ) -> ChatResponse:
-        """``chat(model, messages)`` through TGI's OpenAI-compatible Messages API."""
-        return self.backend.chat(
-            messages=self.messages(messages, prompt, system), model=model, **params
-        )
-
-    def stream_chat(
-        self,
-        model: str | None = None,
-        messages: Any = None,
-        prompt: str | None = None,
-        system: str | None = None,
-        **params: Any,
-    ) -> Stream:
-        """Chunks with ``"text"`` and ``"done"``, as :meth:`chat` takes its arguments."""
-        return self.backend.stream(
-            messages=self.messages(messages, prompt, system), model=model, **params
-        )
 
     def get_model_info(self, **options: Any) -> dict[str, Any]:
         """The server's ``/info`` (model id, limits, version)."""

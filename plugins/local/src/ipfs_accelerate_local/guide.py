@@ -15,63 +15,20 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ipfs_accelerate_py.api_backends.base import GuideClient
-from ipfs_accelerate_py.types import ChatResponse, EmbeddingResponse, GenerateResponse
+from ipfs_accelerate_py.api_backends.base import ModelFirstClient
+from ipfs_accelerate_py.types import EmbeddingResponse, GenerateResponse
 
 from . import ovms as _ovms
 
 __all__ = ["llvm", "opea", "ovms", "vllm"]
 
 
-class _ChatClient(GuideClient):
-    """chat / stream_chat / embedding with the guide's argument order."""
-
-    def chat(
-        self,
-        model: str | None = None,
-        messages: Any = None,
-        prompt: str | None = None,
-        system: str | None = None,
-        **params: Any,
-    ) -> ChatResponse:
-        """``chat(model, messages, prompt=None, system=None, temperature=..., ...)``."""
-        return self.backend.chat(
-            messages=self.messages(messages, prompt, system), model=model, **params
-        )
-
-    async def achat(
-        self,
-        model: str | None = None,
-        messages: Any = None,
-        prompt: str | None = None,
-        system: str | None = None,
-        **params: Any,
-    ) -> ChatResponse:
-        """Async :meth:`chat`."""
-        return await self.backend.achat(
-            messages=self.messages(messages, prompt, system), model=model, **params
-        )
-
-    def stream_chat(
-        self,
-        model: str | None = None,
-        messages: Any = None,
-        prompt: str | None = None,
-        system: str | None = None,
-        **params: Any,
-    ) -> Any:
-        """Chunks with ``"text"`` and ``"done"``, as :meth:`chat` takes its arguments."""
-        return self.backend.stream(
-            messages=self.messages(messages, prompt, system), model=model, **params
-        )
+class _ChatClient(ModelFirstClient):
+    """chat / stream_chat (core's ModelFirstClient) and embedding."""
 
     def embedding(self, model: str | None, text: Any, **params: Any) -> EmbeddingResponse:
         """``embedding(model, text)``: ``["embedding"]`` is the (first) vector."""
         return self.backend.embed(input=text, model=model, **params)
-
-    def create_chat_endpoint_handler(self, model: str | None = None) -> Any:
-        """An async handler: ``await handler(prompt)`` returns ``{"text": ...}``."""
-        return self.backend.create_handler("chat", model)
 
 
 class llvm(_ChatClient):

@@ -13,11 +13,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ipfs_accelerate_py.api_backends.base import GuideClient
+from ipfs_accelerate_py.api_backends.base import ModelFirstClient
 from ipfs_accelerate_py.backend import PIPELINE_OPTIONS
 from ipfs_accelerate_py.stream import Stream
 from ipfs_accelerate_py.types import (
-    ChatResponse,
     EmbeddingResponse,
     GenerateResponse,
     ModelInfo,
@@ -29,7 +28,7 @@ from .plugin import generate_stream_call, show_call
 __all__ = ["ollama"]
 
 
-class ollama(GuideClient):
+class ollama(ModelFirstClient):
     """Ollama with the guide's method names; the resilience settings are the backend's."""
 
     backend_name = "ollama"
@@ -37,33 +36,6 @@ class ollama(GuideClient):
     def list_models(self, **options: Any) -> list[ModelInfo]:
         """The models pulled on the server (``/api/tags``): a list, ``m["id"]`` each."""
         return self.backend.list_models(**options)
-
-    def chat(
-        self,
-        model: str | None = None,
-        messages: Any = None,
-        prompt: str | None = None,
-        system: str | None = None,
-        **params: Any,
-    ) -> ChatResponse:
-        """``chat(model, messages, temperature=..., max_tokens=..., keep_alive=...)``;
-        ``["text"]`` is the reply."""
-        return self.backend.chat(
-            messages=self.messages(messages, prompt, system), model=model, **params
-        )
-
-    def stream_chat(
-        self,
-        model: str | None = None,
-        messages: Any = None,
-        prompt: str | None = None,
-        system: str | None = None,
-        **params: Any,
-    ) -> Stream:
-        """Chunks with ``"text"`` and ``"done"``, as :meth:`chat` takes its arguments."""
-        return self.backend.stream(
-            messages=self.messages(messages, prompt, system), model=model, **params
-        )
 
     def generate(self, model: str | None, prompt: str, **params: Any) -> GenerateResponse:
         """``generate(model, prompt)`` over ``/api/generate``: ``["text"]`` is the reply."""

@@ -9,42 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from ipfs_accelerate_py.api_backends.base import GuideClient
-from ipfs_accelerate_py.types import ChatResponse, EmbeddingResponse, ImageResponse
+from ipfs_accelerate_py.api_backends.base import ModelFirstClient
+from ipfs_accelerate_py.types import EmbeddingResponse, ImageResponse
 
 __all__ = ["openai_api"]
 
 
-class openai_api(GuideClient):
+class openai_api(ModelFirstClient):
     """OpenAI with the guide's method names; the resilience settings are the backend's."""
 
     backend_name = "openai"
-
-    def chat(
-        self,
-        model: str | None = None,
-        messages: Any = None,
-        prompt: str | None = None,
-        system: str | None = None,
-        **params: Any,
-    ) -> ChatResponse:
-        """``chat(model, messages, prompt=None, system=None, temperature=..., ...)``."""
-        return self.backend.chat(
-            messages=self.messages(messages, prompt, system), model=model, **params
-        )
-
-    def stream_chat(
-        self,
-        model: str | None = None,
-        messages: Any = None,
-        prompt: str | None = None,
-        system: str | None = None,
-        **params: Any,
-    ) -> Any:
-        """Chunks with ``"text"`` and ``"done"``, as :meth:`chat` takes its arguments."""
-        return self.backend.stream(
-            messages=self.messages(messages, prompt, system), model=model, **params
-        )
 
     def embedding(
         self, model: str | None, text: Any, encoding_format: str = "float", **params: Any
@@ -59,7 +33,3 @@ class openai_api(GuideClient):
     ) -> ImageResponse:
         """``text_to_image(model, size, n, prompt)``: ``["urls"]`` lists the images."""
         return self.backend.generate_image(prompt=prompt, model=model, size=size, n=n, **params)
-
-    def create_chat_endpoint_handler(self, model: str | None = None) -> Any:
-        """An async handler: ``await handler(prompt)`` returns ``{"text": ...}``."""
-        return self.backend.create_handler("chat", model)
