@@ -106,7 +106,6 @@ class Attempts:
     __slots__ = (
         "authorize",
         "avoid",
-        "refine",
         "body",
         "call",
         "ep",
@@ -114,6 +113,7 @@ class Attempts:
         "lease",
         "obs",
         "opts",
+        "refine",
         "retries",
         "spec",
         "withdrawn",

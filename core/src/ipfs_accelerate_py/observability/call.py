@@ -274,8 +274,9 @@ class Observation:
                 span.set_attribute("http.response.status_code", status)
             tel.fail(span, type(error).__name__, self._describe(error))  # type: ignore[union-attr]
 
-    def attempt_ok(self, att: Attempts, lease: KeyLease | None, usage: Usage | None,
-                   cost: float) -> None:
+    def attempt_ok(
+        self, att: Attempts, lease: KeyLease | None, usage: Usage | None, cost: float
+    ) -> None:
         """An attempt succeeded; ``cost`` is its estimated cost."""
         if usage is not None:
             self.usage_seen = True
@@ -339,8 +340,9 @@ class Observation:
             if isinstance(text, str) and text:
                 self.text.append(text)
 
-    def end(self, result: Any = None, error: BaseException | None = None,
-            closed: bool = False) -> float:
+    def end(
+        self, result: Any = None, error: BaseException | None = None, closed: bool = False
+    ) -> float:
         """End the call: span, metrics, latency, log line. Returns its duration."""
         duration = time.perf_counter() - self.t0
         if error is not None:
@@ -388,7 +390,10 @@ class Observation:
         if closed:
             set_attr("ipfs_accelerate.stream.closed_early", True)
         if self.text and error is None:
-            message = {"role": "assistant", "parts": [{"type": "text", "content": "".join(self.text)}]}
+            message = {
+                "role": "assistant",
+                "parts": [{"type": "text", "content": "".join(self.text)}],
+            }
             if self.finish_reasons:
                 message["finish_reason"] = self.finish_reasons[-1]
             set_attr("gen_ai.output.messages", _json([message]))

@@ -79,7 +79,7 @@ class Hooks:
 class HookGroups:
     """Registered groups, in registration order (copy-on-write: readers never lock)."""
 
-    __slots__ = ("groups", "_lock")
+    __slots__ = ("_lock", "groups")
 
     def __init__(self) -> None:
         self.groups: tuple[Hooks, ...] = ()

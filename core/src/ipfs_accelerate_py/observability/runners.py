@@ -43,8 +43,7 @@ def _done(obs: Observation, result: Any) -> Any:
     return None
 
 
-def run(runner: Callable[..., Any], ep: Endpoint, call: Any, opts: CallOptions,
-        hooks: Any) -> Any:
+def run(runner: Callable[..., Any], ep: Endpoint, call: Any, opts: CallOptions, hooks: Any) -> Any:
     """Observe a call run from a thread."""
     obs, opts = _start(ep, call, opts, False)
     view = obs.begin()
@@ -66,8 +65,9 @@ def run(runner: Callable[..., Any], ep: Endpoint, call: Any, opts: CallOptions,
     return result
 
 
-async def arun(runner: Callable[..., Any], ep: Endpoint, call: Any, opts: CallOptions,
-               hooks: Any) -> Any:
+async def arun(
+    runner: Callable[..., Any], ep: Endpoint, call: Any, opts: CallOptions, hooks: Any
+) -> Any:
     """Observe a call run from a coroutine."""
     obs, opts = _start(ep, call, opts, False)
     view = obs.begin()
@@ -89,9 +89,14 @@ async def arun(runner: Callable[..., Any], ep: Endpoint, call: Any, opts: CallOp
     return result
 
 
-def run_stream(runner: Callable[..., Generator[StreamChunk, None, None]], ep: Endpoint,
-               call: Any, opts: CallOptions, control: Any,
-               hooks: Any) -> Generator[StreamChunk, None, None]:
+def run_stream(
+    runner: Callable[..., Generator[StreamChunk, None, None]],
+    ep: Endpoint,
+    call: Any,
+    opts: CallOptions,
+    control: Any,
+    hooks: Any,
+) -> Generator[StreamChunk, None, None]:
     """Observe a stream read from a thread: begins at the first read, ends with the final
     chunk, an error, or the caller closing it."""
     obs, opts = _start(ep, call, opts, True)
@@ -131,9 +136,13 @@ def run_stream(runner: Callable[..., Generator[StreamChunk, None, None]], ep: En
         _hooks.fire("on_response", obs.groups, view)
 
 
-async def arun_stream(runner: Callable[..., AsyncGenerator[StreamChunk, None]], ep: Endpoint,
-                      call: Any, opts: CallOptions,
-                      hooks: Any) -> AsyncGenerator[StreamChunk, None]:
+async def arun_stream(
+    runner: Callable[..., AsyncGenerator[StreamChunk, None]],
+    ep: Endpoint,
+    call: Any,
+    opts: CallOptions,
+    hooks: Any,
+) -> AsyncGenerator[StreamChunk, None]:
     """Observe a stream read from a coroutine."""
     obs, opts = _start(ep, call, opts, True)
     gen = runner(ep, call, opts, hooks)
