@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -25,7 +26,8 @@ from ipfs_accelerate_py.testing.otel import (
     everything,
     reset_observability,
 )
-from ipfs_accelerate_py.testing.server import ProtocolServer, Reply
+from ipfs_accelerate_py.testing.server import ProtocolServer, RecordedRequest, Reply
+from ipfs_accelerate_py.testing.waiting import wait_until
 
 CHAT = "/v1/chat/completions"
 SECRET = "sk-loop-0123456789SECRETabcd"  # conftest.SECRET
@@ -336,3 +338,68 @@ def test_embeddings_and_list_models_name_their_operations(
     backend.embed(input="x", model="e")
     backend.list_models()
     assert [s.name for s in otel.calls()] == ["embeddings e", "list_models"]
+
+
+def test_concurrent_threads_and_tasks_keep_their_own_spans_and_the_gauges_count(
+    make_backend: Callable[..., Backend], protocol_server: ProtocolServer, otel: Telemetry
+) -> None:
+    backend = make_backend(max_concurrent_requests=1)
+    hold = threading.Event()
+
+    def reply(request: RecordedRequest) -> Reply:
+        text = request.json()["messages"][-1]["content"]
+        return Reply.json(wire.chat_completion(f"echo:{text}"), wait_for=hold)
+
+    protocol_server.on("POST", CHAT, default=reply)
+    results: dict[str, str] = {}
+
+    def call(name: str) -> None:
+        results[name] = backend.chat(messages=wire.user(name), model="m", request_id=name).text
+
+    threads = [threading.Thread(target=call, args=(f"t{i}",)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    wait_until(
+        lambda: protocol_server.in_flight == 1 and backend.default_endpoint.gate.info()["size"] == 2
+    )
+    gauges = {
+        name: otel.points(name)[0].value
+        for name in ("ipfs_accelerate.client.requests.active", "ipfs_accelerate.client.queue.depth")
+    }
+    assert gauges == {
+        "ipfs_accelerate.client.requests.active": 1,
+        "ipfs_accelerate.client.queue.depth": 2,
+    }
+    hold.set()
+    for thread in threads:
+        thread.join(10)
+    assert results == {f"t{i}": f"echo:t{i}" for i in range(3)}
+
+    async def tasks() -> list[str]:
+        try:
+            replies = await asyncio.gather(
+                *(
+                    backend.achat(messages=wire.user(f"a{i}"), model="m", request_id=f"a{i}")
+                    for i in range(3)
+                )
+            )
+            return [r.text for r in replies]
+        finally:
+            await backend.aclose()
+
+    assert asyncio.run(tasks()) == ["echo:a0", "echo:a1", "echo:a2"]
+    calls = otel.calls()
+    assert sorted(c.attributes["ipfs_accelerate.request_id"] for c in calls) == [
+        "a0",
+        "a1",
+        "a2",
+        "t0",
+        "t1",
+        "t2",
+    ]
+    for call_span in calls:
+        [attempt] = otel.attempts_of(call_span)
+        assert attempt.context.trace_id == call_span.context.trace_id
+    assert len({c.context.trace_id for c in calls}) == 6  # no call nested in another
+    waits = sorted(c.attributes["ipfs_accelerate.queue.wait"] for c in calls)
+    assert waits[-1] > 0

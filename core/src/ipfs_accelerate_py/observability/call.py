@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ..endpoint import Endpoint
     from ..resilience.keys import KeyLease
     from ..types import Usage
+    from .otel import Telemetry
 
 __all__ = ["Observation"]
 
@@ -153,6 +154,14 @@ class Observation:
     # -- the call ---------------------------------------------------------------------------
     def begin(self) -> CallView | None:
         """Open the call's span; return the on_request view when any hook wants it."""
+        tel = self.telemetry
+        if tel is not None:
+            self._begin_telemetry(tel)
+        if self.groups and any(g.on_request for g in self.groups):
+            return self.view(body=self._body())
+        return None
+
+    def _begin_telemetry(self, tel: Telemetry) -> None:
         ep = self.ep
         model = self.call.model or None
         attrs: dict[str, Any] = {
@@ -168,34 +177,28 @@ class Observation:
             if port:
                 attrs["server.port"] = port
         self.base_attrs = dict(attrs)
-        tel = self.telemetry
-        if tel is not None:
-            if tel.metrics:
-                tel.active.add(1, self.base_attrs)
-                tel.watch(ep)
-            if tel.tracer is not None:
-                attrs["ipfs_accelerate.request_id"] = self.opts.request_id
-                attrs["ipfs_accelerate.priority"] = self.opts.priority.name
-                attrs["ipfs_accelerate.endpoint"] = ep.id
-                if self.stream:
-                    attrs["ipfs_accelerate.stream"] = True
-                body = getattr(self.call, "json", None)
-                if isinstance(body, dict):
-                    for name, key in _REQUEST_PARAMS:
-                        value = body.get(name)
-                        if isinstance(value, (int, float)) and not isinstance(value, bool):
-                            attrs[key] = value
-                    if self.cfg.capture_content:
-                        content = body.get("messages", body.get("input", body.get("prompt")))
-                        if content is not None:
-                            secrets = ep.keys.secrets()
-                            attrs["gen_ai.input.messages"] = _json(redact_data(content, secrets))
-                name = f"{self.operation} {model}" if model else self.operation
-                start_ns = time.time_ns()
-                self.span = tel.start_call(name, attrs, start_ns)
-        if any(g.on_request for g in self.groups):
-            return self.view(body=self._body())
-        return None
+        if tel.metrics:
+            tel.watch(ep)
+        if tel.tracer is None:
+            return
+        attrs["ipfs_accelerate.request_id"] = self.opts.request_id
+        attrs["ipfs_accelerate.priority"] = self.opts.priority.name
+        attrs["ipfs_accelerate.endpoint"] = ep.id
+        if self.stream:
+            attrs["ipfs_accelerate.stream"] = True
+        body = getattr(self.call, "json", None)
+        if isinstance(body, dict):
+            for name, key in _REQUEST_PARAMS:
+                value = body.get(name)
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    attrs[key] = value
+            if self.cfg.capture_content:
+                content = body.get("messages", body.get("input", body.get("prompt")))
+                if content is not None:
+                    secrets = ep.keys.secrets()
+                    attrs["gen_ai.input.messages"] = _json(redact_data(content, secrets))
+        name = f"{self.operation} {model}" if model else self.operation
+        self.span = tel.start_call(name, attrs, time.time_ns())
 
     def enter(self) -> tuple[Any, Any]:
         """Make this the current call (and its span the current span) in this context."""
@@ -301,7 +304,7 @@ class Observation:
         if tel is not None and tel.metrics:
             tel.retries.add(1, {**self.base_attrs, "error.type": type(error).__name__})
         self._close_attempt()
-        if any(g.on_retry for g in self.groups):
+        if self.groups and any(g.on_retry for g in self.groups):
             _hooks.fire("on_retry", self.groups, self.view(error=error, delay=delay))
 
     def attempt_abandoned(self, att: Attempts, sent: bool) -> None:
@@ -409,7 +412,6 @@ class Observation:
             attrs["gen_ai.response.model"] = self.response_model
         if self.error_type:
             attrs["error.type"] = self.error_type
-        tel.active.add(-1, self.base_attrs)
         tel.duration.record(duration, attrs)
         if self.usage_seen:
             tel.tokens.record(self.input_tokens, {**attrs, "gen_ai.token.type": "input"})

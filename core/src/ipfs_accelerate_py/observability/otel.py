@@ -7,7 +7,7 @@ needs only ``opentelemetry-api``."""
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
@@ -96,11 +96,6 @@ class Telemetry:
             unit="s",
             description="Time a call waited for its endpoint's queue slot.",
         )
-        self.active = meter.create_up_down_counter(
-            "ipfs_accelerate.client.requests.active",
-            unit="{request}",
-            description="Calls in progress (queued or running).",
-        )
         self.retries = meter.create_counter(
             "ipfs_accelerate.client.retries", unit="{retry}", description="Retries scheduled."
         )
@@ -121,22 +116,32 @@ class Telemetry:
         )
         meter.create_observable_gauge(
             "ipfs_accelerate.client.queue.depth",
-            callbacks=[self._queue_depth],
+            callbacks=[self._gate("size")],
             unit="{request}",
             description="Calls waiting in each endpoint's queue.",
+        )
+        meter.create_observable_gauge(
+            "ipfs_accelerate.client.requests.active",
+            callbacks=[self._gate("active_requests")],
+            unit="{request}",
+            description="Calls holding a slot of their endpoint (in flight).",
         )
 
     def watch(self, ep: Endpoint) -> None:
         """Include ``ep`` in the queue-depth gauge."""
         self._endpoints.add(ep)
 
-    def _queue_depth(self, options: Any) -> Iterable[Any]:
-        for ep in list(self._endpoints):
-            info = ep.gate.info()
-            yield otel_metrics.Observation(
-                info["size"],
-                {"gen_ai.provider.name": ep.spec.name, "ipfs_accelerate.endpoint": ep.id},
-            )
+    def _gate(self, field: str) -> Callable[[Any], Iterable[Any]]:
+        """A gauge callback reading ``field`` of every watched endpoint's gate."""
+
+        def observe(options: Any) -> Iterable[Any]:
+            for ep in list(self._endpoints):
+                yield otel_metrics.Observation(
+                    ep.gate.info()[field],
+                    {"gen_ai.provider.name": ep.spec.name, "ipfs_accelerate.endpoint": ep.id},
+                )
+
+        return observe
 
     # -- spans ------------------------------------------------------------------------------
     def start_call(self, name: str, attributes: dict[str, Any], start_ns: int) -> Any:
