@@ -64,7 +64,9 @@ def _backend() -> Any:
     return backend
 
 
-def _interleave(fns: dict[str, Callable[[], Any]], rounds: int, warmup: int) -> dict[str, list[int]]:
+def _interleave(
+    fns: dict[str, Callable[[], Any]], rounds: int, warmup: int
+) -> dict[str, list[int]]:
     names = list(fns)
     for _ in range(warmup):
         for fn in fns.values():
@@ -143,18 +145,11 @@ def _on_variants(rounds: int, warmup: int) -> dict[str, float]:
     def call() -> Any:
         return chat(messages=MESSAGES, model=MODEL, max_tokens=16)
 
-    def with_settings(setup: Callable[[], Any]) -> Callable[[], Any]:
-        def run() -> Any:
-            setup()
-            try:
-                return call()
-            finally:
-                observability.disable()
-                for group in observability.state.GLOBAL_HOOKS.groups:
-                    observability.remove_hooks(group)
-                exporter.clear()
-
-        return run
+    def reset() -> None:
+        observability.disable()
+        for group in observability.state.GLOBAL_HOOKS.groups:
+            observability.remove_hooks(group)
+        exporter.clear()
 
     def on() -> None:
         observability.configure(tracer_provider=tracer_provider, meter_provider=meter_provider)
@@ -163,31 +158,37 @@ def _on_variants(rounds: int, warmup: int) -> dict[str, float]:
         observability.add_hooks(on_response=lambda view: None)
 
     def log() -> None:
-        observability.configure(tracing=False, metrics=False, latency=False, log_calls=True,
-                                log_json=True)
+        observability.configure(
+            tracing=False, metrics=False, latency=False, log_calls=True, log_json=True
+        )
 
-    # switching the settings is outside the timed call: time each variant's call alone
-    variants = {"off": lambda: None, "on": on, "hooks": hooks, "log": log}
+    # each variant runs in blocks of calls with its settings in force (switching them is
+    # not timed); the blocks are interleaved, rotating the order, so noise falls on all alike
+    variants: dict[str, Callable[[], None]] = {
+        "off": lambda: None,
+        "on": on,
+        "hooks": hooks,
+        "log": log,
+    }
+    block = 25
     out: dict[str, list[int]] = {n: [] for n in variants}
-    for _ in range(warmup):
-        for setup in variants.values():
-            with_settings(setup)()
-    gc.collect()
     clock = time.perf_counter_ns
     names = list(variants)
-    for i in range(rounds):
+    for i in range(warmup // block + rounds // block):
+        timed = i >= warmup // block
         for j in range(len(names)):
             name = names[(i + j) % len(names)]
             variants[name]()
             try:
-                t0 = clock()
-                call()
-                out[name].append(clock() - t0)
+                for _ in range(block):
+                    t0 = clock()
+                    call()
+                    if timed:
+                        out[name].append(clock() - t0)
             finally:
-                observability.disable()
-                for group in observability.state.GLOBAL_HOOKS.groups:
-                    observability.remove_hooks(group)
-                exporter.clear()
+                reset()
+        if i == warmup // block - 1:
+            gc.collect()
     backend.close()
     return {name: _p50_us(samples) for name, samples in out.items()}
 

@@ -403,3 +403,19 @@ def test_concurrent_threads_and_tasks_keep_their_own_spans_and_the_gauges_count(
     assert len({c.context.trace_id for c in calls}) == 6  # no call nested in another
     waits = sorted(c.attributes["ipfs_accelerate.queue.wait"] for c in calls)
     assert waits[-1] > 0
+
+
+def test_without_an_sdk_provider_calls_work_and_record_nothing(
+    backend: Backend, protocol_server: ProtocolServer
+) -> None:
+    from opentelemetry import trace
+
+    observability.configure(
+        tracer_provider=trace.NoOpTracerProvider(), metrics=False, latency=False
+    )
+    try:
+        protocol_server.on("POST", CHAT, wire.error_reply(500), wire.chat_reply("ok"))
+        assert backend.chat(messages=wire.user(), model="m").text == "ok"
+        assert len(protocol_server.requests_to(CHAT)) == 2
+    finally:
+        reset_observability()

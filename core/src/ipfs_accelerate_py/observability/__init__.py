@@ -44,6 +44,7 @@ __all__ = [
     "describe",
     "latency_summary",
     "remove_hooks",
+    "replace",
     "reset_latency",
     "scoped_hooks",
 ]
@@ -171,11 +172,28 @@ _OPERATIONS = {
 }
 
 
+_FIELDS: tuple[str, ...] = ()
+
+
+def replace(opts: CallOptions, name: str, value: Any) -> CallOptions:
+    """``opts`` with one field replaced: ``attrs.evolve`` without its per-call introspection
+    (a third of its cost)."""
+    global _FIELDS
+    cls = type(opts)
+    if not _FIELDS:
+        _FIELDS = tuple(f.name for f in attrs.fields(cls))
+    new = object.__new__(cls)
+    for field in _FIELDS:
+        object.__setattr__(new, field, getattr(opts, field))
+    object.__setattr__(new, name, value)
+    return new
+
+
 def describe(opts: CallOptions, kind: str) -> CallOptions:
     """``opts`` naming the call's operation (``kind``: a request hook's name, or a
     ``generate`` kind: ``text``/``image``), for the span; called by the backend only while
     :data:`ENABLED`."""
-    return attrs.evolve(opts, operation=_OPERATIONS.get(kind, kind))
+    return replace(opts, "operation", _OPERATIONS.get(kind, kind))
 
 
 # -- the pipeline's entry points (only while ENABLED) ------------------------------------------

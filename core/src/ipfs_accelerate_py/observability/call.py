@@ -198,7 +198,9 @@ class Observation:
                     secrets = ep.keys.secrets()
                     attrs["gen_ai.input.messages"] = _json(redact_data(content, secrets))
         name = f"{self.operation} {model}" if model else self.operation
-        self.span = tel.start_call(name, attrs, time.time_ns())
+        span = tel.start_call(name, attrs, time.time_ns())
+        if span.is_recording():  # else no SDK is set up: skip the attempt spans too
+            self.span = span
 
     def enter(self) -> tuple[Any, Any]:
         """Make this the current call (and its span the current span) in this context."""

@@ -8,8 +8,6 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Callable, Generator
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
 from . import hooks as _hooks
 from .call import Observation
 
@@ -22,8 +20,10 @@ __all__ = ["arun", "arun_stream", "run", "run_stream"]
 
 
 def _start(ep: Endpoint, call: Any, opts: CallOptions, stream: bool) -> tuple[Observation, Any]:
+    from . import replace
+
     obs = Observation(ep, call, opts, stream)
-    return obs, attrs.evolve(opts, obs=obs)
+    return obs, replace(opts, "obs", obs)
 
 
 def _failed(obs: Observation, exc: BaseException) -> Any:
