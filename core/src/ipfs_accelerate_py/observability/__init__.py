@@ -22,15 +22,32 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
-from . import state
-from .hooks import HookFn, Hooks, scoped_hooks
-from .latency import latency_summary, reset_latency
-from .views import CallView
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # loaded on first use (module __getattr__), so importing costs nothing
     from ..attempts import CallOptions
+    from .hooks import HookFn, Hooks, scoped_hooks
+    from .latency import latency_summary, reset_latency
+    from .views import CallView
+
+_LAZY = {
+    "state": "state",
+    "CallView": "views",
+    "HookFn": "hooks",
+    "Hooks": "hooks",
+    "scoped_hooks": "hooks",
+    "latency_summary": "latency",
+    "reset_latency": "latency",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = importlib.import_module(f"{__name__}.{module}")
+    return value if name == module else getattr(value, name)
+
 
 __all__ = [
     "ENABLED",
@@ -58,6 +75,8 @@ _lock = threading.Lock()
 
 def _refresh() -> None:
     global ENABLED
+    from . import state
+
     ENABLED = (
         state.CONFIG.active
         or state.GLOBAL_HOOKS.any()
@@ -98,6 +117,8 @@ def configure(
         log_json=log_json,
         latency=latency,
     )
+    from . import state
+
     with _lock:
         state.CONFIG = cfg
         _refresh()
@@ -105,6 +126,7 @@ def configure(
 
 def disable() -> None:
     """Turn tracing, metrics, log lines and latency sampling off (hooks stay registered)."""
+    from . import state
     from .config import ObservabilityConfig
 
     with _lock:
@@ -125,6 +147,9 @@ def add_hooks(
     secret in it; an exception in a hook is logged and never breaks the call. Global hooks
     run before a backend's, and each group in registration order. Returns the group, for
     :func:`remove_hooks`."""
+    from . import state
+    from .hooks import Hooks
+
     hooks = Hooks.of(
         on_request=on_request, on_response=on_response, on_error=on_error, on_retry=on_retry
     )
@@ -136,6 +161,8 @@ def add_hooks(
 
 def remove_hooks(hooks: Hooks, *, backend: Any = None) -> None:
     """Unregister a group returned by :func:`add_hooks` (with the same ``backend``)."""
+    from . import state
+
     with _lock:
         state.unregister(hooks, backend)
         _refresh()
@@ -155,11 +182,10 @@ def event(name: str, **attributes: Any) -> None:
 
 
 def _on_scope_change() -> None:
+    """A :func:`scoped_hooks` block opened or closed."""
     with _lock:
         _refresh()
 
-
-state.ON_SCOPE_CHANGE = _on_scope_change
 
 # what a call's kind of request is, by the GenAI conventions' operation names
 _OPERATIONS = {
@@ -181,6 +207,8 @@ def replace(opts: CallOptions, name: str, value: Any) -> CallOptions:
     global _FIELDS
     cls = type(opts)
     if not _FIELDS:
+        import attrs
+
         _FIELDS = tuple(f.name for f in attrs.fields(cls))
     new = object.__new__(cls)
     for field in _FIELDS:

@@ -110,19 +110,19 @@ def scoped_hooks(hooks: Hooks) -> Iterator[None]:
     """Apply ``hooks`` to the calls made inside the block (in this thread or task), after the
     global and per-backend ones: how a router attaches its own hooks to the backend calls it
     makes on the caller's behalf."""
-    from . import state
+    from . import _on_scope_change, state
 
     if not isinstance(hooks, Hooks):
         raise InvalidArgumentError(f"scoped_hooks needs a Hooks, got {type(hooks).__name__}")
     token = _SCOPE.set((*_SCOPE.get(), hooks))
     state.SCOPE_HOOKS.append(1)
-    state.ON_SCOPE_CHANGE()
+    _on_scope_change()
     try:
         yield
     finally:
         _SCOPE.reset(token)
         state.SCOPE_HOOKS.pop()
-        state.ON_SCOPE_CHANGE()
+        _on_scope_change()
 
 
 def scope() -> tuple[Hooks, ...]:

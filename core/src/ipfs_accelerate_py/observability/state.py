@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextvars
 import weakref
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidArgumentError
@@ -33,8 +32,6 @@ CURRENT: contextvars.ContextVar[Observation | None] = contextvars.ContextVar(
     "ipfs_accelerate_call", default=None
 )
 """The call being made in this context, for :func:`~ipfs_accelerate_py.observability.event`."""
-
-ON_SCOPE_CHANGE: Callable[[], None] = lambda: None  # noqa: E731 - set by the package
 
 
 def _owner(backend: Any) -> Any:
