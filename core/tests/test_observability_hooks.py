@@ -316,3 +316,37 @@ def test_tracing_without_the_api_installed_says_how_to_install_it() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert "pip install 'ipfs-accelerate-core[otel]'" in out.stdout
+
+
+def test_a_failed_stream_and_an_async_stream_closed_early(
+    make_backend: Callable[..., Backend], protocol_server: ProtocolServer
+) -> None:
+    pytest.importorskip("opentelemetry.sdk")
+    from ipfs_accelerate_py.testing.otel import Telemetry
+
+    otel = Telemetry()
+    otel.configure()
+    backend = make_backend(max_retries=0)
+    seen: list[tuple[str, CallView]] = []
+    observability.add_hooks(**recorder(seen))
+    events = wire.chat_stream(["a", "b", "c"])
+    protocol_server.on("POST", CHAT, wire.error_reply(500), Reply.sse(events))
+    with pytest.raises(errors.ServerError):
+        list(backend.stream(messages=wire.user(), model="m"))
+
+    async def main() -> str:
+        try:
+            async with backend.astream(messages=wire.user(), model="m") as stream:
+                async for chunk in stream:
+                    return chunk.text
+            return ""
+        finally:
+            await backend.aclose()
+
+    assert asyncio.run(main()) == "a"
+    assert [k for k, _ in seen] == ["on_request", "on_error", "on_request"]
+    failed, closed = otel.calls()
+    assert failed.attributes["error.type"] == "ServerError"
+    assert failed.attributes["ipfs_accelerate.stream"] is True
+    assert closed.attributes["ipfs_accelerate.stream.closed_early"] is True
+    assert len(protocol_server.requests_to(CHAT)) == 2

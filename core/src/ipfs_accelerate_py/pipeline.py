@@ -389,8 +389,12 @@ async def arun_stream(
 ) -> AsyncGenerator[StreamChunk, None]:
     """Stream ``call`` from a coroutine. Retried only until the first chunk reached the caller."""
     if _obs.ENABLED and opts.obs is None:
-        async for chunk in _obs.observed_astream(arun_stream, ep, call, opts, hooks):
-            yield chunk
+        observed = _obs.observed_astream(arun_stream, ep, call, opts, hooks)
+        try:
+            async for chunk in observed:
+                yield chunk
+        finally:  # an async for does not close what it iterates: a caller's aclose() must
+            await observed.aclose()
         return
     ex = executor_for(call)
     idle, total = _stream_limits(ep, opts)

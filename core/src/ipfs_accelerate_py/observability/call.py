@@ -100,7 +100,7 @@ class Observation:
         self.stream = stream
         self.cfg = cfg = state.CONFIG
         self.telemetry = cfg.telemetry
-        self.operation = opts.operation or ("chat" if stream else "request")
+        self.operation = opts.operation or "request"  # a plugin-built call (request())
         self.groups: tuple[_hooks.Hooks, ...] = state.GLOBAL_HOOKS.groups
         own = state.BACKEND_HOOKS.get(ep.usage)
         if own is not None and own.groups:
