@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 __all__ = ["ObservabilityConfig"]
 
 INSTALL_HINT = "pip install 'ipfs-accelerate-core[otel]'"
+_TELEMETRY: dict[tuple[Any, Any, bool, bool], Telemetry] = {}
 
 
 @attrs.frozen(slots=True)
@@ -68,12 +69,12 @@ class ObservabilityConfig:
                 raise ConfigurationError(
                     f"tracing and metrics need the OpenTelemetry API: {INSTALL_HINT}"
                 ) from None
-            telemetry = Telemetry(
-                tracer_provider if tracing else None,
-                meter_provider if metrics else None,
-                tracing=tracing,
-                metrics=metrics,
-            )
+            tp = tracer_provider if tracing else None
+            mp = meter_provider if metrics else None
+            key = (tp, mp, tracing, metrics)
+            telemetry = _TELEMETRY.get(key)
+            if telemetry is None:  # once per providers: a meter's gauges are registered once
+                telemetry = _TELEMETRY[key] = Telemetry(tp, mp, tracing=tracing, metrics=metrics)
         return cls(
             tracing=tracing,
             metrics=metrics,
