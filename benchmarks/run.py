@@ -1247,6 +1247,10 @@ def main() -> int:
     results["steps"] = bench_steps(scale)
     log(f"4. cProfile of {profile_calls} chat calls")
     results["profile"] = profile_chat(profile_calls)
+    log("5. observability: off (with and without OpenTelemetry), on, hooks, log lines")
+    import observability as observability_bench  # benchmarks/observability.py
+
+    results["observability"] = observability_bench.bench(q)
     results["load_end"] = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     results["elapsed_s"] = time.perf_counter() - started
 
@@ -1308,7 +1312,7 @@ def main() -> int:
             imp["rss_mb"] < TARGET_IMPORT_MB,
         ),
     ]
-    page = render(results)
+    page = render(results) + "\n" + observability_bench.render(results["observability"])
     if args.no_write:
         print(page)
     else:

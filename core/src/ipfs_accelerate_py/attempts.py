@@ -67,6 +67,8 @@ class CallOptions:
     extra_body: Any = None
     extra_query: Any = None
     total_timeout: float | None = None
+    operation: str | None = None  # the GenAI operation name, set only while observing
+    obs: Any = None  # the call's observability.call.Observation, only while observing
 
 
 @attrs.frozen(slots=True)
@@ -114,6 +116,7 @@ class Attempts:
         "idempotency_key",
         "last_error",
         "lease",
+        "obs",
         "opts",
         "refine",
         "retries",
@@ -133,6 +136,7 @@ class Attempts:
         self.refine = hooks.refine if hooks is not None else None
         self.call = call
         self.opts = opts
+        self.obs = opts.obs  # observability: None unless observing
         self.spec = ep.spec
         self.lease: KeyLease | None = None
         self.retries = 0
@@ -149,6 +153,8 @@ class Attempts:
         ``wait`` > 0 every usable key is cooling down and the caller waits before sending.
         Whatever fails after the breaker admitted the call gives its reservations back."""
         ep = self.ep
+        if self.obs is not None:
+            self.obs.attempt_begin(self)
         try:
             ep.breaker.before_call()
         except CircuitOpenError as open_error:
@@ -210,6 +216,8 @@ class Attempts:
         finally:
             if lease is not None:
                 ep.keys.release(lease, ok=True, prompt_tokens=p, completion_tokens=c, cost=cost)
+        if self.obs is not None:
+            self.obs.attempt_ok(self, lease, usage, cost)
 
     def failed(
         self, err: BackendError, headers: Mapping[str, str] | None = None, *, retry: bool = True
@@ -246,6 +254,8 @@ class Attempts:
                 ep.keys.observe_headers(lease.key.name, headers, status=err.status_code)
             ep.keys.release(lease, ok=False)
         ep.usage.record_failure(endpoint_id=ep.id, key_name=name)
+        if self.obs is not None:
+            self.obs.attempt_failed(self, err, lease)
         if not retry:
             raise err
         delay = ep.retry.delay_for(err, self.retries)
@@ -275,6 +285,8 @@ class Attempts:
             raise err
         self.withdrawn += cost
         self.retries += 1
+        if self.obs is not None:
+            self.obs.retrying(self, err, delay)
         log.warning(
             "%s [%s]: retry %d/%d %s after %s",
             self.spec.name,
@@ -316,6 +328,8 @@ class Attempts:
         since the provider did (and bills) the work."""
         ep = self.ep
         ep.breaker.on_ignored()
+        if self.obs is not None:
+            self.obs.attempt_abandoned(self, sent)
         lease, self.lease = self.lease, None
         name = lease.key.name if lease is not None else None
         p = usage.prompt_tokens if usage else 0

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import handlers, pipeline, plugins
+from . import observability as _obs
 from .calls import Call, CallableCall, HttpCall
 from .config import BackendSpec, Settings, seconds_setting
 from .controls import EndpointControls
@@ -294,6 +295,8 @@ class Backend(EndpointControls):
             raise InvalidArgumentError("messages must not be empty")
         _check_params(params)
         request = ChatRequest(model=self._model(model), messages=tuple(msgs), params=params)
+        if _obs.ENABLED:
+            opts = _obs.describe(opts, hook)
         return ep, opts, self._call(hook, ep, request=request)
 
     def _embed_call(
@@ -312,6 +315,8 @@ class Backend(EndpointControls):
             )
         _check_params(params)
         request = EmbedRequest(self._model(model), inputs, encoding_format, params)
+        if _obs.ENABLED:
+            opts = _obs.describe(opts, "embed")
         return ep, opts, self._call("embed", ep, request=request)
 
     def _generate_call(
@@ -323,6 +328,8 @@ class Backend(EndpointControls):
             raise InvalidArgumentError("prompt must be a non-empty string")
         _check_params(params)
         request = GenerateRequest(self._model(model), prompt, kind, params)
+        if _obs.ENABLED:
+            opts = _obs.describe(opts, kind)
         return ep, opts, self._call("generate", ep, request=request)
 
     # -- sync calls -------------------------------------------------------------------------
@@ -378,6 +385,8 @@ class Backend(EndpointControls):
         ep, opts = self._split(options)
         self._reject_extra(options)
         call = self._call("list_models", ep)
+        if _obs.ENABLED:
+            opts = _obs.describe(opts, "list_models")
         return pipeline.run(ep, call, opts, hooks=self._hooks)  # type: ignore[no-any-return]
 
     # -- async calls ------------------------------------------------------------------------
@@ -428,6 +437,8 @@ class Backend(EndpointControls):
         ep, opts = self._split(options)
         self._reject_extra(options)
         call = self._call("list_models", ep)
+        if _obs.ENABLED:
+            opts = _obs.describe(opts, "list_models")
         return await pipeline.arun(ep, call, opts, hooks=self._hooks)  # type: ignore[no-any-return]
 
     # -- a plugin's own calls ------------------------------------------------------------------

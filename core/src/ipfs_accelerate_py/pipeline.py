@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from . import observability as _obs
 from .attempts import Attempts, CallOptions, PluginHooks, new_request_id
 from .calls import STREAM_END, CallableCall, EventParser, HttpCall
 from .decoders import NDJSONDecoder, SSEDecoder
@@ -66,6 +67,8 @@ def run(
 ) -> Any:
     """Run ``call`` on ``ep`` from a thread: gate, attempts, retries, accounting. A paginated
     call follows ``next_page``, each page an exchange retried on its own."""
+    if _obs.ENABLED and opts.obs is None:
+        return _obs.observed_run(run, ep, call, opts, hooks)
     try:
         with ep.gate.slot(opts.priority, opts.queue_timeout):
             pages: list[Any] = []
@@ -115,6 +118,8 @@ async def arun(
     hooks: PluginHooks | None = None,
 ) -> Any:
     """Run ``call`` on ``ep`` from a coroutine, never blocking the event loop."""
+    if _obs.ENABLED and opts.obs is None:
+        return await _obs.observed_arun(arun, ep, call, opts, hooks)
     try:
         async with ep.gate.aslot(opts.priority, opts.queue_timeout):
             pages: list[Any] = []
@@ -314,6 +319,9 @@ def run_stream(
     hooks: PluginHooks | None = None,
 ) -> Generator[StreamChunk, None, None]:
     """Stream ``call`` from a thread. Retried only until the first chunk reached the caller."""
+    if _obs.ENABLED and opts.obs is None:
+        yield from _obs.observed_stream(run_stream, ep, call, opts, control, hooks)
+        return
     ex = executor_for(call)
     control = control or StreamControl()
     idle, total = _stream_limits(ep, opts)
@@ -380,6 +388,14 @@ async def arun_stream(
     hooks: PluginHooks | None = None,
 ) -> AsyncGenerator[StreamChunk, None]:
     """Stream ``call`` from a coroutine. Retried only until the first chunk reached the caller."""
+    if _obs.ENABLED and opts.obs is None:
+        observed = _obs.observed_astream(arun_stream, ep, call, opts, hooks)
+        try:
+            async for chunk in observed:
+                yield chunk
+        finally:  # an async for does not close what it iterates: a caller's aclose() must
+            await observed.aclose()
+        return
     ex = executor_for(call)
     idle, total = _stream_limits(ep, opts)
     try:
