@@ -171,17 +171,36 @@ def test_a_new_event_loop_does_not_block_on_client_setup(
     backend: Backend, protocol_server: ProtocolServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Each event loop gets its own client; building one must not load CA certificates on
-    the loop (tens of ms): asyncio's debug mode reports any callback slower than 20 ms."""
+    the loop: asyncio's debug mode reports any callback slower than a threshold.
+
+    The threshold is half of what loading the certificates takes here and now, so it scales
+    with the machine's load; a round of three new loops is tried up to three times, because a
+    busy machine can stall any callback once — loading on the loop would stall every one."""
+    import time
+
+    import httpx
+
     protocol_server.on("POST", CHAT, default=ok())
+    costs = []
+    for _ in range(3):
+        start = time.perf_counter()
+        httpx.create_ssl_context()
+        costs.append(time.perf_counter() - start)
+    threshold = max(0.02, sorted(costs)[1] / 2)
 
     async def one_call() -> None:
-        asyncio.get_running_loop().slow_callback_duration = 0.02
+        asyncio.get_running_loop().slow_callback_duration = threshold
         await backend.achat(messages=user(), model="m")
 
     asyncio.run(one_call(), debug=True)  # first loop: pays one-time imports
-    caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="asyncio"):
-        for _ in range(3):
-            asyncio.run(one_call(), debug=True)
-    slow = [r.getMessage() for r in caplog.records if "took" in r.getMessage()]
-    assert slow == []
+    rounds = []
+    for _ in range(3):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="asyncio"):
+            for _ in range(3):
+                asyncio.run(one_call(), debug=True)
+        slow = [r.getMessage() for r in caplog.records if "took" in r.getMessage()]
+        rounds.append(slow)
+        if not slow:
+            break
+    assert rounds[-1] == [], rounds
