@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ipfs_accelerate_py.api_backends.base import GuideClient
+from ipfs_accelerate_py.backend import Backend
 
 from .kit import S3Operations
 from .runner import Runner
@@ -26,7 +27,11 @@ class s3_kit(GuideClient, S3Operations):
     backend_name = "s3_kit"
 
     def __init__(
-        self, resources: Mapping[str, Any] | None = None, metadata: Mapping[str, Any] | None = None
+        self,
+        resources: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        backend: Backend | None = None,
     ) -> None:
-        super().__init__(resources, metadata)
+        super().__init__(resources, metadata, backend=backend)
         object.__setattr__(self, "_s3", Runner(self.backend))
