@@ -52,6 +52,17 @@ def _version(*dists: str) -> str:
     return "?"
 
 
+def _default_url(spec: Any) -> str | None:
+    from ..config import normalize_base_url
+
+    if not spec.default_base_url or not spec.http:
+        return spec.default_base_url or None
+    try:
+        return normalize_base_url(spec.default_base_url, spec.base_url_suffix, "default", spec)
+    except BackendError:
+        return None
+
+
 def describe(name: str) -> BackendRow:
     """The row of backend ``name``: version, credentials (masked) and base URL."""
     from .. import plugins
@@ -87,7 +98,7 @@ def describe(name: str) -> BackendRow:
         row.credentials = f"missing ({' or '.join(spec.api_key_env)})"
     else:
         row.credentials = "not needed"
-    configured = any(os.environ.get(n) for n in spec.base_url_env)
+    configured = settings.base_url != _default_url(spec)
     shown = mask_url(settings.base_url) if settings.base_url else "(provider default)"
     row.base_url = shown if configured else f"{shown} (default)"
     row.ready = not row.credentials.startswith("missing")
