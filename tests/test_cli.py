@@ -256,3 +256,31 @@ def test_models_with_category(protocol_server: ProtocolServer) -> None:
 def test_usage_counts_this_process() -> None:
     ran = run("usage", "--json")
     assert ran.code == 0 and json.loads(ran.out) == {"scope": "process", "backends": {}}
+
+
+def test_backend_model_target_keeps_colons_in_model_names(protocol_server: ProtocolServer) -> None:
+    """``-m ollama:llama3:latest`` is backend ollama, model llama3:latest; with ``-b ollama``,
+    ``-m llama3:latest`` is that model (``llama3`` is no backend)."""
+    from ipfs_accelerate_py.testing.server import RecordedRequest as Req
+
+    def chat(request: Req) -> Reply:
+        body = request.json()
+        return Reply.json(
+            {
+                "model": body["model"],
+                "created_at": "2025-07-07T20:22:19Z",
+                "message": {"role": "assistant", "content": "hi"},
+                "done_reason": "stop",
+                "done": True,
+                "prompt_eval_count": 3,
+                "eval_count": 1,
+            }
+        )
+
+    protocol_server.on("POST", "/api/chat", default=chat)
+    env = base_env(OLLAMA_HOST=protocol_server.base_url)
+    assert run("chat", "Hi", "-m", "ollama:llama3:latest", "--no-stream", env=env).out == "hi\n"
+    assert (
+        run("chat", "Hi", "-b", "ollama", "-m", "llama3:latest", "--no-stream", env=env).code == 0
+    )
+    assert [r.json()["model"] for r in protocol_server.requests] == ["llama3:latest"] * 2
