@@ -62,6 +62,21 @@ def test_backends_check_times_each_endpoint(protocol_server: ProtocolServer) -> 
     assert len(protocol_server.requests) == 1 and KEY not in ran.out
 
 
+def test_backends_check_without_a_model_list(protocol_server: ProtocolServer) -> None:
+    """TEI cannot list models: its /health is asked; OPEA has neither: any HTTP reply will do.
+    A keyless backend left at its default address (localhost) is not called."""
+    protocol_server.on("GET", "/health", Reply(status=200))
+    protocol_server.on("GET", "/", Reply.json({"detail": "Not Found"}, status=404))
+    env = base_env(HF_TEI_BASE_URL=protocol_server.base_url, OPEA_BASE_URL=protocol_server.base_url)
+    ran = run("backends", "--check", "--json", env=env)
+    rows = {r["name"]: r for r in json.loads(ran.out)}
+    assert rows["hf_tei"]["check"].endswith("healthy") and rows["hf_tei"]["check_ok"]
+    assert rows["opea"]["check"].endswith("answers (HTTP 404)") and rows["opea"]["check_ok"]
+    assert rows["ollama"]["check"] == "skipped: not configured"
+    assert ran.code == 0
+    assert sorted(r.path for r in protocol_server.requests) == ["/", "/health"]
+
+
 def test_backends_unknown_name() -> None:
     ran = run("backends", "nope")
     assert ran.code == 2 and "no backend named 'nope'" in ran.err

@@ -29,7 +29,8 @@ class BackendRow:
     version: str = ""
     credentials: str = ""
     base_url: str = ""
-    ready: bool = False  # configured well enough to be called
+    ready: bool = False  # configured by the user (a key, or an address) and callable
+    callable: bool = False  # has what a call needs (a key where one is required)
     check: str = ""
     check_ok: bool | None = None
     check_ms: float | None = None
@@ -101,15 +102,21 @@ def describe(name: str) -> BackendRow:
     configured = settings.base_url != _default_url(spec)
     shown = mask_url(settings.base_url) if settings.base_url else "(provider default)"
     row.base_url = shown if configured else f"{shown} (default)"
-    row.ready = not row.credentials.startswith("missing")
+    # a backend counts as configured when the user gave it something: its key, or (for one
+    # that needs none) an address; a keyless default (localhost:11434...) is not checked
+    key_needed = spec.http and spec.api_key_required and bool(spec.api_key_env)
+    row.callable = bool(secret) or not key_needed
+    row.ready = bool(secret) or (configured and not key_needed)
     return row
 
 
-def _check(row: BackendRow, timeout: float) -> None:
-    """Ask the endpoint for its models (no retries, a short timeout) and time it."""
+def _check(row: BackendRow, timeout: float, named: bool = False) -> None:
+    """Ask the endpoint for its models, or its health where it cannot list them (no
+    retries, a short timeout), and time it. Backends the user has not configured are left
+    alone unless named on the command line."""
     from ..core import get_backend
 
-    if not row.installed or not row.ready:
+    if not row.installed or not (row.ready or (named and row.callable)):
         row.check = "skipped: not configured" if row.installed else "skipped: not installed"
         return
     try:
@@ -118,18 +125,35 @@ def _check(row: BackendRow, timeout: float) -> None:
         row.check, row.check_ok = f"FAIL {exc.message}", False
         return
     with backend:
-        if "list_models" not in backend.spec.capabilities:
-            row.check = "skipped: the backend cannot list models"
-            return
         start = time.perf_counter()
         try:
-            models = backend.list_models()
+            answer = _ping(backend)
         except BackendError as exc:
             row.check_ms = (time.perf_counter() - start) * 1000
             row.check, row.check_ok = f"FAIL {type(exc).__name__}: {exc.message}", False
             return
         row.check_ms = (time.perf_counter() - start) * 1000
-        row.check, row.check_ok = f"ok {row.check_ms:.0f} ms, {len(models)} models", True
+        row.check, row.check_ok = f"ok {row.check_ms:.0f} ms, {answer}", True
+
+
+def _ping(backend: Any) -> str:
+    """The cheapest call that shows the endpoint answers: the model list, else the guide
+    class's ``health_check`` (TEI's ``/health``), else any HTTP reply to ``GET /``."""
+    from ..api_backends import guide_class
+    from ..calls import HttpCall
+    from ..errors import APIStatusError
+
+    if "list_models" in backend.spec.capabilities:
+        return f"{len(backend.list_models())} models"
+    health = getattr(guide_class(backend.name), "health_check", None)
+    if health is not None:
+        healthy = guide_class(backend.name)(backend=backend).health_check()
+        return "healthy" if healthy else "answers, not healthy"
+    try:
+        backend.request(HttpCall("GET", "/", json_reply=False, parse=lambda _: None))
+    except APIStatusError as exc:  # any status: the server is there
+        return f"answers (HTTP {exc.status_code})"
+    return "answers"
 
 
 def _table(rows: list[BackendRow], check: bool) -> None:
@@ -152,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
     rows = [describe(plugins.canonical_name(n)) for n in names]
     if args.check:
         with ThreadPoolExecutor(max_workers=min(8, len(rows)) or 1) as pool:
-            list(pool.map(lambda r: _check(r, args.timeout), rows))
+            list(pool.map(lambda r: _check(r, args.timeout, bool(args.names)), rows))
     if args.json:
         print_json([r.to_dict() for r in rows])
     else:
