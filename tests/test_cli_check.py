@@ -137,3 +137,29 @@ def test_unreachable_server(openai_server: ProtocolServer) -> None:
     )
     lines = _lines(ran.out)
     assert ran.code == 1 and lines["list_models"][:2] == ["FAIL", "ConnectionError:"]
+
+
+def test_the_guides_ollama_script_flags(protocol_server: ProtocolServer) -> None:
+    """``test_ollama_backoff_comprehensive.py --model llama3 --host ... --queue-size 10
+    --max-concurrent 2``, as ``check ollama``."""
+    from guide_world import ollama_wire
+
+    def chat(request: RecordedRequest) -> Reply:
+        if request.json()["stream"]:
+            return Reply.ndjson(ollama_wire.chat_stream(["O", "K"]))
+        return Reply.json(ollama_wire.chat("OK"), delay=0.05)
+
+    protocol_server.on("GET", "/api/tags", default=Reply.json(ollama_wire.tags(["llama3:latest"])))
+    protocol_server.on("POST", "/api/chat", default=chat)
+    ran = run(
+        "check", "ollama", "--model", "llama3", "--host", protocol_server.base_url,
+        "--queue-size", "10", "--max-concurrent", "2",
+    )  # fmt: skip
+    lines = _lines(ran.out)
+    assert ran.code == 0, ran.out
+    assert {c: v[0] for c, v in lines.items()} == {
+        "list_models": "PASS", "chat": "PASS", "stream": "PASS", "embed": "SKIP", "queue": "PASS"
+    }  # fmt: skip
+    assert len(protocol_server.requests_to("/api/chat")) == 1 + 1 + 4
+    assert protocol_server.max_in_flight == 2
+    assert {r.json()["model"] for r in protocol_server.requests_to("/api/chat")} == {"llama3"}

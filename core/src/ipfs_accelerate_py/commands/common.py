@@ -61,11 +61,21 @@ def split_target(
     return backend or default, model or None
 
 
-def interactive_backend(name: str, model: str | None = None, **policy: Any) -> Backend:
-    """``get_backend`` with few retries and short backoff, for a person waiting at a terminal."""
+def interactive_backend(
+    name: str, model: str | None = None, base_url: str | None = None, **policy: Any
+) -> Backend:
+    """``get_backend`` with few retries and short backoff, for a person waiting at a terminal;
+    ``base_url`` (``--base-url``) overrides the configured address."""
     from ..core import get_backend
 
-    return get_backend(name, model=model, **{**INTERACTIVE_POLICY, **policy})
+    return get_backend(name, model=model, base_url=base_url, **{**INTERACTIVE_POLICY, **policy})
+
+
+def add_base_url_flag(parser: Any) -> None:
+    """``--base-url URL`` (alias ``--host``, as the guide's Ollama script names it)."""
+    parser.add_argument(
+        "--base-url", "--host", dest="base_url", default=None, help="the server's address"
+    )
 
 
 def read_stdin(stream: TextIO | None = None, *, wait: float | None = None) -> str | None:

@@ -19,7 +19,14 @@ from typing import Any
 import attrs
 
 from ..errors import BackendError
-from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, interactive_backend, print_json
+from .common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_base_url_flag,
+    interactive_backend,
+    print_json,
+)
 
 __all__ = ["Outcome", "add_parser", "run"]
 
@@ -95,7 +102,8 @@ def check_backend(name: str, args: argparse.Namespace) -> list[Outcome]:
     if args.queue_size is not None:
         policy["queue_size"] = args.queue_size
     try:
-        backend = interactive_backend(name, _models_for(args.model, name), **policy)
+        model = _models_for(args.model, name)
+        backend = interactive_backend(name, model, args.base_url, **policy)
     except BackendError as exc:
         error = exc
         _step(name, "configure", lambda: _raise(error), out)
@@ -192,6 +200,9 @@ def run(args: argparse.Namespace) -> int:
     if not names:
         print("error: no backend to check", file=sys.stderr)
         return EXIT_USAGE
+    if args.base_url and len(names) > 1:
+        print("error: --base-url names one server: check one backend with it", file=sys.stderr)
+        return EXIT_USAGE
     explicit = bool(args.backends or args.apis)
     outcomes: list[Outcome] = []
     for name in names:
@@ -226,4 +237,5 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--max-tokens", type=int, default=16, help="reply length per chat (16)")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per call (30)")
     p.add_argument("--json", action="store_true", help="also print the outcomes as JSON")
+    add_base_url_flag(p)
     p.set_defaults(run=run)

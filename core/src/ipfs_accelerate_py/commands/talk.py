@@ -10,6 +10,7 @@ from ..errors import InvalidArgumentError
 from .common import (
     EXIT_OK,
     Progress,
+    add_base_url_flag,
     interactive_backend,
     print_json,
     read_stdin,
@@ -24,7 +25,7 @@ _OPENED: dict[str, Any] = {}
 
 def _open(args: argparse.Namespace, default: str = "openai") -> tuple[Any, str | None]:
     name, model = split_target(args.backend, args.model, default)
-    backend = interactive_backend(name, model)
+    backend = interactive_backend(name, model, args.base_url)
     _OPENED[backend.name] = backend
     return backend, model
 
@@ -140,7 +141,7 @@ def _list(backend: Any, category: str | None) -> list[Any]:
 
 def models(args: argparse.Namespace) -> int:
     """List a backend's models (``--category chat``...)."""
-    backend = interactive_backend(split_target(args.backend_name, None)[0])
+    backend = interactive_backend(split_target(args.backend_name, None)[0], None, args.base_url)
     with backend:
         found = _list(backend, args.category)
     if args.json:
@@ -171,6 +172,7 @@ def _target_flags(p: Any) -> None:
     p.add_argument("-b", "--backend", default=None, help="backend name (default openai)")
     p.add_argument("-m", "--model", default=None, help="model, or BACKEND:MODEL")
     p.add_argument("--usage", action="store_true", help="print tokens and cost to stderr")
+    add_base_url_flag(p)
 
 
 def add_parsers(sub: Any) -> None:
@@ -201,6 +203,7 @@ def add_parsers(sub: Any) -> None:
     p = sub.add_parser("models", help="list a backend's models")
     p.add_argument("backend_name", metavar="BACKEND")
     p.add_argument("--category", default=None, help="only models of this category (chat...)")
+    add_base_url_flag(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=models)
 
