@@ -299,3 +299,12 @@ def test_backend_model_target_keeps_colons_in_model_names(protocol_server: Proto
         run("chat", "Hi", "-b", "ollama", "-m", "llama3:latest", "--no-stream", env=env).code == 0
     )
     assert [r.json()["model"] for r in protocol_server.requests] == ["llama3:latest"] * 2
+
+
+def test_no_model_says_which_flag() -> None:
+    ran = run("chat", "Hi", env=base_env(OPENAI_API_KEY=KEY))
+    assert (
+        ran.code == 2
+        and "openai needs a model: pass -m openai:MODEL or set OPENAI_MODEL" in ran.err
+    )
+    _no_traceback(ran.err)

@@ -27,6 +27,12 @@ def _open(args: argparse.Namespace, default: str = "openai") -> tuple[Any, str |
     name, model = split_target(args.backend, args.model, default)
     backend = interactive_backend(name, model, args.base_url)
     _OPENED[backend.name] = backend
+    if backend.spec.model_required and not backend.settings.default_model:
+        env = " or ".join(backend.spec.model_env)
+        raise InvalidArgumentError(
+            f"{backend.name} needs a model: pass -m {backend.name}:MODEL"
+            + (f" or set {env}" if env else "")
+        )
     return backend, model
 
 
