@@ -97,11 +97,16 @@ def describe(name: str) -> BackendRow:
         row.credentials = f"{source or 'key'} {mask_secret(secret)}"
     elif spec.api_key_required and spec.http and spec.api_key_env:
         row.credentials = f"missing ({' or '.join(spec.api_key_env)})"
+    elif not spec.http:
+        row.credentials = "the SDK's own (not shown)"
     else:
         row.credentials = "not needed"
-    configured = settings.base_url != _default_url(spec)
-    shown = mask_url(settings.base_url) if settings.base_url else "(provider default)"
-    row.base_url = shown if configured else f"{shown} (default)"
+    configured = bool(settings.base_url) and settings.base_url != _default_url(spec)
+    if not settings.base_url:
+        row.base_url = "(the SDK's default)"
+    else:
+        shown = mask_url(settings.base_url)
+        row.base_url = shown if configured else f"{shown} (default)"
     # a backend counts as configured when the user gave it something: its key, or (for one
     # that needs none) an address; a keyless default (localhost:11434...) is not checked
     key_needed = spec.http and spec.api_key_required and bool(spec.api_key_env)
@@ -128,12 +133,19 @@ def _check(row: BackendRow, timeout: float, named: bool = False) -> None:
         start = time.perf_counter()
         try:
             answer = _ping(backend)
+        except _NoCheck as why:
+            row.check = f"skipped: {why}"
+            return
         except BackendError as exc:
             row.check_ms = (time.perf_counter() - start) * 1000
             row.check, row.check_ok = f"FAIL {type(exc).__name__}: {exc.message}", False
             return
         row.check_ms = (time.perf_counter() - start) * 1000
         row.check, row.check_ok = f"ok {row.check_ms:.0f} ms, {answer}", True
+
+
+class _NoCheck(Exception):
+    """The backend offers no call cheap enough for ``--check``."""
 
 
 def _ping(backend: Any) -> str:
@@ -145,6 +157,8 @@ def _ping(backend: Any) -> str:
 
     if "list_models" in backend.spec.capabilities:
         return f"{len(backend.list_models())} models"
+    if not backend.spec.http:
+        raise _NoCheck("no cheap check for a backend reached through an SDK")
     health = getattr(guide_class(backend.name), "health_check", None)
     if health is not None:
         healthy = guide_class(backend.name)(backend=backend).health_check()
