@@ -1,44 +1,31 @@
 """The ``ipfs-accelerate`` command.
 
-``ipfs-accelerate backends``   list installed backends
-``ipfs-accelerate demo``       run every installed backend against a loopback server speaking
-                               its protocol, with a rate limit and an outage on the way
-``ipfs-accelerate chat -b openai -m gpt-4o-mini "Hello"``   a real call with your configuration
+``ipfs-accelerate backends [--check]``   installed backends, their configuration (keys
+                                         masked) and, with --check, whether each answers
+``ipfs-accelerate demo``                 every installed backend against a loopback server of
+                                         its protocol, with a rate limit and an outage on the way
+``ipfs-accelerate chat -m openai:gpt-4o-mini "Hello"``   a prompt, streamed as it arrives
+``ipfs-accelerate embed -m openai:text-embedding-3-small "some text"``   vectors, as JSON lines
+``ipfs-accelerate models groq --category chat``          a backend's models
+``ipfs-accelerate check openai --max-concurrent 2 -m gpt-4o-mini``   a live smoke test
+``ipfs-accelerate usage``                usage and cost counted in this process
+
+Exit codes: 0 success, 1 the provider or the connection failed (or a check did not pass),
+2 bad arguments or configuration (unknown backend, missing key, no model), 130 interrupted.
+Errors are one line on stderr; ``IPFS_ACCELERATE_DEBUG=1`` adds the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import warnings
 from collections.abc import Sequence
+from typing import Any
 
-from .errors import BackendError
-
-
-def _backends(_: argparse.Namespace) -> int:
-    from .core import list_backends
-    from .plugins import KNOWN_PACKAGES
-
-    installed = list_backends()
-    for name in sorted(set(KNOWN_PACKAGES) | set(installed)):
-        state = "installed" if name in installed else f"pip install {KNOWN_PACKAGES[name]}"
-        print(f"{name:10} {state}")
-    return 0
-
-
-def _chat(args: argparse.Namespace) -> int:
-    from .core import get_backend
-
-    with get_backend(args.backend) as backend:
-        messages = [{"role": "user", "content": args.prompt}]
-        if args.stream:
-            for chunk in backend.stream(messages=messages, model=args.model):
-                print(chunk.text, end="", flush=True)
-            print()
-        else:
-            print(backend.chat(messages=messages, model=args.model).text)
-    return 0
+from .errors import BackendError, ConfigurationError, InvalidArgumentError
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -49,29 +36,64 @@ def _demo(args: argparse.Namespace) -> int:
     return 0 if steps and all(s.ok for s in steps) else 1
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``ipfs-accelerate`` command."""
-    parser = argparse.ArgumentParser(prog="ipfs-accelerate", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("backends", help="list backends and how to install them").set_defaults(
-        run=_backends
+def _parser() -> argparse.ArgumentParser:
+    from .commands import backends, smoke, talk
+
+    parser = argparse.ArgumentParser(
+        prog="ipfs-accelerate",
+        description="One interface to many LLM API providers.",
+        epilog=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    backends.add_parser(sub)
     demo = sub.add_parser(
         "demo", help="run every installed backend against a loopback server of its protocol"
     )
     demo.add_argument("backends", nargs="*", help="only these backends")
     demo.set_defaults(run=_demo)
-    chat = sub.add_parser("chat", help="send one prompt with your configuration")
-    chat.add_argument("prompt")
-    chat.add_argument("-b", "--backend", default="openai")
-    chat.add_argument("-m", "--model", default=None)
-    chat.add_argument("--stream", action="store_true")
-    chat.set_defaults(run=_chat)
-    args = parser.parse_args(argv)
+    talk.add_parsers(sub)
+    smoke.add_parser(sub)
+    return parser
+
+
+def _show_warning(message: Any, category: Any, *_: Any, **__: Any) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def _exit_code(exc: BackendError) -> int:
+    return 2 if isinstance(exc, (ConfigurationError, InvalidArgumentError)) else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ipfs-accelerate`` command: one line on stderr for any error."""
+    from .commands.common import EXIT_INTERRUPTED
+
+    args = _parser().parse_args(argv)
+    warnings.showwarning = _show_warning
+    debug = os.environ.get("IPFS_ACCELERATE_DEBUG", "") not in ("", "0")
     try:
         return int(args.run(args))
     except BackendError as exc:
+        if debug:
+            raise
         print(f"error: {exc}", file=sys.stderr)
+        return _exit_code(exc)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except Exception as exc:  # a bug: still one line, the traceback on request
+        if debug:
+            raise
+        print(
+            f"error: unexpected {type(exc).__name__}: {exc} "
+            "(set IPFS_ACCELERATE_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
         return 1
 
 

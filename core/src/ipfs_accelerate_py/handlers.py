@@ -2,8 +2,10 @@
 
 ``backend.create_handler("chat", model)`` returns an async callable: ``await handler(prompt)``
 (a string, or a list of messages) returns the chat result as a plain dict with ``"text"``.
-``"embed"`` handlers return ``{"embedding": [...], ...}``, ``"generate"`` ones
-``{"text": ..., "generated_text": ...}``. Plugins may override a kind with their own hookimpl.
+``"embed"`` handlers return ``{"embedding": [...], "embeddings": [...], "text": <the input>,
+...}`` (``"text"`` is the text embedded, so the guide's ``result["text"]`` works on every
+handler), ``"generate"`` ones ``{"text": ..., "generated_text": ...}``. Plugins may override
+a kind with their own hookimpl.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ def create_handler(
 
         async def embed_handler(text: Any, **params: Any) -> dict[str, Any]:
             result = await client.aembed(input=text, model=model, **{**options, **params})
-            return result.to_dict()
+            return {**result.to_dict(), "text": text}
 
         return embed_handler
     if kind == "generate":

@@ -49,6 +49,6 @@ def test_cli_chat_uses_the_environment(protocol_server: ProtocolServer) -> None:
     assert [r.json()["messages"] for r in protocol_server.requests] == [wire.user("hello")] * 2
     env.pop("OPENAI_API_KEY")
     failed = subprocess.run(cli, capture_output=True, text=True, timeout=60, env=env)
-    assert failed.returncode == 1
+    assert failed.returncode == 2  # configuration errors exit 2 (cli.py)
     assert "OPENAI_API_KEY" in failed.stderr
     assert "Traceback" not in failed.stderr
