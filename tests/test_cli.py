@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import subprocess
 import time
 
@@ -137,6 +138,7 @@ def test_chat_no_stream_and_json(protocol_server: ProtocolServer) -> None:
     assert reply["text"] == "One reply." and reply["backend"] == "openai"
     assert reply["usage"] == {"prompt_tokens": 9, "completion_tokens": 12, "total_tokens": 21}
     assert ran.err.startswith("usage: 9 prompt + 12 completion tokens")
+    assert re.search(r"latency p50 \d+ ms, p90 \d+ ms, p99 \d+ ms over 1 calls", ran.err)
     assert [r.json().get("stream") for r in protocol_server.requests] == [None, None]
 
 

@@ -55,18 +55,39 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
     return params
 
 
+def _observe_latency(args: argparse.Namespace) -> None:
+    """With ``--usage``, sample call latencies (no OpenTelemetry needed) for the report."""
+    if getattr(args, "usage", False):
+        from .. import observability
+
+        observability.configure(tracing=False, metrics=False)
+
+
+def _latency(name: str) -> str:
+    from .. import observability
+
+    row = observability.latency_summary().get(name)
+    if not row or "p50_ms" not in row:
+        return ""
+    return (
+        f"; latency p50 {row['p50_ms']:.0f} ms, p90 {row['p90_ms']:.0f} ms, "
+        f"p99 {row['p99_ms']:.0f} ms over {row['count']} calls"
+    )
+
+
 def _usage_line(backend: Any) -> None:
     stats = backend.get_usage_stats()
     cost = stats.get("estimated_cost_usd")
     print(
         f"usage: {stats.get('prompt_tokens', 0)} prompt + {stats.get('completion_tokens', 0)} "
-        f"completion tokens" + (f", ${cost}" if cost is not None else ""),
+        f"completion tokens" + (f", ${cost}" if cost is not None else "") + _latency(backend.name),
         file=sys.stderr,
     )
 
 
 def chat(args: argparse.Namespace) -> int:
     """Send one prompt; stream the answer as it arrives (``--no-stream``: one reply)."""
+    _observe_latency(args)
     prompt = _prompt(args)
     backend, model = _open(args)
     messages = [{"role": "user", "content": prompt}]
@@ -99,6 +120,7 @@ def embed(args: argparse.Namespace) -> int:
     """Embed texts (arguments, or one per line of stdin) and print one JSON vector per line."""
     import json
 
+    _observe_latency(args)
     texts = list(args.texts)
     if not texts:
         piped = read_stdin()
@@ -161,15 +183,20 @@ def models(args: argparse.Namespace) -> int:
 
 def usage(args: argparse.Namespace) -> int:
     """Usage and cost counted in this process (none kept between runs yet)."""
+    from .. import observability
+
     stats = {name: b.get_usage_stats() for name, b in _OPENED.items()}
     if args.json:
+        latency = observability.latency_summary()
+        for name, row in stats.items():
+            row["latency"] = latency.get(name, {})
         print_json({"scope": "process", "backends": stats})
         return EXIT_OK
     print("usage is counted per process; this one has made no calls" if not stats else "")
     for name, s in stats.items():
         print(
             f"{name}: {s['total_requests']} requests, {s['total_tokens']} tokens, "
-            f"${s.get('estimated_cost_usd', 0)}"
+            f"${s.get('estimated_cost_usd', 0)}" + _latency(name)
         )
     return EXIT_OK
 
