@@ -7,7 +7,8 @@
   ``max_client_batch_size`` 32 and whose ``/embed`` takes 20 ms per request; the endpoint
   allows 4 requests at once (``max_concurrent_requests=4``). The ideal is
   ceil(texts / 32) / 4 round trips of 20 ms; the figure is our time against that ideal.
-- **S3**: 200 files of 1 MiB uploaded to a moto server on loopback (moto's server mode),
+- **S3**: 200 files of 1 MiB uploaded to a moto server on loopback (moto's server mode, in
+  its own process),
   with ``s3_kit.upload_folder`` (concurrent, verified) against the same files put one by
   one with plain boto3 (``aws s3 cp --recursive`` style, sequential). Skipped when moto or
   boto3 is not installed.
@@ -79,9 +80,12 @@ def bench_s3(files: int, size: int) -> dict[str, Any] | None:
     """Upload a folder with s3_kit and with sequential boto3 puts; None without moto."""
     try:
         import boto3
-        from moto.server import ThreadedMotoServer
+        import moto.server  # noqa: F401
     except ImportError:
         return None
+    import socket
+    import subprocess
+
     from ipfs_accelerate_py.api_backends import s3_kit
     from ipfs_accelerate_py.core import get_backend
 
@@ -89,11 +93,26 @@ def bench_s3(files: int, size: int) -> dict[str, Any] | None:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
+    with socket.socket() as probe:  # a free port for the server process
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # the server in its own process, as a real store is: not competing for this one's GIL
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
-        host, port = server.get_host_and_port()
-        url = f"http://{host}:{port}"
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp, "model")
             folder.mkdir()
@@ -113,7 +132,8 @@ def bench_s3(files: int, size: int) -> dict[str, Any] | None:
             listed = kit.list_objects("kit", "model/")
             assert len(listed) == files
     finally:
-        server.stop()
+        server.terminate()
+        server.wait(10)
     return {"files": files, "size": size, "ours": ours, "sequential": sequential}
 
 
@@ -146,7 +166,9 @@ def render(r: dict[str, Any]) -> str:
         lines.append(
             f"**S3 folder upload** of {s3['files']} files of {s3['size'] // 1024 // 1024} MiB "
             f"to a loopback moto server: s3_kit `upload_folder` {s3['ours']:.2f} s, "
-            f"sequential boto3 puts {s3['sequential']:.2f} s (**{speedup:.1f}x** faster)."
+            f"sequential boto3 puts {s3['sequential']:.2f} s (**{speedup:.1f}x** the speed). "
+            "moto answers from one Python process, which caps both sides here; against a real "
+            "store the concurrent upload's gain grows with the store's own parallelism."
         )
     return "\n".join(lines) + "\n"
 
