@@ -8,6 +8,7 @@ the ``protocol_server`` fixture.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -20,6 +21,7 @@ from ipfs_accelerate_py.config import BackendSpec, Settings
 from ipfs_accelerate_py.core import get_backend
 from ipfs_accelerate_py.hookspecs import hookimpl
 from ipfs_accelerate_py.resilience.clock import FakeClock
+from ipfs_accelerate_py.testing import openai_wire as wire
 from ipfs_accelerate_py.testing.server import ProtocolServer
 from ipfs_accelerate_py.types import ChatRequest, EmbedRequest
 
@@ -109,3 +111,68 @@ def make_backend(
 def backend(make_backend: Callable[..., Backend]) -> Backend:
     """The loopback backend with default settings, aimed at ``protocol_server``."""
     return make_backend()
+
+
+def _chat(backend: Backend, **kwargs: Any) -> Any:
+    return backend.chat(messages=wire.user(), model="m", **kwargs)
+
+
+def _stream(backend: Backend, **kwargs: Any) -> Any:
+    # read to the end (no ``with``): the helper does not rely on a stream's early close
+    return list(backend.stream(messages=wire.user(), model="m", **kwargs))
+
+
+def _achat(backend: Backend, **kwargs: Any) -> Any:
+    async def call() -> Any:
+        try:
+            return await backend.achat(messages=wire.user(), model="m", **kwargs)
+        finally:
+            await backend.aclose()
+
+    return asyncio.run(call())
+
+
+def _astream(backend: Backend, **kwargs: Any) -> Any:
+    async def call() -> Any:
+        try:
+            messages = wire.user()
+            return [
+                chunk async for chunk in backend.astream(messages=messages, model="m", **kwargs)
+            ]
+        finally:
+            await backend.aclose()
+
+    return asyncio.run(call())
+
+
+_CALLS: dict[str, Callable[..., Any]] = {
+    "chat": _chat,
+    "stream": _stream,
+    "achat": _achat,
+    "astream": _astream,
+}
+
+
+@pytest.fixture
+def call() -> Callable[..., Any]:
+    """``call(kind, backend, **kwargs)``: one call of ``messages=user(), model="m"`` made as
+    ``"chat"``, ``"stream"`` (read to the end), ``"achat"`` or ``"astream"`` (each async kind
+    in its own ``asyncio.run``, the backend's async clients closed after it)."""
+
+    def run(kind: str, backend: Backend, **kwargs: Any) -> Any:
+        return _CALLS[kind](backend, **kwargs)
+
+    return run
+
+
+@pytest.fixture
+def chunk_event() -> Callable[..., dict[str, Any]]:
+    """``chunk_event(*choices)``: a ``chat.completion.chunk`` stream event. Without choices, the
+    first event of an OpenAI stream (the role, empty content: it yields no chunk); with them,
+    that event with ``choices`` replaced by the given ones."""
+
+    def make(*choices: Any) -> dict[str, Any]:
+        first: dict[str, Any] = wire.chat_stream([])[0]
+        return {**first, "choices": list(choices)} if choices else first
+
+    return make

@@ -29,3 +29,11 @@ def test_lenient_literals_still_decode() -> None:
 def test_bad_input_raises_value_error(bad: str | bytes) -> None:
     with pytest.raises(ValueError):
         fastjson.loads(bad)
+
+
+@pytest.mark.parametrize("text", ['{"id": 18446744073709551616}', "[-9223372036854775809]"])
+def test_fastjson_keeps_big_integers_exact(text: str) -> None:
+    import json
+
+    assert fastjson.loads(text) == json.loads(text)
+    assert fastjson.loads(text.encode()) == json.loads(text)

@@ -9,6 +9,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -18,6 +19,8 @@ from ipfs_accelerate_py.resilience.clock import FakeClock
 from ipfs_accelerate_py.testing import openai_wire as wire
 from ipfs_accelerate_py.testing.server import ProtocolServer, Reply
 from ipfs_accelerate_py.testing.waiting import await_until, wait_until
+
+user = wire.user
 
 CHAT = "/v1/chat/completions"
 USER = [{"role": "user", "content": "hi"}]
@@ -244,3 +247,64 @@ def test_timeouts_the_platform_cannot_wait_are_refused(backend: Backend) -> None
     with pytest.raises(errors.InvalidArgumentError, match="at most"):
         backend.chat(messages=USER, model="m", timeout=1e10)
     assert backend.circuit_state == "CLOSED"
+
+
+# --------------------------------------------------------- malformed and too deeply nested replies
+
+
+MALFORMED_CHOICES: dict[str, Any] = {  # the only choice of a chunk event
+    "choice-not-object": "oops",
+    "tool-call-index-null": {
+        "index": 0,
+        "delta": {
+            "tool_calls": [
+                {
+                    "index": None,
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "lookup", "arguments": ""},
+                }
+            ]
+        },
+        "finish_reason": None,
+    },
+}
+
+
+@pytest.mark.parametrize("caller", ["stream", "astream"])
+@pytest.mark.parametrize("event", MALFORMED_CHOICES)
+def test_malformed_stream_event_is_malformed_response_and_not_retried(
+    backend: Backend,
+    protocol_server: ProtocolServer,
+    clock: FakeClock,
+    call: Callable[..., Any],
+    chunk_event: Callable[..., dict[str, Any]],
+    caller: str,
+    event: str,
+) -> None:
+    # the bad event comes before any text chunk reached the caller, where a retry is allowed
+    bad = chunk_event(MALFORMED_CHOICES[event])
+    reply = Reply.sse([chunk_event(), bad, "[DONE]"])
+    protocol_server.on("POST", CHAT, default=reply)
+    with pytest.raises(errors.MalformedResponseError) as info:
+        call(caller, backend)
+    assert "stream event" in str(info.value)
+    assert len(protocol_server.requests_to(CHAT)) == 1
+    assert clock.sleeps == []
+    assert backend.get_queue_info()["active_requests"] == 0
+    assert backend.get_key_usage_stats()["default"]["in_flight"] == 0
+
+
+@pytest.mark.parametrize("status", [200, 500])
+def test_a_reply_nested_too_deeply_is_malformed_not_a_recursion_error(
+    make_backend: Callable[..., Backend], protocol_server: ProtocolServer, status: int
+) -> None:
+    backend = make_backend(max_retries=0)
+    deep = b"[" * 200_000 + b"]" * 200_000
+    protocol_server.on("POST", CHAT, default=Reply.raw(deep, status=status))
+    expected = errors.MalformedResponseError if status == 200 else errors.ServerError
+    with pytest.raises(expected):
+        backend.chat(messages=user(), model="m")
+    protocol_server.on("POST", CHAT, default=Reply.sse([deep.decode(), "[DONE]"]))
+    with pytest.raises(errors.MalformedResponseError):
+        list(backend.stream(messages=user(), model="m"))

@@ -4,8 +4,10 @@ and one backend used from successive event loops and threads."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import threading
+import warnings
 from collections.abc import Callable
 
 import pytest
@@ -204,3 +206,27 @@ def test_a_new_event_loop_does_not_block_on_client_setup(
         if not slow:
             break
     assert rounds[-1] == [], rounds
+
+
+# ---------------------------------------------------------------- async clients across asyncio.run
+
+
+def test_successive_asyncio_runs_keep_no_async_client_alive(
+    backend: Backend, protocol_server: ProtocolServer
+) -> None:
+    protocol_server.on("POST", CHAT, default=ok("async ok"))
+    transport = backend.default_endpoint.transport
+
+    async def one() -> str:
+        return (await backend.achat(messages=user(), model="m")).text
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for run in range(1, 31):
+            assert asyncio.run(one()) == "async ok"
+            assert len(transport._aclients) == 0, f"an async client outlived run {run}"
+            assert protocol_server.connections == run
+        gc.collect()
+    leaks = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert leaks == []
+    assert len(protocol_server.requests_to(CHAT)) == 30

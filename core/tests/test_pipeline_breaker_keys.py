@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -12,12 +14,13 @@ from ipfs_accelerate_py.backend import Backend
 from ipfs_accelerate_py.resilience.clock import FakeClock
 from ipfs_accelerate_py.testing import openai_wire as wire
 from ipfs_accelerate_py.testing.server import ProtocolServer, RecordedRequest, Reply
-from ipfs_accelerate_py.testing.waiting import wait_until
+from ipfs_accelerate_py.testing.waiting import await_until, wait_until
 
 user = wire.user
 ok = wire.chat_reply
 
 CHAT = "/v1/chat/completions"
+USER = [{"role": "user", "content": "hi"}]
 WALL = 1_700_000_000.0  # FakeClock's wall time at start
 DEFAULT_KEY = "sk-loop-0123456789SECRETabcd"  # conftest.SECRET
 KEYS = {
@@ -327,3 +330,177 @@ def test_key_usage_stats_count_per_key_and_show_only_masked_keys(
     shown = repr(stats) + repr(backend.default_endpoint.keys) + repr(backend)
     for secret in (DEFAULT_KEY, KEYS["k1"]):
         assert secret not in shown
+
+
+# ------------------------------------------------------- breaker: half-open probes given back once
+
+
+def open_then_half_open(backend: Backend, server: ProtocolServer, clock: FakeClock) -> None:
+    server.on("POST", CHAT, wire.error_reply(500))
+    with pytest.raises(errors.ServerError):
+        backend.chat(messages=USER, model="m")
+    assert backend.get_circuit_state() == "OPEN"
+    clock.advance(31)
+    assert backend.get_circuit_state() == "HALF_OPEN"
+
+
+def test_cancelled_in_flight_async_probe_is_given_back(
+    make_backend: Callable[..., Backend], protocol_server: ProtocolServer, clock: FakeClock
+) -> None:
+    backend = make_backend(failure_threshold=1, max_retries=0)
+    open_then_half_open(backend, protocol_server, clock)
+    hold = threading.Event()
+    protocol_server.on(
+        "POST", CHAT, Reply.json(wire.chat_completion("x"), wait_for=hold), default=ok()
+    )
+
+    async def scenario() -> None:
+        task = asyncio.create_task(backend.achat(messages=USER, model="m"))
+        await await_until(lambda: protocol_server.in_flight >= 1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await backend.aclose()
+
+    asyncio.run(scenario())
+    hold.set()
+    assert backend.get_key_usage_stats()["default"]["in_flight"] == 0
+    assert backend.chat(messages=USER, model="m").text == "ok"  # the probe slot came back
+
+
+def test_stream_closed_after_its_final_chunk_does_not_free_a_second_probe(
+    make_backend: Callable[..., Backend], protocol_server: ProtocolServer, clock: FakeClock
+) -> None:
+    backend = make_backend(failure_threshold=1, max_retries=0, circuit_success_threshold=2)
+    open_then_half_open(backend, protocol_server, clock)
+    hold = threading.Event()
+    protocol_server.on(
+        "POST",
+        CHAT,
+        Reply.sse(wire.chat_stream(["a"])),
+        Reply.sse(wire.chat_stream(["b"]), wait_for=hold),
+        default=ok(),
+    )
+    first = backend.stream(messages=USER, model="m")
+    for chunk in first:  # read up to the final chunk, and stop there (probe 1 succeeded)
+        if chunk.done:
+            break
+    second = backend.stream(messages=USER, model="m")  # probe 2: held at the server
+
+    def read_second() -> None:
+        list(second)
+
+    reader = threading.Thread(target=read_second)
+    reader.start()
+    try:
+        wait_until(lambda: protocol_server.in_flight >= 1)
+        first.close()  # after the final chunk: must not free probe 2's slot
+        with pytest.raises(errors.CircuitOpenError, match="probe"):
+            backend.chat(messages=USER, model="m")
+    finally:
+        hold.set()
+        reader.join(5)
+
+
+# -------------------------------------------------------- breaker: opening during a call's retries
+
+
+@pytest.mark.parametrize("caller", ["chat", "achat"])
+def test_breaker_opening_during_retries_surfaces_the_server_error(
+    make_backend: Callable[..., Backend],
+    protocol_server: ProtocolServer,
+    clock: FakeClock,
+    call: Callable[..., Any],
+    caller: str,
+) -> None:
+    backend = make_backend(failure_threshold=3, max_retries=5)
+    protocol_server.on("POST", CHAT, default=wire.error_reply(503))
+
+    with pytest.raises(errors.ServerError) as info:
+        call(caller, backend)
+    err = info.value
+    assert not isinstance(err, errors.CircuitOpenError)
+    assert err.status_code == 503
+    assert err.provider_request_id == "req_server_503"
+    assert "not retried" in str(err) and "open" in str(err)
+    assert len(protocol_server.requests_to(CHAT)) == 3
+    assert backend.circuit_state == "OPEN"
+
+    with pytest.raises(errors.CircuitOpenError):
+        call(caller, backend)
+    assert len(protocol_server.requests_to(CHAT)) == 3
+
+
+def test_breaker_opened_by_other_calls_during_backoff_surfaces_the_real_error(
+    make_backend: Callable[..., Backend], protocol_server: ProtocolServer
+) -> None:
+    backends: list[Backend] = []
+
+    class OpeningClock(FakeClock):
+        def sleep(self, seconds: float) -> None:
+            super().sleep(seconds)
+            for _ in range(5):  # other callers' failures while this one backs off
+                backends[0].default_endpoint.breaker.on_failure()
+
+    backend = make_backend(clock=OpeningClock(), failure_threshold=5)
+    backends.append(backend)
+    protocol_server.on("POST", CHAT, default=wire.error_reply(503))
+    with pytest.raises(errors.ServerError) as info:
+        backend.chat(messages=USER, model="m", request_id="req_backoff")
+    assert not isinstance(info.value, errors.CircuitOpenError)
+    assert info.value.status_code == 503
+    assert "not retried" in str(info.value)
+    assert info.value.request_id == "req_backoff"
+
+
+# --------------------------------------------------------------------------- keys: 429s
+
+
+KEY_B = "sk-keyB-BBBBBBBBBBBBBBBB2222"
+
+
+@pytest.mark.parametrize("caller", ["chat", "achat"])
+def test_long_retry_after_on_one_key_moves_to_the_other_key_at_once(
+    backend: Backend,
+    protocol_server: ProtocolServer,
+    clock: FakeClock,
+    secret: str,
+    call: Callable[..., Any],
+    caller: str,
+) -> None:
+    backend.add_api_key("B", KEY_B)
+    limited = wire.error_reply(429, {"retry-after": "120"})
+    protocol_server.on("POST", CHAT, limited, default=ok("from B"))
+
+    assert call(caller, backend).text == "from B"
+    sent = [r.headers["Authorization"] for r in protocol_server.requests_to(CHAT)]
+    assert sent == [f"Bearer {secret}", f"Bearer {KEY_B}"]
+    assert clock.sleeps == []
+    stats = backend.get_key_usage_stats()
+    assert stats["default"]["rate_limited"] == 1
+    assert stats["default"]["cooling_down_for"] == 120.0
+    assert stats["default"]["in_flight"] == stats["B"]["in_flight"] == 0
+
+
+def test_rate_limit_headers_on_a_429_are_read(
+    backend: Backend, protocol_server: ProtocolServer
+) -> None:
+    backend.add_api_key("k2", "sk-k2-BBBBBBBBBBBBBBBB2222")
+    spent = {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "7s"}
+    protocol_server.on("POST", CHAT, wire.error_reply(429, spent), default=ok())
+    backend.chat(messages=USER, model="m")
+    stats = backend.get_key_usage_stats()["default"]
+    assert stats["remaining_requests"] == 0
+    assert stats["cooling_down_for"] == 7.0
+
+
+def test_429_that_must_not_be_retried_is_not_moved_to_another_key(
+    backend: Backend, protocol_server: ProtocolServer
+) -> None:
+    backend.add_api_key("k2", "sk-k2-BBBBBBBBBBBBBBBB2222")
+    protocol_server.on(
+        "POST", CHAT, wire.error_reply(429, {"x-should-retry": "false"}), default=ok()
+    )
+    with pytest.raises(errors.RateLimitError):
+        backend.chat(messages=USER, model="m")
+    assert len(protocol_server.requests_to(CHAT)) == 1

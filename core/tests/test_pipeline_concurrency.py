@@ -24,6 +24,7 @@ from ipfs_accelerate_py.testing.waiting import wait_until
 from ipfs_accelerate_py.types import ChatResponse
 
 user = wire.user
+ok = wire.chat_reply
 
 CHAT = "/v1/chat/completions"
 WAIT = 10.0  # upper bound for every blocking wait: a bug fails the test instead of hanging it
@@ -352,3 +353,60 @@ def test_a_child_forked_mid_call_starts_clean_and_answers_do_not_cross(
     assert protocol_server.connections == 4
     assert backend.get_queue_info()["active_requests"] == 0
     assert backend.get_key_usage_stats()["default"]["in_flight"] == 0
+
+
+# ------------------------------------------------------ streams left early free their slot at once
+
+
+def _long_stream() -> Reply:
+    # still sending when the caller leaves: the early exit must not wait for the rest
+    return Reply.sse(wire.chat_stream(["a", "b", "c", "d", "e"]), chunk_delay=0.05)
+
+
+def test_stream_left_early_frees_its_slot_at_once(
+    make_backend: Callable[..., Backend], protocol_server: ProtocolServer, clock: FakeClock
+) -> None:
+    backend = make_backend(max_concurrent_requests=1)
+    protocol_server.on("POST", CHAT, _long_stream(), default=ok("next"))
+
+    seen = []
+    with backend.stream(messages=user(), model="m") as s:
+        for chunk in s:
+            seen.append(chunk.text)
+            break
+    assert seen == ["a"]
+    assert backend.get_queue_info()["active_requests"] == 0
+    assert backend.chat(messages=user(), model="m", queue_timeout=WAIT).text == "next"
+
+    metrics = backend.get_circuit_metrics()
+    assert metrics["state"] == "CLOSED" and metrics["recent_failures"] == 0
+    assert backend.get_key_usage_stats()["default"]["in_flight"] == 0
+    assert backend.get_key_usage_stats()["default"]["errors"] == 0
+    assert clock.sleeps == []
+
+
+def test_async_stream_left_early_frees_its_slot_at_once(
+    make_backend: Callable[..., Backend], protocol_server: ProtocolServer, clock: FakeClock
+) -> None:
+    backend = make_backend(max_concurrent_requests=1)
+    protocol_server.on("POST", CHAT, _long_stream(), default=ok("next"))
+
+    async def scenario() -> tuple[list[str], int, str]:
+        seen = []
+        try:
+            async with backend.astream(messages=user(), model="m") as s:
+                async for chunk in s:
+                    seen.append(chunk.text)
+                    break
+            active = backend.get_queue_info()["active_requests"]
+            reply = await backend.achat(messages=user(), model="m", queue_timeout=WAIT)
+            return seen, active, reply.text
+        finally:
+            await backend.aclose()
+
+    assert asyncio.run(scenario()) == (["a"], 0, "next")
+    metrics = backend.get_circuit_metrics()
+    assert metrics["state"] == "CLOSED" and metrics["recent_failures"] == 0
+    assert backend.get_key_usage_stats()["default"]["in_flight"] == 0
+    assert backend.get_key_usage_stats()["default"]["errors"] == 0
+    assert clock.sleeps == []

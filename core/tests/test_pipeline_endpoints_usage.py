@@ -181,3 +181,23 @@ def test_negative_token_counts_in_a_reply_cost_nothing(
     assert stats["prompt_tokens"] == 0 and stats["total_tokens"] == 4
     assert stats["estimated_cost_usd"] == pytest.approx(4 * 10.0 / 1e6)
     assert backend.get_key_usage_stats()["default"]["cost"] >= 0
+
+
+# --------------------------------------------------------------------------- pricing file
+
+
+def test_bad_pricing_file_fails_when_the_backend_is_made(
+    make_backend: Callable[..., Backend],
+    protocol_server: ProtocolServer,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "prices.json"
+    path.write_text('{"loopback": {"m": {"input": 1,', encoding="utf-8")
+    monkeypatch.setenv("IPFS_ACCELERATE_PRICING", str(path))
+    protocol_server.on("POST", CHAT, default=ok())
+    with pytest.raises(errors.ConfigurationError) as info:
+        make_backend()
+    assert str(path) in str(info.value)
+    assert "not valid JSON" in str(info.value)
+    assert protocol_server.requests == []

@@ -4,8 +4,10 @@ connections, cut streams, the retry budget and request ids (exact attempt counts
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterator
 from email.utils import formatdate
+from typing import Any
 
 import pytest
 
@@ -19,12 +21,14 @@ from ipfs_accelerate_py.resilience.clock import FakeClock
 from ipfs_accelerate_py.resilience.retry import RetryBudget
 from ipfs_accelerate_py.testing import openai_wire as wire
 from ipfs_accelerate_py.testing.server import ProtocolServer, Reply
+from ipfs_accelerate_py.testing.waiting import wait_until
 from ipfs_accelerate_py.types import ChatRequest
 
 user = wire.user
 ok = wire.chat_reply
 
 CHAT = "/v1/chat/completions"
+USER = [{"role": "user", "content": "hi"}]
 OVERLOADED = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
 
 
@@ -328,3 +332,83 @@ def test_no_idempotency_header_unless_the_backend_declares_one(
     protocol_server.on("POST", CHAT, Reply.drop_connection(), ok())
     backend.chat(messages=user(), model="m")
     assert all("Idempotency-Key" not in r.headers for r in protocol_server.requests_to(CHAT))
+
+
+# ---------------------------------------------------------- Retry-After above the limit, async too
+
+
+@pytest.mark.parametrize("caller", ["chat", "achat"])
+def test_long_retry_after_with_one_key_surfaces_at_once(
+    backend: Backend,
+    protocol_server: ProtocolServer,
+    clock: FakeClock,
+    call: Callable[..., Any],
+    caller: str,
+) -> None:
+    limited = wire.error_reply(429, {"retry-after": "120"})
+    protocol_server.on("POST", CHAT, limited, default=ok())
+    with pytest.raises(errors.RateLimitError) as info:
+        call(caller, backend)
+    assert info.value.retry_after == 120.0
+    assert info.value.status_code == 429
+    assert len(protocol_server.requests_to(CHAT)) == 1
+    assert clock.sleeps == []
+
+
+# ---------------------------------------------------------- retry budget: refunds and timeout cost
+
+
+def test_successful_retry_refunds_the_budget(
+    backend: Backend, protocol_server: ProtocolServer
+) -> None:
+    backend.default_endpoint.budget = RetryBudget(capacity=10)
+    protocol_server.on("POST", CHAT, wire.error_reply(500), ok())
+    backend.chat(messages=USER, model="m")
+    assert backend.default_endpoint.budget.available == 10
+
+
+def test_timeout_retries_cost_double(
+    make_backend: Callable[..., Backend], protocol_server: ProtocolServer
+) -> None:
+    backend = make_backend(timeout=0.2, failure_threshold=100)
+    backend.default_endpoint.budget = RetryBudget(capacity=15)
+    late = Reply.json(wire.chat_completion("late"), delay=1.0)
+    protocol_server.on("POST", CHAT, late, ok())
+    assert backend.chat(messages=USER, model="m").text == "ok"
+    assert backend.default_endpoint.budget.available == 15  # the 10 it cost came back
+    protocol_server.on("POST", CHAT, late, late, late, default=ok())
+    with pytest.raises(errors.TimeoutError, match="budget"):
+        backend.chat(messages=USER, model="m")
+    assert len(protocol_server.requests_to(CHAT)) == 2 + 2  # one retry (10 of 15), then refused
+
+
+# --------------------------------------------------------- request ids on queue and breaker errors
+
+
+def test_queue_and_breaker_errors_carry_provider_and_request_id(
+    make_backend: Callable[..., Backend], protocol_server: ProtocolServer, clock: FakeClock
+) -> None:
+    backend = make_backend(
+        failure_threshold=1, max_retries=0, max_concurrent_requests=1, queue_size=0
+    )
+    protocol_server.on("POST", CHAT, wire.error_reply(500))
+    with pytest.raises(errors.ServerError):
+        backend.chat(messages=USER, model="m")
+    with pytest.raises(errors.CircuitOpenError) as opened:
+        backend.chat(messages=USER, model="m", request_id="req_open")
+    assert (opened.value.provider, opened.value.request_id) == ("loopback", "req_open")
+    assert "req_open" in str(opened.value)
+
+    clock.advance(31)
+    hold = threading.Event()
+    protocol_server.on("POST", CHAT, Reply.json(wire.chat_completion("x"), wait_for=hold))
+    holder = threading.Thread(target=lambda: backend.chat(messages=USER, model="m"))
+    holder.start()
+    try:
+        wait_until(lambda: protocol_server.in_flight >= 1)
+        with pytest.raises(errors.QueueFullError) as full:
+            backend.chat(messages=USER, model="m", request_id="req_full")
+        assert (full.value.provider, full.value.request_id) == ("loopback", "req_full")
+    finally:
+        hold.set()
+        holder.join(5)

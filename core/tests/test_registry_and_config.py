@@ -7,15 +7,22 @@ import re
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ipfs_accelerate_py import config, errors, plugins
+from ipfs_accelerate_py.backend import Backend
 from ipfs_accelerate_py.core import get_backend, list_backends
+from ipfs_accelerate_py.resilience.clock import FakeClock
 from ipfs_accelerate_py.testing import openai_wire as wire
 from ipfs_accelerate_py.testing.server import ProtocolServer
+
+user = wire.user
+ok = wire.chat_reply
+CHAT = "/v1/chat/completions"
 
 PLUGIN_SOURCE = """
 from ipfs_accelerate_py import openai_compat
@@ -339,19 +346,6 @@ def test_seed_settings_apply(installed_plugin: str) -> None:
         b.key_selection_strategy = "random"
 
 
-def test_settings_repr_masks_the_key(installed_plugin: str) -> None:
-    secret = "sk-proj-SUPERSECRETVALUE9876"
-    b = get_backend(installed_plugin, api_key=secret)
-    for text in (
-        repr(b),
-        repr(b.settings),
-        repr(b.default_endpoint),
-        repr(b.default_endpoint.keys),
-    ):
-        assert secret not in text
-    assert "9876" in repr(b.settings)
-
-
 def test_importing_core_imports_no_plugin_or_heavy_dependency() -> None:
     code = textwrap.dedent(
         """
@@ -403,3 +397,54 @@ def test_register_rejects_a_plugin_without_backends() -> None:
     with pytest.raises(errors.ConfigurationError, match="register_backends"):
         plugins.register(Empty())
     plugins.unregister(Empty())
+
+
+def test_timeout_in_metadata_must_be_a_number_of_seconds(
+    make_backend: Callable[..., Backend],
+) -> None:
+    with pytest.raises(errors.ConfigurationError) as info:
+        make_backend(metadata={"timeout": "30s"})
+    assert "timeout" in str(info.value) and "30s" in str(info.value)
+
+    backend = make_backend(metadata={"timeout": "30"})
+    assert backend.settings.timeout == 30.0
+    assert isinstance(backend.settings.timeout, float)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["nan", float("nan"), "inf", float("inf"), "1e400"],
+    ids=["str-nan", "float-nan", "str-inf", "float-inf", "str-overflow"],
+)
+def test_timeout_setting_must_be_a_usable_number(
+    make_backend: Callable[..., Backend],
+    protocol_server: ProtocolServer,
+    clock: FakeClock,
+    value: Any,
+) -> None:
+    protocol_server.on("POST", CHAT, default=ok())
+    try:
+        backend = make_backend(metadata={"timeout": value})
+    except errors.ConfigurationError as err:
+        refused: errors.ConfigurationError | None = err
+    else:
+        refused = None
+    if refused is not None:
+        assert "timeout" in str(refused)
+        return
+    # accepted (say, as "no timeout"): then a call must work, not fail in the transport
+    assert backend.chat(messages=user(), model="m").text == "ok"
+    assert clock.sleeps == []
+
+
+def test_settings_repr_masks_the_key(installed_plugin: str) -> None:
+    secret = "sk-proj-SUPERSECRETVALUE9876"
+    b = get_backend(installed_plugin, api_key=secret)
+    for text in (
+        repr(b),
+        repr(b.settings),
+        repr(b.default_endpoint),
+        repr(b.default_endpoint.keys),
+    ):
+        assert secret not in text
+    assert "9876" in repr(b.settings)
