@@ -174,3 +174,9 @@ def test_a_parameter_nested_too_deeply_is_an_invalid_argument(
         backend.chat(messages=user(), model="m", metadata=deeply_nested())
     assert protocol_server.requests == []
     assert backend.get_key_usage_stats()["default"]["in_flight"] == 0
+
+
+def test_timeouts_the_platform_cannot_wait_are_refused(backend: Backend) -> None:
+    with pytest.raises(errors.InvalidArgumentError, match="at most"):
+        backend.chat(messages=user(), model="m", timeout=1e10)
+    assert backend.circuit_state == "CLOSED"
