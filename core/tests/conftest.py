@@ -26,7 +26,6 @@ from ipfs_accelerate_py.testing.server import ProtocolServer
 from ipfs_accelerate_py.types import ChatRequest, EmbedRequest
 
 NAME = "loopback"
-SECRET = "sk-loop-0123456789SECRETabcd"
 
 SPEC = BackendSpec(
     name=NAME,
@@ -73,27 +72,19 @@ def loopback_plugin() -> Iterator[LoopbackPlugin]:
 
 
 @pytest.fixture
-def secret() -> str:
-    """The default API key; it must never appear in errors, reprs or stats."""
-    return SECRET
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    """A fake clock: retry waits take no real time and are recorded in ``clock.sleeps``."""
-    return FakeClock()
-
-
-@pytest.fixture
 def make_backend(
-    loopback_plugin: LoopbackPlugin, protocol_server: ProtocolServer, clock: FakeClock
+    loopback_plugin: LoopbackPlugin,
+    protocol_server: ProtocolServer,
+    clock: FakeClock,
+    secret: str,
 ) -> Iterator[Callable[..., Backend]]:
     """Build loopback backends (closed after the test): ``make_backend(server=..., **options)``
-    with the fake clock, the default key and ``protocol_server``'s ``/v1`` unless given."""
+    with the fake ``clock``, the ``secret`` key and ``protocol_server``'s ``/v1`` unless given
+    (``clock``, ``secret`` and ``protocol_server`` come from core's pytest plugin)."""
     made: list[Backend] = []
 
     def make(
-        server: ProtocolServer | None = None, api_key: str | None = SECRET, **options: Any
+        server: ProtocolServer | None = None, api_key: str | None = secret, **options: Any
     ) -> Backend:
         options.setdefault("clock", clock)
         backend = get_backend(

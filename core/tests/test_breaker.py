@@ -11,11 +11,6 @@ from ipfs_accelerate_py.resilience.breaker import CircuitBreaker, CircuitState
 from ipfs_accelerate_py.resilience.clock import FakeClock
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
 def make(clock: FakeClock, **kwargs: object) -> CircuitBreaker:
     kwargs.setdefault("name", "openai")
     kwargs.setdefault("provider", "openai")

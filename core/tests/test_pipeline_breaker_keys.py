@@ -13,6 +13,7 @@ from ipfs_accelerate_py import errors
 from ipfs_accelerate_py.backend import Backend
 from ipfs_accelerate_py.resilience.clock import FakeClock
 from ipfs_accelerate_py.testing import openai_wire as wire
+from ipfs_accelerate_py.testing.pytest_plugin import DEFAULT_SECRET
 from ipfs_accelerate_py.testing.server import ProtocolServer, RecordedRequest, Reply
 from ipfs_accelerate_py.testing.waiting import await_until, wait_until
 
@@ -22,7 +23,7 @@ ok = wire.chat_reply
 CHAT = "/v1/chat/completions"
 USER = [{"role": "user", "content": "hi"}]
 WALL = 1_700_000_000.0  # FakeClock's wall time at start
-DEFAULT_KEY = "sk-loop-0123456789SECRETabcd"  # conftest.SECRET
+DEFAULT_KEY = DEFAULT_SECRET  # the ``secret`` fixture
 KEYS = {
     "k1": "sk-key1-AAAAAAAAAAAAAAAA1111",
     "k2": "sk-key2-BBBBBBBBBBBBBBBB2222",

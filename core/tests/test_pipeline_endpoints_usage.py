@@ -14,6 +14,7 @@ from ipfs_accelerate_py import errors
 from ipfs_accelerate_py.backend import Backend
 from ipfs_accelerate_py.resilience.usage import PRICING_ENV_VAR, Pricing
 from ipfs_accelerate_py.testing import openai_wire as wire
+from ipfs_accelerate_py.testing.pytest_plugin import DEFAULT_SECRET
 from ipfs_accelerate_py.testing.server import ProtocolServer, Reply
 
 user = wire.user
@@ -22,7 +23,7 @@ ok = wire.chat_reply
 CHAT = "/v1/chat/completions"
 EMBED = "/v1/embeddings"
 OTHER_KEY = "sk-other-ZZZZZZZZZZZZZZZZ9999"
-DEFAULT_KEY = "sk-loop-0123456789SECRETabcd"  # conftest.SECRET
+DEFAULT_KEY = DEFAULT_SECRET  # the ``secret`` fixture
 
 
 @pytest.fixture

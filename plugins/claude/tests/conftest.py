@@ -24,19 +24,14 @@ def _no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def secret() -> str:
-    """The API key the tests configure; it must never appear in errors, reprs or stats."""
+    """An Anthropic-format key (``sk-ant-api03-...``), overriding core's ``secret``;
+    it must never appear in errors, reprs or stats."""
     return SECRET
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    """A fake clock: retries and backoff take no real time, and sleeps are recorded."""
-    return FakeClock()
-
-
-@pytest.fixture
-def claude(protocol_server: ProtocolServer, clock: FakeClock) -> Iterator[Backend]:
+def claude(protocol_server: ProtocolServer, clock: FakeClock, secret: str) -> Iterator[Backend]:
     """The claude backend pointed at the loopback server (paths under ``/v1``)."""
-    backend = get_backend("claude", api_key=SECRET, base_url=protocol_server.url("/"), clock=clock)
+    backend = get_backend("claude", api_key=secret, base_url=protocol_server.url("/"), clock=clock)
     yield backend
     backend.close()

@@ -28,19 +28,14 @@ def _no_dotenv(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def secret() -> str:
-    """The API key the tests configure; it must never appear in errors, reprs or stats."""
+    """A Google-format key (``AIza...``), overriding core's ``secret``;
+    it must never appear in errors, reprs or stats."""
     return SECRET
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    """A fake clock: retries and backoff take no real time, and sleeps are recorded."""
-    return FakeClock()
-
-
-@pytest.fixture
-def gemini(protocol_server: ProtocolServer, clock: FakeClock) -> Iterator[Backend]:
+def gemini(protocol_server: ProtocolServer, clock: FakeClock, secret: str) -> Iterator[Backend]:
     """The gemini backend pointed at the loopback server (``/v1beta`` appended by the spec)."""
-    backend = get_backend("gemini", api_key=SECRET, base_url=protocol_server.base_url, clock=clock)
+    backend = get_backend("gemini", api_key=secret, base_url=protocol_server.base_url, clock=clock)
     yield backend
     backend.close()

@@ -16,19 +16,14 @@ SECRET = "gsk_test0123456789SECRETabcdWXYZ"
 
 @pytest.fixture
 def secret() -> str:
-    """The API key the tests configure; it must never appear in errors, reprs or stats."""
+    """A Groq-format key (``gsk_...``), overriding core's ``secret``;
+    it must never appear in errors, reprs or stats."""
     return SECRET
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    """A fake clock: retries and backoff take no real time, and sleeps are recorded."""
-    return FakeClock()
-
-
-@pytest.fixture
-def groq(protocol_server: ProtocolServer, clock: FakeClock) -> Iterator[Backend]:
+def groq(protocol_server: ProtocolServer, clock: FakeClock, secret: str) -> Iterator[Backend]:
     """The groq backend pointed at the loopback server (host only: /openai/v1 is appended)."""
-    backend = get_backend("groq", api_key=SECRET, base_url=protocol_server.base_url, clock=clock)
+    backend = get_backend("groq", api_key=secret, base_url=protocol_server.base_url, clock=clock)
     yield backend
     backend.close()

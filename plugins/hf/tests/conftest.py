@@ -32,28 +32,27 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def secret() -> str:
-    """The token the tests configure; it must never appear in errors, reprs or stats."""
+    """A Hugging Face-format token (``hf_...``), overriding core's ``secret``;
+    it must never appear in errors, reprs or stats."""
     return SECRET
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    """A fake clock: retries and backoff take no real time, and sleeps are recorded."""
-    return FakeClock()
-
-
-@pytest.fixture
-def tgi_backend(protocol_server: ProtocolServer, clock: FakeClock) -> Iterator[Backend]:
+def tgi_backend(
+    protocol_server: ProtocolServer, clock: FakeClock, secret: str
+) -> Iterator[Backend]:
     """``hf_tgi`` aimed at the loopback server as a self-hosted TGI."""
-    backend = get_backend("hf_tgi", api_key=SECRET, base_url=protocol_server.base_url, clock=clock)
+    backend = get_backend("hf_tgi", api_key=secret, base_url=protocol_server.base_url, clock=clock)
     yield backend
     backend.close()
 
 
 @pytest.fixture
-def tei_backend(protocol_server: ProtocolServer, clock: FakeClock) -> Iterator[Backend]:
+def tei_backend(
+    protocol_server: ProtocolServer, clock: FakeClock, secret: str
+) -> Iterator[Backend]:
     """``hf_tei`` aimed at the loopback server as a self-hosted TEI."""
-    backend = get_backend("hf_tei", api_key=SECRET, base_url=protocol_server.base_url, clock=clock)
+    backend = get_backend("hf_tei", api_key=secret, base_url=protocol_server.base_url, clock=clock)
     yield backend
     backend.close()
 

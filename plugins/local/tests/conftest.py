@@ -11,8 +11,6 @@ from ipfs_accelerate_py.core import get_backend
 from ipfs_accelerate_py.resilience.clock import FakeClock
 from ipfs_accelerate_py.testing.server import ProtocolServer
 
-SECRET = "sk-local-0123456789SECRETabcd"
-
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -21,18 +19,6 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for prefix in ("LLVM", "VLLM", "OVMS", "OPEA"):
         for suffix in ("BASE_URL", "API_KEY", "MODEL"):
             monkeypatch.delenv(f"{prefix}_{suffix}", raising=False)
-
-
-@pytest.fixture
-def secret() -> str:
-    """An optional bearer key; it must never appear in errors, reprs or stats."""
-    return SECRET
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    """A fake clock: retries and backoff take no real time, and sleeps are recorded."""
-    return FakeClock()
 
 
 @pytest.fixture

@@ -15,8 +15,6 @@ from ipfs_accelerate_py.testing.server import ProtocolServer
 
 sys.path.insert(0, str(Path(__file__).parent))  # ollama_wire
 
-SECRET = "ollama-proxy-token-0123456789SECRET"
-
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -24,18 +22,6 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("OLLAMA_HOST", "OLLAMA_API_URL", "OLLAMA_MODEL", "OLLAMA_API_KEY"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("IPFS_ACCELERATE_NO_DOTENV", "1")
-
-
-@pytest.fixture
-def secret() -> str:
-    """A bearer token for an Ollama behind a proxy; it must never appear in errors."""
-    return SECRET
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    """A fake clock: retries and backoff take no real time, and sleeps are recorded."""
-    return FakeClock()
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from ipfs_accelerate_s3kit import S3Kit, testing
 
 KEY_ID = "AKIATESTKEYID0000001"
 SECRET = "s3-test-SECRET-0123456789abcdefSECRET"
-CREDENTIAL = Credential(SECRET, id=KEY_ID)
 
 _CLEARED = (
     "S3_ACCESS_KEY",
@@ -34,7 +33,8 @@ _CLEARED = (
 
 @pytest.fixture
 def secret() -> str:
-    """The secret key the tests configure: never in errors, reprs or stats."""
+    """An S3 secret access key (paired with ``KEY_ID``), overriding core's ``secret``: never in
+    errors, reprs or stats."""
     return SECRET
 
 
@@ -83,26 +83,21 @@ def moto(moto_server: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    """Retries take no real time; sleeps are recorded."""
-    return FakeClock()
-
-
-@pytest.fixture
-def s3(moto: str, clock: FakeClock) -> Iterator[S3Kit]:
+def s3(moto: str, clock: FakeClock, secret: str) -> Iterator[S3Kit]:
     """S3 Kit on moto, with a bucket ``models``."""
-    kit = S3Kit(get_backend("s3_kit", api_key=CREDENTIAL, base_url=moto, clock=clock))  # type: ignore[arg-type]
+    credential = Credential(secret, id=KEY_ID)
+    kit = S3Kit(get_backend("s3_kit", api_key=credential, base_url=moto, clock=clock))  # type: ignore[arg-type]
     kit.create_bucket("models")
     yield kit
     kit.backend.close()
 
 
 @pytest.fixture
-def loop_s3(protocol_server: ProtocolServer, clock: FakeClock) -> Iterator[S3Kit]:
+def loop_s3(protocol_server: ProtocolServer, clock: FakeClock, secret: str) -> Iterator[S3Kit]:
     """S3 Kit on the loopback ProtocolServer (scripted S3 replies and faults)."""
     backend = get_backend(
         "s3_kit",
-        api_key=CREDENTIAL,
+        api_key=Credential(secret, id=KEY_ID),
         base_url=protocol_server.base_url,
         clock=clock,  # type: ignore[arg-type]
     )

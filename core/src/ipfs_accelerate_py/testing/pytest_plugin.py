@@ -1,11 +1,17 @@
-"""Pytest plugin (entry point ``pytest11: ipfs_accelerate``): the ``protocol_server`` fixture.
+"""Pytest plugin (entry point ``pytest11: ipfs_accelerate``): the ``protocol_server``,
+``clock`` and ``secret`` fixtures.
 
-Installed automatically with ipfs-accelerate-core; any test can ask for it::
+Installed automatically with ipfs-accelerate-core; any test, core's or a plugin's, can ask
+for them::
 
-    def test_retry(protocol_server):
+    def test_retry(protocol_server, clock, secret):
+        backend = get_backend("mine", api_key=secret, base_url=protocol_server.url("/v1"),
+                              clock=clock)
         protocol_server.on("POST", "/v1/x", Reply.json({}, status=503), Reply.json({"ok": 1}))
         ...
-        assert len(protocol_server.requests_to("/v1/x")) == 2
+        assert len(protocol_server.requests_to("/v1/x")) == 2 and clock.sleeps != []
+
+A plugin whose keys have a format of their own overrides ``secret`` in its ``conftest.py``.
 """
 
 from __future__ import annotations
@@ -15,9 +21,13 @@ from collections.abc import Iterator
 
 import pytest
 
+from ipfs_accelerate_py.resilience.clock import FakeClock
 from ipfs_accelerate_py.testing.server import ProtocolServer
 
-__all__ = ["protocol_server"]
+__all__ = ["DEFAULT_SECRET", "clock", "protocol_server", "secret"]
+
+DEFAULT_SECRET = "sk-test-0123456789SECRETabcd"
+"""The value of the ``secret`` fixture unless a ``conftest.py`` overrides it."""
 
 
 @pytest.fixture
@@ -32,3 +42,17 @@ def protocol_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[ProtocolServer]
         monkeypatch.setenv(name, ",".join(filter(None, [current, "127.0.0.1", "localhost"])))
     with ProtocolServer() as server:
         yield server
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A fresh :class:`FakeClock` (pass it as ``clock=`` to ``get_backend``): retries,
+    backoff and cooldowns take no real time, and every sleep is recorded in ``clock.sleeps``."""
+    return FakeClock()
+
+
+@pytest.fixture
+def secret() -> str:
+    """The API key a test configures (:data:`DEFAULT_SECRET`), which must never appear in
+    errors, reprs, logs or stats; override it in a ``conftest.py`` for another key format."""
+    return DEFAULT_SECRET
