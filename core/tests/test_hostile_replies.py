@@ -1,7 +1,8 @@
 """Replies meant to hurt: bodies that never end or end too slowly, redirects, a JSON page
-where a stream was asked for, bodies that break the parser. Each gives a clear error from
-core's classes, the attempt's reservations (slot, key, half-open probe) are given back, and
-a request the server received is accounted even when the caller walks away."""
+where a stream was asked for, bodies and stream events that break the parser, replies nested
+too deeply. Each gives a clear error from core's classes, the attempt's reservations (slot,
+key, half-open probe) are given back, and a request the server received is accounted even
+when the caller walks away."""
 
 from __future__ import annotations
 

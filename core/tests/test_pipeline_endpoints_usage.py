@@ -1,5 +1,6 @@
 """Extra endpoints (own server, key, limits, breaker, usage slice) and usage and cost
-accounting through the pipeline."""
+accounting through the pipeline, with a bad pricing file refused when the backend is
+made."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """The pipeline's retry loop against the loopback server: Retry-After, backoff, dropped
-connections, cut streams, the retry budget and request ids (exact attempt counts)."""
+connections, cut streams, the retry budget (refunds, timeouts at double cost) and request
+ids, also on queue and breaker errors (exact attempt counts)."""
 
 from __future__ import annotations
 

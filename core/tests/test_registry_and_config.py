@@ -1,4 +1,6 @@
-"""Discovery through entry points, get_backend / list_backends, and settings precedence."""
+"""Discovery through entry points, get_backend / list_backends, settings precedence, and
+settings refused when they are made (a ``timeout`` that is not a usable number of
+seconds)."""
 
 from __future__ import annotations
 
