@@ -20,10 +20,11 @@ from ipfs_accelerate_py.observability import CallView
 from ipfs_accelerate_py.resilience.clock import FakeClock
 from ipfs_accelerate_py.testing import openai_wire as wire
 from ipfs_accelerate_py.testing.otel import reset_observability
+from ipfs_accelerate_py.testing.pytest_plugin import DEFAULT_SECRET
 from ipfs_accelerate_py.testing.server import ProtocolServer, Reply
 
 CHAT = "/v1/chat/completions"
-SECRET = "sk-loop-0123456789SECRETabcd"  # conftest.SECRET
+SECRET = DEFAULT_SECRET  # the ``secret`` fixture
 
 
 @pytest.fixture(autouse=True)

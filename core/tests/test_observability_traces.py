@@ -26,11 +26,12 @@ from ipfs_accelerate_py.testing.otel import (
     everything,
     reset_observability,
 )
+from ipfs_accelerate_py.testing.pytest_plugin import DEFAULT_SECRET
 from ipfs_accelerate_py.testing.server import ProtocolServer, RecordedRequest, Reply
 from ipfs_accelerate_py.testing.waiting import wait_until
 
 CHAT = "/v1/chat/completions"
-SECRET = "sk-loop-0123456789SECRETabcd"  # conftest.SECRET
+SECRET = DEFAULT_SECRET  # the ``secret`` fixture
 PROMPT = "my private prompt 7f3a"
 
 
