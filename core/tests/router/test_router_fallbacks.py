@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 import pytest
 
 from ipfs_accelerate_py import errors
-from ipfs_accelerate_py.backend import Backend
 from ipfs_accelerate_py.resilience.clock import FakeClock
 from ipfs_accelerate_py.router import Router
 from ipfs_accelerate_py.router_types import NoDeploymentAvailableError, RoutedChatResponse
