@@ -83,7 +83,7 @@ class Budget:
     match: str = "*"
     max_cost: float | None = None
     max_tokens: float | None = None
-    period: str | float = "day"
+    period: str | float = attrs.field(default="day", converter=lambda v: _period(v))
 
     @scope.validator
     def _check_scope(self, _: Any, value: str) -> None:
@@ -93,7 +93,6 @@ class Budget:
     def __attrs_post_init__(self) -> None:
         _positive(self.max_cost, "max_cost")
         _positive(self.max_tokens, "max_tokens")
-        _period(self.period)
         if self.max_cost is None and self.max_tokens is None:
             raise ConfigurationError(f"budget {self.name!r} needs max_cost or max_tokens")
 
