@@ -253,10 +253,17 @@ class RoutePlan:
             else:
                 dep.stats["failures"] += 1
 
-    def succeeded(self, dep: Deployment, usage: Usage | None, ttft: float | None = None) -> None:
-        """Account for a reply."""
+    def succeeded(
+        self,
+        dep: Deployment,
+        usage: Usage | None,
+        ttft: float | None = None,
+        spent: Usage | None = None,
+    ) -> None:
+        """Account for a reply (``spent``: what the budget is charged, when more than this
+        reply's usage, e.g. with a validation retry)."""
         self._record(dep, "ok", None, usage, ttft)
-        self._settle(dep, usage)
+        self._settle(dep, spent or usage)
 
     def failed(
         self, dep: Deployment, err: BackendError, usage: Usage | None = None, *, final: bool = False

@@ -317,18 +317,18 @@ class Router:
                     reply = dep.backend.chat(
                         messages=msgs, model=dep.model, system=system, **self._args(dep, params)
                     )
-                    parsed, usage = None, reply.usage
+                    parsed, spent = None, None
                 else:
-                    reply, parsed, usage = self._structured(plan, dep, msgs, params, spec, retry)
+                    reply, parsed, spent = self._structured(plan, dep, msgs, params, spec, retry)
             except BackendError as err:
-                plan.failed(dep, err)
+                plan.failed(dep, err, getattr(err, "usage", None))
                 continue
             except BaseException:
                 plan.release(dep)
                 raise
-            if reply.finish_reason == "content_filter" and plan.filtered(dep, usage):
+            if reply.finish_reason == "content_filter" and plan.filtered(dep, spent or reply.usage):
                 continue
-            plan.succeeded(dep, usage)
+            plan.succeeded(dep, reply.usage, spent=spent)
             return routed(reply, tuple(plan.attempts), dep.id, parsed=parsed)
 
     def _structured(
@@ -357,6 +357,7 @@ class Router:
                 errors=errors,
                 text=text,
                 provider=dep.backend.name,
+                usage=usage,
             )
         return _with_text(reply, text), value, usage
 
@@ -382,7 +383,7 @@ class Router:
                 method = getattr(dep.backend, kind)
                 result = method(model=dep.model, **payload, **self._args(dep, params))
             except BackendError as err:
-                plan.failed(dep, err)
+                plan.failed(dep, err, getattr(err, "usage", None))
                 continue
             except BaseException:
                 plan.release(dep)
@@ -421,20 +422,20 @@ class Router:
                     reply = await dep.backend.achat(
                         messages=msgs, model=dep.model, system=system, **self._args(dep, params)
                     )
-                    parsed, usage = None, reply.usage
+                    parsed, spent = None, None
                 else:
-                    reply, parsed, usage = await self._astructured(
+                    reply, parsed, spent = await self._astructured(
                         plan, dep, msgs, params, spec, retry
                     )
             except BackendError as err:
-                plan.failed(dep, err)
+                plan.failed(dep, err, getattr(err, "usage", None))
                 continue
             except BaseException:
                 plan.release(dep)
                 raise
-            if reply.finish_reason == "content_filter" and plan.filtered(dep, usage):
+            if reply.finish_reason == "content_filter" and plan.filtered(dep, spent or reply.usage):
                 continue
-            plan.succeeded(dep, usage)
+            plan.succeeded(dep, reply.usage, spent=spent)
             return routed(reply, tuple(plan.attempts), dep.id, parsed=parsed)
 
     async def _astructured(
@@ -463,6 +464,7 @@ class Router:
                 errors=errors,
                 text=text,
                 provider=dep.backend.name,
+                usage=usage,
             )
         return _with_text(reply, text), value, usage
 
@@ -488,7 +490,7 @@ class Router:
                 method = getattr(dep.backend, kind)
                 result = await method(model=dep.model, **payload, **self._args(dep, params))
             except BackendError as err:
-                plan.failed(dep, err)
+                plan.failed(dep, err, getattr(err, "usage", None))
                 continue
             except BaseException:
                 plan.release(dep)

@@ -23,7 +23,7 @@ from typing import Any
 import attrs
 
 from .errors import InvalidArgumentError, MalformedResponseError
-from .types import ChatResponse, Message
+from .types import ChatResponse, Message, Usage
 
 __all__ = [
     "MODES",
@@ -54,10 +54,19 @@ class StructuredOutputError(MalformedResponseError):
 
     label = "Structured output invalid"
 
-    def __init__(self, message: str, *, errors: Sequence[str] = (), text: str = "", **kw: Any):
+    def __init__(
+        self,
+        message: str,
+        *,
+        errors: Sequence[str] = (),
+        text: str = "",
+        usage: Usage | None = None,
+        **kw: Any,
+    ) -> None:
         super().__init__(message, **kw)
         self.errors = list(errors)
         self.text = text
+        self.usage = usage  # what the invalid replies cost
 
 
 @attrs.frozen(slots=True)

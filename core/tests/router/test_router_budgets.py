@@ -28,8 +28,18 @@ def priced(route, **options):
 
 def test_budget_error_names_the_budget_and_nothing_is_sent(route, servers) -> None:
     servers[0].on("POST", CHAT, default=Reply.json(EXACT))
-    router = priced(route, budgets=[{"name": "alice-daily", "scope": "user", "match": "alice",
-                                     "max_tokens": 60, "period": "day"}])
+    router = priced(
+        route,
+        budgets=[
+            {
+                "name": "alice-daily",
+                "scope": "user",
+                "match": "alice",
+                "max_tokens": 60,
+                "period": "day",
+            }
+        ],
+    )
     for _ in range(2):
         router.chat(model="smart", messages=PROMPT, max_tokens=12, user="alice")
     with pytest.raises(BudgetExceededError) as info:
@@ -45,7 +55,11 @@ def test_budget_error_names_the_budget_and_nothing_is_sent(route, servers) -> No
 
 
 def test_settled_from_the_reply_usage(route, servers) -> None:
-    servers[0].on("POST", CHAT, default=Reply.json(wire.chat_completion("ok", prompt_tokens=5, completion_tokens=3)))
+    servers[0].on(
+        "POST",
+        CHAT,
+        default=Reply.json(wire.chat_completion("ok", prompt_tokens=5, completion_tokens=3)),
+    )
     router = priced(route, budgets=[Budget("team-cost", "team", max_cost=1.0)])
     router.chat(model="smart", messages=PROMPT, max_tokens=12, team="core")
     cost, tokens = router.budget_spent("team-cost", "core")
@@ -62,7 +76,9 @@ def test_failed_call_releases_its_reservation(route, servers) -> None:
 
 def test_tags_and_rolling_window(route, servers, clock) -> None:
     servers[0].on("POST", CHAT, default=Reply.json(EXACT))
-    router = priced(route, budgets=[Budget("batch", "tag", match="batch", max_tokens=27, period=60)])
+    router = priced(
+        route, budgets=[Budget("batch", "tag", match="batch", max_tokens=27, period=60)]
+    )
     router.chat(model="smart", messages=PROMPT, max_tokens=12, tags=["batch", "x"])
     with pytest.raises(BudgetExceededError) as info:
         router.chat(model="smart", messages=PROMPT, max_tokens=12, tags=["batch"])
@@ -76,8 +92,11 @@ def test_tags_and_rolling_window(route, servers, clock) -> None:
 def test_200_concurrent_threads_never_overspend(route, servers) -> None:
     """A 50-call budget, 200 callers at once: exactly 50 calls reach the server."""
     servers[0].on("POST", CHAT, default=Reply.json(EXACT, delay=0.01))
-    router = priced(route, budgets=[Budget("cap", "user", max_tokens=27 * 50, max_cost=10.0)],
-                    backend_options={0: {"max_concurrent_requests": 200, "queue_size": 400}})
+    router = priced(
+        route,
+        budgets=[Budget("cap", "user", max_tokens=27 * 50, max_cost=10.0)],
+        backend_options={0: {"max_concurrent_requests": 200, "queue_size": 400}},
+    )
     outcomes: list[object] = []
     lock = threading.Lock()
     gate = threading.Barrier(200)
@@ -105,10 +124,17 @@ def test_200_concurrent_threads_never_overspend(route, servers) -> None:
 def test_200_concurrent_tasks_overspend_at_most_one_estimate(route, servers) -> None:
     """Replies cost less than estimated (9 prompt tokens, estimate 15): more calls fit, and
     what is spent never passes the cap."""
-    servers[0].on("POST", CHAT, default=Reply.json(wire.chat_completion("ok", prompt_tokens=9, completion_tokens=12)))
+    servers[0].on(
+        "POST",
+        CHAT,
+        default=Reply.json(wire.chat_completion("ok", prompt_tokens=9, completion_tokens=12)),
+    )
     cap = 27 * 40
-    router = priced(route, budgets=[Budget("cap", "user", max_tokens=cap)],
-                    backend_options={0: {"max_concurrent_requests": 200, "queue_size": 400}})
+    router = priced(
+        route,
+        budgets=[Budget("cap", "user", max_tokens=cap)],
+        backend_options={0: {"max_concurrent_requests": 200, "queue_size": 400}},
+    )
 
     async def main() -> list[object]:
         async def one() -> object:
