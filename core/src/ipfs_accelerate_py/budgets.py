@@ -83,7 +83,7 @@ class Budget:
     match: str = "*"
     max_cost: float | None = None
     max_tokens: float | None = None
-    period: str | float = attrs.field(default="day", converter=lambda v: _period(v))
+    period: str | float = attrs.field(default="day", converter=_period)
 
     @scope.validator
     def _check_scope(self, _: Any, value: str) -> None:
