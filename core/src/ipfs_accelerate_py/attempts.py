@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .calls import CallableCall, Credential, HttpCall
-from .config import new_idempotency_key
 from .errors import (
     APIStatusError,
     AuthenticationError,
@@ -105,14 +104,13 @@ class Attempts:
     __slots__ = (
         "authorize",
         "avoid",
+        "refine",
         "body",
         "call",
         "ep",
-        "idempotency_key",
         "last_error",
         "lease",
         "opts",
-        "refine",
         "retries",
         "spec",
         "withdrawn",
@@ -137,8 +135,6 @@ class Attempts:
         self.avoid: set[str] = set()
         self.last_error: BackendError | None = None
         self.body: Any = None  # the last decoded reply body (for next_page)
-        # one per call, the same on every retry, for providers that honour one
-        self.idempotency_key = new_idempotency_key() if self.spec.idempotency_header else None
 
     # -- before each attempt -----------------------------------------------------------
     def start(self) -> tuple[Credential | None, float]:
@@ -220,8 +216,6 @@ class Attempts:
         err.message = redact(err.message, secrets)
         if err.code:
             err.code = redact(err.code, secrets)
-        if err.provider_request_id:
-            err.provider_request_id = redact(err.provider_request_id, secrets)
         if err.body is not None:
             err.body = redact_data(err.body, secrets)
         if err.request_id is None:
@@ -240,7 +234,7 @@ class Attempts:
         name = lease.key.name if lease is not None else None
         if lease is not None:
             if headers is not None:
-                ep.keys.observe_headers(lease.key.name, headers, status=err.status_code)
+                ep.keys.observe_headers(lease.key.name, headers)
             ep.keys.release(lease, ok=False)
         ep.usage.record_failure(endpoint_id=ep.id, key_name=name)
         if not retry:
@@ -251,7 +245,7 @@ class Attempts:
             # the limited key cools down for the server's retry-after (or the backoff); the
             # retry goes at once to another free key, or, with none free, start() waits out
             # the first cooldown, so the retry-after is honoured either way
-            planned = ep.retry.key_cooldown(err, delay, self.retries)
+            planned = err.retry_after or delay or ep.retry.backoff(self.retries)
             ep.keys.cool_down(name, planned)
             self.avoid.add(name)
             pinned = self.opts.api_key_name is not None
