@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from .backend import Backend
     from .calls import CallableCall, Credential, HttpCall
     from .core import get_backend, list_backends
+    from .router import Router
     from .errors import (
         AuthenticationError,
         BackendError,
@@ -79,6 +80,7 @@ _WHERE = {
     "get_backend": "core",
     "list_backends": "core",
     "Backend": "backend",
+    "Router": "router",
     "HttpCall": "calls",
     "CallableCall": "calls",
     "Credential": "calls",
@@ -111,6 +113,7 @@ __all__ = [
     "PermissionDeniedError",
     "QueueFullError",
     "RateLimitError",
+    "Router",
     "ServerError",
     "StreamChunk",
     "TimeoutError",
