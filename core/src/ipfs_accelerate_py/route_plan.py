@@ -216,9 +216,11 @@ class RoutePlan:
 
     # -- outcomes ---------------------------------------------------------------------------
     def release(self, dep: Deployment) -> None:
-        """End the deployment's reservation without an outcome (the caller went away)."""
+        """End the deployment's reservation without an outcome (the caller went away; a
+        budget reservation is charged its estimate, since the request may have been sent)."""
         with self.router._lock:
             dep.in_flight -= 1
+        self._settle(dep, None)
 
     def _record(
         self,

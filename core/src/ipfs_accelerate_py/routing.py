@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 
 __all__ = ["STRATEGIES", "Deployment", "choose"]
 
+_CLOSED = CircuitState.CLOSED
+_OPEN = CircuitState.OPEN
 STRATEGIES = ("least-busy", "lowest-latency", "weighted", "usage-based", "cheapest")
 _WINDOW = 60.0  # rpm / tpm window, seconds
 _ALPHA = 0.3  # weight of the newest latency sample
@@ -104,18 +106,26 @@ class Deployment:
             self.minute_tokens -= self.minute.popleft()[1]
 
     def available_at(self, now: float) -> float:
-        """When the deployment can take a call: ``now`` or earlier if it can now; later while
-        its router cooldown, open breaker, cooling keys or rpm/tpm window stop it."""
+        """When (on the router's clock) the deployment can take a call: ``now`` or earlier
+        if it can now; later while its router cooldown, open breaker, cooling keys or
+        rpm/tpm window stop it. The endpoint's times are read on its own clock."""
         until = self.cooldown_until
-        breaker = self.endpoint.breaker
-        if breaker._state is not CircuitState.CLOSED and breaker.state is CircuitState.OPEN:
+        endpoint = self.endpoint
+        breaker = endpoint.breaker
+        if breaker._state is not _CLOSED and breaker.state is _OPEN:
             opened = breaker._opened_at
             if opened is not None:
-                until = max(until, opened + breaker.reset_timeout)
-        keys = self.endpoint.keys
-        if len(keys) and not keys.has_free():
-            cooling = [s["cooling_down_for"] for s in keys.stats().values()]
-            until = max(until, now + min(cooling))
+                back = opened + breaker.reset_timeout - breaker.clock.monotonic()
+                until = max(until, now + back)
+        keys = endpoint.keys
+        soonest = math.inf
+        for key in keys._order:  # a key that never cooled down has 0.0: no clock read
+            if key.cooldown_until < soonest:
+                soonest = key.cooldown_until
+        if 0.0 < soonest < math.inf:
+            left = soonest - keys._clock.monotonic()
+            if left > 0:
+                until = max(until, now + left)
         if self.rpm is not None or self.tpm is not None:
             self._prune(now)
             if self.minute and (
@@ -173,7 +183,12 @@ def choose(strategy: str, ready: list[Deployment], now: float) -> Deployment:
     if len(ready) == 1:
         return ready[0]
     if strategy == "least-busy":
-        return min(ready, key=lambda d: (d.load(), d.last_chosen))
+        best, best_key = ready[0], (ready[0].load(), ready[0].last_chosen)
+        for dep in ready[1:]:
+            key = (dep.load(), dep.last_chosen)
+            if key < best_key:
+                best, best_key = dep, key
+        return best
     if strategy == "lowest-latency":
         return min(
             ready,

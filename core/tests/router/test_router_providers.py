@@ -21,7 +21,7 @@ from ipfs_accelerate_py.testing.server import ProtocolServer, Reply
 MESSAGES = "/v1/messages"
 CHAT = "/v1/chat/completions"
 GEMINI = "/v1beta/models/gemini-2.5-flash:generateContent"
-PIXEL = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+PIXEL = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="  # noqa: E501
 TOOL = {
     "type": "function",
     "function": {
