@@ -5,7 +5,7 @@ Both sides call the same backend, whose httpx client sends through ``httpx.MockT
 choosing a deployment under the lock, the attempt record and the routed reply. Measured
 with one deployment, with three (least-busy), and with the async twins.
 
-    .venv/bin/python benchmarks/router.py [--quick]
+    .venv/bin/python benchmarks/router_overhead.py [--quick]
 """
 
 from __future__ import annotations
@@ -53,7 +53,9 @@ def bench_router(
         client = backend.default_endpoint.transport.aclient()
         if inspect.isawaitable(client):
             client = await client
-        client._transport = httpx.MockTransport(backend.default_endpoint.transport.client()._transport.handler)
+        client._transport = httpx.MockTransport(
+            backend.default_endpoint.transport.client()._transport.handler
+        )
         return await ainterleave(  # type: ignore[no-any-return]
             {
                 "direct": lambda: backend.achat(messages=MESSAGES, model=MODEL),
