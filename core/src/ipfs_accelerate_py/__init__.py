@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     from .backend import Backend
     from .calls import CallableCall, Credential, HttpCall
     from .core import get_backend, list_backends
-    from .router import Router
     from .errors import (
         AuthenticationError,
         BackendError,
@@ -36,6 +35,7 @@ if TYPE_CHECKING:
         TimeoutError,
         UnknownBackendError,
     )
+    from .router import Router
     from .types import (
         ChatResponse,
         EmbeddingResponse,
