@@ -169,13 +169,15 @@ class Deployment:
         )
 
 
-def _key_headroom(dep: Deployment) -> float:
-    """Fraction of requests left on the endpoint's best key, from rate-limit headers."""
-    best = 1.0
+def _key_remaining(dep: Deployment) -> float:
+    """Requests left on the endpoint's best key by the provider's rate-limit headers
+    (read when the endpoint has several keys); infinite when none reported."""
+    best = -1.0
     for key in dep.endpoint.keys._order:
-        if key.remaining_requests is not None:
-            best = min(best, key.remaining_requests / max(key.remaining_requests + key.requests, 1))
-    return best
+        if key.remaining_requests is None:
+            return math.inf
+        best = max(best, float(key.remaining_requests))
+    return math.inf if best < 0 else best
 
 
 def choose(strategy: str, ready: list[Deployment], now: float) -> Deployment:
@@ -207,7 +209,7 @@ def choose(strategy: str, ready: list[Deployment], now: float) -> Deployment:
     if strategy == "usage-based":
         return min(
             ready,
-            key=lambda d: (-min(d.headroom(now), _key_headroom(d)), d.in_flight, d.last_chosen),
+            key=lambda d: (-d.headroom(now), -_key_remaining(d), d.in_flight, d.last_chosen),
         )
     if strategy == "cheapest":
         return min(ready, key=lambda d: (d.price, d.load(), d.last_chosen))

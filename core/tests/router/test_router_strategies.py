@@ -169,6 +169,24 @@ def test_usage_based_prefers_headroom_under_concurrency(route, servers) -> None:
     assert counts(servers)[:2] == [30, 10]
 
 
+def test_usage_based_follows_rate_limit_headers(route, servers) -> None:
+    """With several keys the key pool reads x-ratelimit-remaining-requests; the deployment
+    with more requests left gets the calls."""
+    low = {"x-ratelimit-remaining-requests": "3", "x-ratelimit-limit-requests": "100"}
+    high = {"x-ratelimit-remaining-requests": "90", "x-ratelimit-limit-requests": "100"}
+    servers[0].on("POST", CHAT, default=Reply.json(wire.chat_completion("low"), headers=low))
+    servers[1].on("POST", CHAT, default=Reply.json(wire.chat_completion("high"), headers=high))
+    router = route({"smart": [0, 1]}, strategy="usage-based")
+    for dep in router.deployments("smart"):
+        dep.backend.add_api_key("second", "sk-second-0123456789")
+    first = [router.chat(model="smart", messages=user()).text for _ in range(2)]
+    assert sorted(first) == ["high", "low"]  # one each, then both keys of each are known
+    for dep in router.deployments("smart"):
+        dep.backend.chat(messages=user(), model="m")  # the other key reports too
+    texts = Counter(router.chat(model="smart", messages=user()).text for _ in range(10))
+    assert texts == {"high": 10}
+
+
 def test_cheapest_takes_all_then_falls_back_by_price(route, deploy, servers, clock) -> None:
     from ipfs_accelerate_py.router import Router
 
