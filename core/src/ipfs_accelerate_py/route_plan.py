@@ -180,9 +180,14 @@ class RoutePlan:
 
     # -- budgets ----------------------------------------------------------------------------
     def reserve_budget(
-        self, dep: Deployment, messages: list[Message] | None, params: dict[str, Any]
+        self,
+        dep: Deployment,
+        messages: list[Message] | None,
+        params: dict[str, Any],
+        completion: int | None = None,
     ) -> None:
-        """Reserve this attempt's estimated spend, or raise :class:`BudgetExceededError`."""
+        """Reserve this attempt's estimated spend, or raise :class:`BudgetExceededError`.
+        ``completion`` overrides the completion estimate (0 for embeddings)."""
         router = self.router
         if not router.budgets or not self.budget_values:
             return
@@ -192,9 +197,8 @@ class RoutePlan:
         if not applying:
             return
         limit = params.get("max_tokens", params.get("max_completion_tokens"))
-        prompt, completion = estimate_tokens(
-            messages or (), limit, router.default_completion_tokens
-        )
+        prompt, guess = estimate_tokens(messages or (), limit, router.default_completion_tokens)
+        completion = guess if completion is None else completion
         cost = router.cost(dep, prompt, completion)
         try:
             self.reservation = router.budget_store.reserve(
@@ -244,8 +248,18 @@ class RoutePlan:
                 usage,
             )
         )
+        cost = (
+            0.0
+            if usage is None
+            else self.router.cost(dep, usage.prompt_tokens, usage.completion_tokens)
+        )
         with self.router._lock:
             dep.in_flight -= 1
+            if usage is not None:
+                stats = dep.stats
+                stats["prompt_tokens"] += usage.prompt_tokens
+                stats["completion_tokens"] += usage.completion_tokens
+                stats["cost"] += cost
             if outcome == "ok":
                 dep.stats["successes"] += 1
                 dep.observe(latency if ttft is None else ttft)

@@ -373,12 +373,13 @@ class Router:
         self, kind: str, alias: str, payload: dict[str, Any], params: dict[str, Any]
     ) -> Any:
         plan, _ = self._plan(alias, params)
+        texts = _texts(payload) if plan.budget_values else None
         while True:
             dep, wait = plan.next()
             if dep is None:
                 self.clock.sleep(wait)
                 continue
-            plan.reserve_budget(dep, None, params)
+            plan.reserve_budget(dep, texts, params, 0 if kind.endswith("embed") else None)
             try:
                 method = getattr(dep.backend, kind)
                 result = method(model=dep.model, **payload, **self._args(dep, params))
@@ -480,12 +481,13 @@ class Router:
         self, kind: str, alias: str, payload: dict[str, Any], params: dict[str, Any]
     ) -> Any:
         plan, _ = self._plan(alias, params)
+        texts = _texts(payload) if plan.budget_values else None
         while True:
             dep, wait = plan.next()
             if dep is None:
                 await self.clock.asleep(wait)
                 continue
-            plan.reserve_budget(dep, None, params)
+            plan.reserve_budget(dep, texts, params, 0 if kind.endswith("embed") else None)
             try:
                 method = getattr(dep.backend, kind)
                 result = await method(model=dep.model, **payload, **self._args(dep, params))
@@ -508,6 +510,13 @@ class Router:
         msgs = self._messages(messages, system)
         info = StreamInfo()
         return AsyncRouterStream(stream_async(self, plan, msgs, params, info), info, plan)
+
+
+def _texts(payload: dict[str, Any]) -> list[Message]:
+    """An embed input or a prompt as messages, for the budget's token estimate."""
+    value = payload.get("input", payload.get("prompt"))
+    items = [value] if isinstance(value, str) else list(value or ())
+    return [Message("user", str(item)) for item in items]
 
 
 def _add(a: Usage | None, b: Usage | None) -> Usage | None:

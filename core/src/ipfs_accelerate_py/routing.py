@@ -95,7 +95,15 @@ class Deployment:
         self.minute_tokens = 0.0
         price = backend.usage.pricing.price(backend.name, model) if model else None
         self.price = 0.0 if backend.spec.free else (math.inf if price is None else sum(price))
-        self.stats = {"requests": 0, "successes": 0, "failures": 0, "fallbacks_from": 0}
+        self.stats: dict[str, Any] = {
+            "requests": 0,
+            "successes": 0,
+            "failures": 0,
+            "fallbacks_from": 0,
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "cost": 0.0,
+        }
 
     def __repr__(self) -> str:
         return f"Deployment({self.id!r}, alias={self.alias!r}, {self.backend.name}:{self.model})"

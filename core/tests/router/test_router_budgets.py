@@ -183,3 +183,16 @@ def test_bad_budgets_are_configuration_errors() -> None:
         Budget("x", "user", max_cost=1, period="week")
     with pytest.raises(errors.ConfigurationError, match="unknown budget fields"):
         Budget.from_dict({"name": "x", "scope": "user", "max_cost": 1, "limit": 3})
+
+
+def test_embeddings_are_estimated_from_their_input(route, servers) -> None:
+    servers[0].on(
+        "POST", "/v1/embeddings", default=Reply.json(wire.embeddings([[0.1]], prompt_tokens=11))
+    )
+    router = route({"emb": [0]}, budgets=[Budget("b", "user", max_tokens=20)])
+    router.embed(model="emb", input="y" * 40, user="u")  # estimate 15 tokens, no completion
+    assert router.budget_spent("b", "u") == (0.0, 11)
+    with pytest.raises(BudgetExceededError):
+        router.embed(model="emb", input="y" * 40, user="u")
+    stats = router.get_deployment_stats()["d0"]
+    assert stats["prompt_tokens"] == 11 and stats["successes"] == 1

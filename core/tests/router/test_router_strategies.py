@@ -220,3 +220,17 @@ def test_async_least_busy_spreads_tasks(route, servers) -> None:
 
     asyncio.run(main())
     assert counts(servers)[:2] == [10, 10]
+
+
+def test_tpm_limit_moves_calls_to_the_next_deployment(route, servers) -> None:
+    for s in servers[:2]:
+        s.on("POST", CHAT, default=ok())  # 21 tokens per reply
+    router = route({"smart": [0, 1]}, strategy="usage-based")
+    a, b = router.deployments("smart")
+    a.tpm, b.weight = 50, 1.0
+    b.tpm = 10_000
+    texts = [router.chat(model="smart", messages=user()).deployment for _ in range(8)]
+    # d0 takes calls while it has the most headroom and is under 50 tokens; then d1
+    assert texts.count("d0") <= 3 and counts(servers)[0] == texts.count("d0")
+    stats = router.get_deployment_stats()
+    assert stats["d0"]["prompt_tokens"] + stats["d1"]["prompt_tokens"] == 9 * 8
