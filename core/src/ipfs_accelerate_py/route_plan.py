@@ -147,7 +147,7 @@ class RoutePlan:
                         soonest = at
                 if ready:
                     router._tick += 1
-                    dep = choose(router.strategy, ready, now)
+                    dep = choose(router.strategy, ready, now, router._tick)
                     dep.reserve(now, 0.0, router._tick)
                     self.tried.add(dep.id)
                     self.started = time.perf_counter()

@@ -11,7 +11,8 @@ Strategies order the available deployments of an alias:
 ``least-busy``      fewest calls in flight (the router's own count, or the endpoint gate's
                     active + waiting calls when other code uses the backend too)
 ``lowest-latency``  lowest moving average of latency (time to first chunk for streams);
-                    deployments without a measurement are tried first
+                    deployments without a measurement are tried first, and one not chosen
+                    for 25 choices is probed once, so a single slow sample cannot starve it
 ``weighted``        smooth weighted round robin by ``weight`` (exact shares, no randomness)
 ``usage-based``     most rpm/tpm headroom (declared ``rpm``/``tpm`` limits and the rate-limit
                     headers the key pool read)
@@ -42,6 +43,7 @@ _OPEN = CircuitState.OPEN
 STRATEGIES = ("least-busy", "lowest-latency", "weighted", "usage-based", "cheapest")
 _WINDOW = 60.0  # rpm / tpm window, seconds
 _ALPHA = 0.3  # weight of the newest latency sample
+_PROBE_EVERY = 25  # lowest-latency: a deployment not chosen for this many choices is probed
 
 
 class Deployment:
@@ -188,8 +190,9 @@ def _key_remaining(dep: Deployment) -> float:
     return math.inf if best < 0 else best
 
 
-def choose(strategy: str, ready: list[Deployment], now: float) -> Deployment:
-    """The deployment ``strategy`` prefers among ``ready`` (non-empty; lock held)."""
+def choose(strategy: str, ready: list[Deployment], now: float, tick: int = 0) -> Deployment:
+    """The deployment ``strategy`` prefers among ``ready`` (non-empty; lock held); ``tick``
+    counts the router's choices."""
     if len(ready) == 1:
         return ready[0]
     if strategy == "least-busy":
@@ -200,6 +203,9 @@ def choose(strategy: str, ready: list[Deployment], now: float) -> Deployment:
                 best, best_key = dep, key
         return best
     if strategy == "lowest-latency":
+        stale = min(ready, key=lambda d: d.last_chosen)
+        if tick - stale.last_chosen > _PROBE_EVERY:  # re-measure: one slow sample must not
+            return stale  # starve a deployment for ever
         return min(
             ready,
             key=lambda d: (-1.0 if d.latency is None else d.latency, d.in_flight, d.last_chosen),
