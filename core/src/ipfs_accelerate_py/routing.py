@@ -11,7 +11,7 @@ Strategies order the available deployments of an alias:
 ``least-busy``      fewest calls in flight (the router's own count, or the endpoint gate's
                     active + waiting calls when other code uses the backend too)
 ``lowest-latency``  lowest moving average of latency (time to first chunk for streams);
-                    deployments without a measurement are tried first, and one not chosen
+                    deployments with fewer than two measurements are tried first, one not chosen
                     for 25 choices is probed once, so a single slow sample cannot starve it
 ``weighted``        smooth weighted round robin by ``weight`` (exact shares, no randomness)
 ``usage-based``     most rpm/tpm headroom (declared ``rpm``/``tpm`` limits and the rate-limit
@@ -90,6 +90,7 @@ class Deployment:
         # live state, changed under the router's lock
         self.in_flight = 0
         self.latency: float | None = None
+        self.samples = 0
         self.cooldown_until = 0.0
         self.last_chosen = 0
         self.current_weight = 0.0
@@ -174,9 +175,11 @@ class Deployment:
         """Fold one latency sample into the moving average (lock held)."""
         if seconds is None:
             return
-        self.latency = (
-            seconds if self.latency is None else (_ALPHA * seconds + (1 - _ALPHA) * self.latency)
-        )
+        self.samples += 1
+        if self.latency is None or seconds < self.latency / 2:
+            self.latency = seconds  # a spike must not outlive the next fast sample
+        else:
+            self.latency = _ALPHA * seconds + (1 - _ALPHA) * self.latency
 
 
 def _key_remaining(dep: Deployment) -> float:
@@ -208,7 +211,11 @@ def choose(strategy: str, ready: list[Deployment], now: float, tick: int = 0) ->
             return stale  # starve a deployment for ever
         return min(
             ready,
-            key=lambda d: (-1.0 if d.latency is None else d.latency, d.in_flight, d.last_chosen),
+            key=lambda d: (
+                -1.0 if d.latency is None or d.samples < 2 else d.latency,
+                d.in_flight,
+                d.last_chosen,
+            ),
         )
     if strategy == "weighted":
         total = 0.0

@@ -82,7 +82,12 @@ def test_no_request_lost_or_answered_twice(route, servers, plan, strategy) -> No
         assert all(seen[d].count(tag) <= 1 for d in range(DEPLOYMENTS))  # each deployment once
         assert result is not None  # never lost: a reply or an error
         if isinstance(result, errors.BackendError):
-            assert answered[i] == [], (repr(result), [(a.deployment, a.error) for a in result.attempts], seen, plan[i])  # a failed call got no 200 anywhere
+            assert answered[i] == [], (
+                repr(result),
+                [(a.deployment, a.error) for a in result.attempts],
+                seen,
+                plan[i],
+            )  # a failed call got no 200 anywhere
             assert sorted(a.deployment for a in result.attempts) == sorted(tried)
             if not isinstance(result, errors.InvalidRequestError):
                 assert len(tried) == DEPLOYMENTS  # every deployment was tried first
