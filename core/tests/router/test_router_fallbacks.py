@@ -234,3 +234,36 @@ def test_router_builds_backends_by_name(
         assert secret not in repr(router) + repr(router.deployments()) + repr(
             router.get_deployment_stats()
         )
+
+
+def test_open_breaker_is_skipped_without_a_request(route, servers) -> None:
+    servers[0].on("POST", CHAT, wire.error_reply(500), default=ok("A"))
+    servers[1].on("POST", CHAT, default=ok("B"))
+    router = route(
+        {"smart": [0, 1]}, backend_options={0: {"failure_threshold": 1, "reset_timeout": 60.0}}
+    )
+    first = router.chat(model="smart", messages=user())
+    assert [(a.deployment, a.error) for a in first.attempts] == [
+        ("d0", "ServerError"),
+        ("d1", None),
+    ]
+    for _ in range(4):  # d0's circuit is open: every call goes to d1, d0 sees nothing
+        assert router.chat(model="smart", messages=user()).deployment == "d1"
+    assert counts(servers)[:2] == [1, 5]
+    assert router.get_deployment_stats()["d0"]["available_in"] == pytest.approx(60.0)
+
+
+def test_budgets_apply_to_streams(route, servers) -> None:
+    from ipfs_accelerate_py.budgets import Budget, BudgetExceededError
+
+    servers[0].on("POST", CHAT, default=Reply.sse(wire.chat_stream(["a", "b"])))
+    router = route({"smart": [0]}, budgets=[Budget("s", "user", max_tokens=2000)])
+    with router.stream(model="smart", messages=user(), user="u", max_tokens=1000) as stream:
+        assert "".join(c.text for c in stream) == "ab"
+    assert router.budget_spent("s", "u")[1] == 11  # the stream's reported usage: 9 + 2
+    with (
+        pytest.raises(BudgetExceededError),
+        router.stream(model="smart", messages=user(), user="u", max_tokens=1990) as stream,
+    ):
+        list(stream)
+    assert counts(servers)[0] == 1
