@@ -288,12 +288,17 @@ class RoutePlan:
         ``final``). Moves to the context-window or content-policy chain when the error calls
         for it."""
         self._record(dep, "error", type(err).__name__, usage, None)
-        self._settle(dep, usage if usage is not None else _ZERO)
+        # a timeout or a cut connection may have been processed (and billed): charge the
+        # estimate; a refusal with a status was not
+        ambiguous = usage is None and isinstance(err, (TimeoutError, ConnectionError))
+        self._settle(dep, None if ambiguous else usage if usage is not None else _ZERO)
         self.last_error = err
         if final:
             raise self.finish_error(err)
         router = self.router
-        if isinstance(err, (RateLimitError, OverloadedError, AuthenticationError, NotFoundError)):
+        if isinstance(err, RateLimitError) and dep.endpoint.keys.has_free():
+            pass  # the key pool cools the limited key; the deployment's other keys serve
+        elif isinstance(err, (RateLimitError, OverloadedError, AuthenticationError, NotFoundError)):
             cooldown = err.retry_after if err.retry_after else router.cooldown
             with router._lock:
                 dep.cooldown_until = max(dep.cooldown_until, router.clock.monotonic() + cooldown)

@@ -196,3 +196,11 @@ def test_embeddings_are_estimated_from_their_input(route, servers) -> None:
         router.embed(model="emb", input="y" * 40, user="u")
     stats = router.get_deployment_stats()["d0"]
     assert stats["prompt_tokens"] == 11 and stats["successes"] == 1
+
+
+def test_a_timeout_is_charged_its_estimate(route, servers) -> None:
+    servers[0].on("POST", CHAT, default=Reply.json(EXACT, delay=1.0))
+    router = priced(route, budgets=[Budget("t", "user", max_tokens=1000)])
+    with pytest.raises(errors.TimeoutError):
+        router.chat(model="smart", messages=PROMPT, max_tokens=12, user="u", timeout=0.1)
+    assert router.budget_spent("t", "u")[1] == 27  # it may have been processed and billed

@@ -267,3 +267,19 @@ def test_budgets_apply_to_streams(route, servers) -> None:
     ):
         list(stream)
     assert counts(servers)[0] == 1
+
+
+def test_a_rate_limited_key_does_not_cool_the_whole_deployment(route, servers) -> None:
+    servers[0].on(
+        "POST", CHAT, wire.error_reply(429, {"retry-after": "30"}), default=ok("other key")
+    )
+    servers[1].on("POST", CHAT, default=ok("B"))
+    router = route({"smart": [0, 1]})
+    router.deployments("smart")[0].backend.add_api_key("second", "sk-second-0123456789")
+    assert router.chat(model="smart", messages=user()).deployment == "d1"  # d0's key limited
+    # d0 still has a free key: it is not cooling, and its next call uses the other key
+    assert router.get_deployment_stats()["d0"]["available_in"] == 0.0
+    reply = router.chat(model="smart", messages=user())
+    assert reply.text == "other key"
+    keys = [r.headers["authorization"] for r in servers[0].requests_to(CHAT)]
+    assert keys[0] != keys[1]
