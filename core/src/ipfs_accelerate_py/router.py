@@ -36,7 +36,8 @@ from .budgets import Budget, BudgetStore, MemoryBudgetStore
 from .errors import BackendError, ConfigurationError, InvalidArgumentError
 from .resilience.clock import SYSTEM_CLOCK, Clock
 from .route_plan import RoutePlan
-from .router_types import routed, usage_of
+from .router_async import AsyncRouting
+from .router_types import add_usage, routed, texts_of, usage_of, with_text
 from .routing import STRATEGIES, Deployment
 from .structured import (
     StructuredOutputError,
@@ -65,7 +66,7 @@ def _chain(value: Any, name: str) -> dict[str, list[str]]:
     return {k: list(v) for k, v in value.items()}
 
 
-class Router:
+class Router(AsyncRouting):
     """Model aliases over deployments; see the module docstring."""
 
     def __init__(
@@ -349,7 +350,7 @@ class Router:
             plan.note_invalid(dep, usage)
             again = feedback_messages(msgs, text, errors)
             reply = dep.backend.chat(messages=again, model=dep.model, **args)
-            usage = _add(usage, reply.usage)
+            usage = add_usage(usage, reply.usage)
             text, value, errors = parse_reply(reply, spec, mode)
         if errors:
             raise StructuredOutputError(
@@ -359,7 +360,7 @@ class Router:
                 provider=dep.backend.name,
                 usage=usage,
             )
-        return _with_text(reply, text), value, usage
+        return with_text(reply, text), value, usage
 
     def embed(self, *, model: str, input: str | list[str], **params: Any) -> Any:
         """Embeddings on the alias ``model``; a :class:`RoutedEmbeddingResponse`."""
@@ -373,7 +374,7 @@ class Router:
         self, kind: str, alias: str, payload: dict[str, Any], params: dict[str, Any]
     ) -> Any:
         plan, _ = self._plan(alias, params)
-        texts = _texts(payload) if plan.budget_values else None
+        texts = texts_of(payload) if plan.budget_values else None
         while True:
             dep, wait = plan.next()
             if dep is None:
@@ -401,137 +402,3 @@ class Router:
         msgs = self._messages(messages, system)
         info = StreamInfo()
         return RouterStream(stream_sync(self, plan, msgs, params, info), info, plan)
-
-    # -- async calls -------------------------------------------------------------------------
-    async def achat(
-        self, *, model: str, messages: Any, system: str | None = None, **params: Any
-    ) -> Any:
-        """Async :meth:`chat`."""
-        plan, retry = self._plan(model, params)
-        spec = spec_of(params.get("response_format")) if "response_format" in params else None
-        msgs: Any = messages
-        if spec is not None or (self.budgets and plan.budget_values):
-            msgs, system = self._messages(messages, system), None
-        while True:
-            dep, wait = plan.next()
-            if dep is None:
-                await self.clock.asleep(wait)
-                continue
-            plan.reserve_budget(dep, msgs if isinstance(msgs, list) else None, params)
-            try:
-                if spec is None:
-                    reply = await dep.backend.achat(
-                        messages=msgs, model=dep.model, system=system, **self._args(dep, params)
-                    )
-                    parsed, spent = None, None
-                else:
-                    reply, parsed, spent = await self._astructured(
-                        plan, dep, msgs, params, spec, retry
-                    )
-            except BackendError as err:
-                plan.failed(dep, err, getattr(err, "usage", None))
-                continue
-            except BaseException:
-                plan.release(dep)
-                raise
-            if reply.finish_reason == "content_filter" and plan.filtered(dep, spent or reply.usage):
-                continue
-            plan.succeeded(dep, reply.usage, spent=spent)
-            return routed(reply, tuple(plan.attempts), dep.id, parsed=parsed)
-
-    async def _astructured(
-        self,
-        plan: RoutePlan,
-        dep: Deployment,
-        msgs: list[Message],
-        params: dict[str, Any],
-        spec: StructuredSpec,
-        retry: bool,
-    ) -> tuple[ChatResponse, Any, Usage | None]:
-        mode = dep.structured_output
-        args = self._args(dep, to_tool_params(params, spec) if mode == "tools" else params)
-        reply = await dep.backend.achat(messages=msgs, model=dep.model, **args)
-        text, value, errors = parse_reply(reply, spec, mode)
-        usage = reply.usage
-        if errors and retry:
-            plan.note_invalid(dep, usage)
-            again = feedback_messages(msgs, text, errors)
-            reply = await dep.backend.achat(messages=again, model=dep.model, **args)
-            usage = _add(usage, reply.usage)
-            text, value, errors = parse_reply(reply, spec, mode)
-        if errors:
-            raise StructuredOutputError(
-                f"the reply does not match the schema {spec.name!r}: {'; '.join(errors[:5])}",
-                errors=errors,
-                text=text,
-                provider=dep.backend.name,
-                usage=usage,
-            )
-        return _with_text(reply, text), value, usage
-
-    async def aembed(self, *, model: str, input: str | list[str], **params: Any) -> Any:
-        """Async :meth:`embed`."""
-        return await self._asimple("aembed", model, {"input": input}, params)
-
-    async def agenerate(self, *, model: str, prompt: str, **params: Any) -> Any:
-        """Async :meth:`generate`."""
-        return await self._asimple("agenerate", model, {"prompt": prompt}, params)
-
-    async def _asimple(
-        self, kind: str, alias: str, payload: dict[str, Any], params: dict[str, Any]
-    ) -> Any:
-        plan, _ = self._plan(alias, params)
-        texts = _texts(payload) if plan.budget_values else None
-        while True:
-            dep, wait = plan.next()
-            if dep is None:
-                await self.clock.asleep(wait)
-                continue
-            plan.reserve_budget(dep, texts, params, 0 if kind.endswith("embed") else None)
-            try:
-                method = getattr(dep.backend, kind)
-                result = await method(model=dep.model, **payload, **self._args(dep, params))
-            except BackendError as err:
-                plan.failed(dep, err, getattr(err, "usage", None))
-                continue
-            except BaseException:
-                plan.release(dep)
-                raise
-            plan.succeeded(dep, usage_of(result))
-            return routed(result, tuple(plan.attempts), dep.id)
-
-    def astream(
-        self, *, model: str, messages: Any, system: str | None = None, **params: Any
-    ) -> Any:
-        """Async :meth:`stream` (an :class:`AsyncRouterStream`)."""
-        from .router_stream import AsyncRouterStream, StreamInfo, stream_async
-
-        plan, _ = self._plan(model, params)
-        msgs = self._messages(messages, system)
-        info = StreamInfo()
-        return AsyncRouterStream(stream_async(self, plan, msgs, params, info), info, plan)
-
-
-def _texts(payload: dict[str, Any]) -> list[Message]:
-    """An embed input or a prompt as messages, for the budget's token estimate."""
-    value = payload.get("input", payload.get("prompt"))
-    items = [value] if isinstance(value, str) else list(value or ())
-    return [Message("user", str(item)) for item in items]
-
-
-def _add(a: Usage | None, b: Usage | None) -> Usage | None:
-    if a is None or b is None:
-        return a or b
-    return Usage(
-        a.prompt_tokens + b.prompt_tokens,
-        a.completion_tokens + b.completion_tokens,
-        a.total_tokens + b.total_tokens,
-    )
-
-
-def _with_text(reply: ChatResponse, text: str) -> ChatResponse:
-    if reply.text == text:
-        return reply
-    import attrs
-
-    return attrs.evolve(reply, text=text)

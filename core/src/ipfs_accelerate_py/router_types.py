@@ -13,7 +13,14 @@ from typing import Any
 import attrs
 
 from .errors import BackendError
-from .types import ChatResponse, EmbeddingResponse, GenerateResponse, ImageResponse, Usage
+from .types import (
+    ChatResponse,
+    EmbeddingResponse,
+    GenerateResponse,
+    ImageResponse,
+    Message,
+    Usage,
+)
 
 __all__ = [
     "NoDeploymentAvailableError",
@@ -22,7 +29,11 @@ __all__ = [
     "RoutedEmbeddingResponse",
     "RoutedGenerateResponse",
     "RoutedImageResponse",
+    "add_usage",
     "routed",
+    "texts_of",
+    "usage_of",
+    "with_text",
 ]
 
 
@@ -120,3 +131,26 @@ def usage_of(result: Any) -> Usage | None:
     """The usage a reply reports, if any."""
     usage = getattr(result, "usage", None)
     return usage if isinstance(usage, Usage) else None
+
+
+def texts_of(payload: dict[str, Any]) -> list[Message]:
+    """An embed input or a prompt as messages, for the budget's token estimate."""
+    value = payload.get("input", payload.get("prompt"))
+    items = [value] if isinstance(value, str) else list(value or ())
+    return [Message("user", str(item)) for item in items]
+
+
+def add_usage(a: Usage | None, b: Usage | None) -> Usage | None:
+    if a is None or b is None:
+        return a or b
+    return Usage(
+        a.prompt_tokens + b.prompt_tokens,
+        a.completion_tokens + b.completion_tokens,
+        a.total_tokens + b.total_tokens,
+    )
+
+
+def with_text(reply: ChatResponse, text: str) -> ChatResponse:
+    if reply.text == text:
+        return reply
+    return attrs.evolve(reply, text=text)
