@@ -1239,6 +1239,12 @@ def main() -> int:
         }
     log(f"1b. chat over MockTransport: {mock_n} calls x 3 variants, sync and async")
     results["mock"] = bench_chat_mock(mock_n, warmup=2 * warm, cold_rounds=mock_n // 4)
+    log(f"5. router overhead: {mock_n} calls x 3 variants, sync and async")
+    import router_overhead
+
+    results["router"] = router_overhead.bench_router(
+        mock_backend, interleave, ainterleave, mock_n, 2 * warm
+    )
     log(f"3. cold import: {import_runs} runs")
     results["import"] = bench_import(import_runs)
     log("4. SSE decoder alone")
@@ -1312,7 +1318,15 @@ def main() -> int:
             imp["rss_mb"] < TARGET_IMPORT_MB,
         ),
     ]
-    page = render(results) + "\n" + observability_bench.render(results["observability"])
+    router_row, router_section = router_overhead.summarize(results["router"])
+    results["summary"].append(router_row)
+    page = (
+        render(results)
+        + "\n"
+        + router_section
+        + "\n"
+        + observability_bench.render(results["observability"])
+    )
     if args.no_write:
         print(page)
     else:

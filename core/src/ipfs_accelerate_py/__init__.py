@@ -35,6 +35,7 @@ if TYPE_CHECKING:
         TimeoutError,
         UnknownBackendError,
     )
+    from .router import Router
     from .types import (
         ChatResponse,
         EmbeddingResponse,
@@ -79,6 +80,7 @@ _WHERE = {
     "get_backend": "core",
     "list_backends": "core",
     "Backend": "backend",
+    "Router": "router",
     "HttpCall": "calls",
     "CallableCall": "calls",
     "Credential": "calls",
@@ -111,6 +113,7 @@ __all__ = [
     "PermissionDeniedError",
     "QueueFullError",
     "RateLimitError",
+    "Router",
     "ServerError",
     "StreamChunk",
     "TimeoutError",
