@@ -19,6 +19,7 @@ from ipfs_accelerate_py.types import ChatRequest
 from .events import new_event_parser
 from .reply import parse_message, parse_models
 from .request import messages_body
+from .structured_output import as_json_reply, as_json_stream, forced_tool_request
 
 NAME = "claude"
 API_VERSION = "2023-06-01"
@@ -51,20 +52,23 @@ def register_backends(register: Callable[[BackendSpec], None]) -> None:
 
 @hookimpl
 def chat(request: ChatRequest) -> HttpCall:
-    """``POST /v1/messages``."""
+    """``POST /v1/messages``; ``response_format`` becomes a forced tool call."""
+    request, tool = forced_tool_request(request)
+    parse = parse_message if tool is None else as_json_reply(parse_message, tool)
     body = messages_body(request)
-    return HttpCall("POST", "/v1/messages", json=body, parse=parse_message, model=request.model)
+    return HttpCall("POST", "/v1/messages", json=body, parse=parse, model=request.model)
 
 
 @hookimpl
 def stream(request: ChatRequest) -> HttpCall:
     """``POST /v1/messages`` with ``"stream": true``; ``message_stop`` ends the stream."""
+    request, tool = forced_tool_request(request)
     return HttpCall(
         "POST",
         "/v1/messages",
         json=messages_body(request, stream=True),
         stream="sse",
-        new_parser=new_event_parser,
+        new_parser=new_event_parser if tool is None else as_json_stream(new_event_parser, tool),
         model=request.model,
     )
 
