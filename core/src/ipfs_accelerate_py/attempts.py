@@ -114,6 +114,8 @@ class Attempts:
         "opts",
         "refine",
         "retries",
+        "shared_probe",
+        "shared_tokens",
         "spec",
         "withdrawn",
     )
@@ -134,6 +136,8 @@ class Attempts:
         self.lease: KeyLease | None = None
         self.retries = 0
         self.withdrawn = 0
+        self.shared_probe = False  # this attempt is the cluster's half-open probe
+        self.shared_tokens = 0  # tokens reserved in the shared tpm bucket
         self.avoid: set[str] = set()
         self.last_error: BackendError | None = None
         self.body: Any = None  # the last decoded reply body (for next_page)
@@ -141,11 +145,16 @@ class Attempts:
         self.idempotency_key = new_idempotency_key() if self.spec.idempotency_header else None
 
     # -- before each attempt -----------------------------------------------------------
-    def start(self) -> tuple[Credential | None, float]:
+    def start(self, *, shared: bool = True) -> tuple[Credential | None, float]:
         """Pass the breaker and lease a credential. Returns (credential, wait): when
         ``wait`` > 0 every usable key is cooling down and the caller waits before sending.
-        Whatever fails after the breaker admitted the call gives its reservations back."""
+        Whatever fails after the breaker admitted the call gives its reservations back.
+        With shared state (``ep.shared``) the shared admission follows (``shared=False``
+        skips it: :meth:`astart` asks it on the event loop)."""
         ep = self.ep
+        if shared and ep.shared is not None:
+            credential, wait = self.start(shared=False)
+            return ep.shared.admit(self, credential, wait)
         try:
             ep.breaker.before_call()
         except CircuitOpenError as open_error:
@@ -174,6 +183,13 @@ class Attempts:
         except BaseException:
             self.abandoned()
             raise
+
+    async def astart(self) -> tuple[Credential | None, float]:
+        """:meth:`start` for a coroutine: the shared admission (if any) never blocks the loop."""
+        if self.ep.shared is None:
+            return self.start()
+        credential, wait = self.start(shared=False)
+        return await self.ep.shared.aadmit(self, credential, wait)
 
     def deadline(self) -> float | None:
         """The monotonic time by which this attempt's reply must be complete."""
@@ -204,6 +220,8 @@ class Attempts:
             cost = ep.usage.record(
                 self.call.model or "(no model)", p, c, endpoint_id=ep.id, key_name=name
             )
+            if ep.shared is not None:
+                ep.shared.succeeded(self, lease, usage, cost, headers)
         finally:
             if lease is not None:
                 ep.keys.release(lease, ok=True, prompt_tokens=p, completion_tokens=c, cost=cost)
@@ -227,7 +245,8 @@ class Attempts:
         if err.request_id is None:
             err.request_id = self.opts.request_id
         self.last_error = err
-        if isinstance(err, RateLimitError) or _is_client_error(err):
+        counted = not (isinstance(err, RateLimitError) or _is_client_error(err))
+        if not counted:
             ep.breaker.on_ignored()
         else:
             ep.breaker.on_failure()
@@ -243,6 +262,11 @@ class Attempts:
                 ep.keys.observe_headers(lease.key.name, headers, status=err.status_code)
             ep.keys.release(lease, ok=False)
         ep.usage.record_failure(endpoint_id=ep.id, key_name=name)
+        if ep.shared is not None:
+            rest = 0.0
+            if rate_limited and name is not None:
+                rest = ep.retry.key_cooldown(err, ep.retry.delay_for(err, self.retries), 0)
+            ep.shared.failed(self, lease, err, counted, rest)
         if not retry:
             raise err
         delay = ep.retry.delay_for(err, self.retries)
@@ -323,6 +347,8 @@ class Attempts:
                 cost = ep.usage.record(
                     self.call.model or "(no model)", p, c, endpoint_id=ep.id, key_name=name
                 )
+            if ep.shared is not None:
+                ep.shared.abandoned(self, lease, usage, sent)
         finally:
             if lease is not None:
                 ep.keys.release(lease, ok=True, prompt_tokens=p, completion_tokens=c, cost=cost)
