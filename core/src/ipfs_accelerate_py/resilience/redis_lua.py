@@ -40,7 +40,8 @@ return 1
 )
 
 # KEYS: breaker, probe, cool, rpm, tpm
-# ARGV: probe_ttl_ms, rpm, tpm, est_tokens, window_ms, token
+# ARGV: probe_ttl_ms, rpm, tpm, est_tokens, window_ms, token, margin_ms (a reservation
+# is sent a little after it is made: spacing by window + margin keeps the provider's view)
 # → {verdict (0 go, 1 open, 2 probing, 3 cooling), wait_ms, probe}
 ADMIT = (
     NOW
@@ -69,7 +70,7 @@ if rpm > 0 then
   local at = now
   if n >= rpm then
     local e = redis.call('ZRANGE', KEYS[4], n - rpm, n - rpm, 'WITHSCORES')
-    at = math.max(now, tonumber(e[2]) + window + 1)
+    at = math.max(now, tonumber(e[2]) + window + tonumber(ARGV[7]))
   end
   redis.call('ZADD', KEYS[4], at, ARGV[6])
   redis.call('PEXPIRE', KEYS[4], at - now + window)

@@ -18,11 +18,13 @@ Settings (``get_backend`` keywords, popped before the endpoint policy is read):
 ``shared_state`` (a redis URL, or a :class:`StateStore`; default ``IPFS_ACCELERATE_REDIS_URL``),
 ``shared_namespace`` (default ``IPFS_ACCELERATE_REDIS_NAMESPACE`` or ``ipfs_accelerate``),
 ``rpm`` and ``tpm`` (per key, or per endpoint when it has no key; 0: none),
-``rate_window`` (seconds, default 60: the "minute" of rpm/tpm).
+``rate_window`` (seconds, default 60: the "minute" of rpm/tpm). ``IPFS_ACCELERATE_REDIS_TIMEOUT``
+sets how long a Redis command may take before local state decides (default 0.25 s).
 """
 
 from __future__ import annotations
 
+import atexit
 import threading
 import time
 from collections.abc import Mapping
@@ -40,7 +42,14 @@ if TYPE_CHECKING:
     from ipfs_accelerate_py.resilience.keys import KeyLease
     from ipfs_accelerate_py.types import Usage
 
-__all__ = ["ClusterCap", "SharedConfig", "SharedEndpoint", "pop_shared_settings", "store_for"]
+__all__ = [
+    "ClusterCap",
+    "SharedConfig",
+    "SharedEndpoint",
+    "flush_all",
+    "pop_shared_settings",
+    "store_for",
+]
 
 SHARED_NAMES = ("shared_state", "shared_namespace", "rpm", "tpm", "rate_window")
 _POLL_MIN, _POLL_MAX = 0.002, 0.05
@@ -65,8 +74,22 @@ def store_for(url: str, namespace: str = "ipfs_accelerate") -> StateStore:
         if store is None:
             from ipfs_accelerate_py.resilience.redis_state import RedisState
 
-            store = _stores[(url, namespace)] = RedisState(url, namespace=namespace)
+            import os
+
+            timeout = float(os.environ.get("IPFS_ACCELERATE_REDIS_TIMEOUT") or 0.25)
+            store = _stores[(url, namespace)] = RedisState(
+                url, namespace=namespace, timeout=timeout
+            )
         return store
+
+
+def flush_all(timeout: float = 1.0) -> None:
+    """Send every store's queued writes (lease releases, outcomes, usage); at exit too."""
+    for store in list(_stores.values()):
+        store.flush(timeout)
+
+
+atexit.register(flush_all)
 
 
 def _limit(name: str, value: Any) -> int:
@@ -237,6 +260,8 @@ class SharedEndpoint:
         self, att: Attempts, credential: Credential | None, wait: float
     ) -> tuple[Credential | None, float]:
         """Before an attempt (thread): the shared admission, added to the local wait."""
+        if self.limits.rpm and getattr(att.call, "path", None) is not None:
+            att.ep.transport.client()  # made now, so the reservation is timed at the send
         tokens = estimate_tokens(att.call) if self.limits.tpm else 0
         for tries in range(1, len(att.ep.keys) + 2):
             admission = self.store.admit(self.scope, self.key_of(att.lease), self.limits, tokens)
@@ -251,6 +276,8 @@ class SharedEndpoint:
         self, att: Attempts, credential: Credential | None, wait: float
     ) -> tuple[Credential | None, float]:
         """Before an attempt (event loop): :meth:`admit` on the asyncio client."""
+        if self.limits.rpm and getattr(att.call, "path", None) is not None:
+            await att.ep.transport.aclient()
         tokens = estimate_tokens(att.call) if self.limits.tpm else 0
         for tries in range(1, len(att.ep.keys) + 2):
             key = self.key_of(att.lease)
