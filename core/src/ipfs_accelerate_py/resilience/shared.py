@@ -72,9 +72,9 @@ def store_for(url: str, namespace: str = "ipfs_accelerate") -> StateStore:
     with _stores_lock:
         store = _stores.get((url, namespace))
         if store is None:
-            from ipfs_accelerate_py.resilience.redis_state import RedisState
-
             import os
+
+            from ipfs_accelerate_py.resilience.redis_state import RedisState
 
             timeout = float(os.environ.get("IPFS_ACCELERATE_REDIS_TIMEOUT") or 0.25)
             store = _stores[(url, namespace)] = RedisState(

