@@ -177,9 +177,10 @@ def test_a_429_rests_the_key_in_every_worker(
     first = _backend(protocol_server, redis_server.url, namespace)
     ran = threading.Thread(target=_chat, args=(first,))
     ran.start()  # it gets the 429, rests the key (shared), waits 2 s and retries
-    while not protocol_server.requests_to(CHAT):
+    keys = first.default_endpoint.keys
+    while not keys.stats()["default"]["rate_limited"]:  # the 429 is accounted (and queued)
         time.sleep(0.005)
-    first.default_endpoint.shared.store.flush()
+    assert first.default_endpoint.shared.store.flush()
     assert _run_workers(_late_worker, protocol_server, redis_server.url, namespace) == ["ok"] * 8
     ran.join()
     seen = protocol_server.requests_to(CHAT)
@@ -398,3 +399,89 @@ def test_bad_shared_settings_are_refused(loopback_plugin: Any) -> None:
             shared_state="redis://127.0.0.1:9/0",
             rpm=-1,
         )
+
+
+# --- in one process: two backends stand for two processes (their local state is apart) ---
+def test_a_key_rested_elsewhere_sends_the_call_to_another_key(
+    loopback_plugin: Any, protocol_server: ProtocolServer, redis_server: RedisServer, namespace: str
+) -> None:
+    limited = Reply.json({"error": {"message": "slow down"}}, 429, {"retry-after": "30"})
+    protocol_server.on("POST", CHAT, limited, default=openai_wire.chat_reply("ok"))
+    a, b = (_backend(protocol_server, redis_server.url, namespace) for _ in range(2))
+    for backend in (a, b):
+        backend.add_api_key("second", "sk-second-0123456789abcdefXYZ")
+    assert _chat(a) == "ok"  # 429 on the default key, the retry goes to "second"
+    assert a.default_endpoint.shared.store.flush()
+    assert _chat(b) == "ok" and _chat(b) == "ok"  # b never tries the rested key
+    keys = [r.headers["authorization"] for r in protocol_server.requests_to(CHAT)]
+    assert keys[0] == f"Bearer {SECRET}"
+    assert all(k.endswith("XYZ") for k in keys[1:]) and len(keys) == 4
+
+
+def test_the_retry_budget_is_shared(
+    loopback_plugin: Any, protocol_server: ProtocolServer, redis_server: RedisServer, namespace: str
+) -> None:
+    from ipfs_accelerate_py.errors import BackendError
+
+    protocol_server.on("POST", CHAT, default=Reply.json({"error": {"message": "down"}}, 503))
+    opts = {"max_retries": 3, "initial_retry_delay": 0.0, "failure_threshold": 1000}
+    a, b = (_backend(protocol_server, redis_server.url, namespace, **opts) for _ in range(2))
+    for backend in (a, b):
+        backend.default_endpoint.budget.capacity = 10  # two retries' worth (cost 5 each)
+    with pytest.raises(BackendError):
+        _chat(a)  # 1 try + 2 retries drain the shared bucket
+    with pytest.raises(BackendError, match="retry budget"):
+        _chat(b)  # b's own bucket is full, the shared one is empty: no retry
+    assert len(protocol_server.requests_to(CHAT)) == 3 + 1
+
+
+def test_tpm_waits_for_tokens_and_is_corrected_from_usage(
+    loopback_plugin: Any, protocol_server: ProtocolServer, redis_server: RedisServer, namespace: str
+) -> None:
+    protocol_server.on("POST", CHAT, default=openai_wire.chat_reply("ok"))  # 21 tokens each
+    backend = _backend(protocol_server, redis_server.url, namespace, tpm=60, rate_window=1.0)
+    started = time.monotonic()
+    for _ in range(6):
+        _chat(backend, max_tokens=5)
+        backend.default_endpoint.shared.store.flush()
+    elapsed = time.monotonic() - started
+    # 6 x 21 = 126 real tokens at 60 per second: at least ~1 s of waiting, not the estimate's
+    assert 0.8 < elapsed < 6.0
+
+
+def test_the_cache_store_serves_one_process_from_another(redis_server: RedisServer) -> None:
+    np = pytest.importorskip("numpy")
+    from ipfs_accelerate_py.resilience.redis_cache import CacheStore, RedisCacheStore
+
+    ns = f"c{uuid.uuid4().hex[:8]}"
+    writer, reader = RedisCacheStore(redis_server.url, namespace=ns), None
+    reader = RedisCacheStore(redis_server.url, namespace=ns)
+    assert isinstance(writer, CacheStore)
+    writer.set("exact", "prompt-1", b"answer", ttl=0.3)
+    assert reader.get("exact", "prompt-1") == b"answer"
+    rng = np.random.default_rng(1)
+    vecs = rng.standard_normal((50, 16)).astype(np.float32)
+    writer.add_vectors("s", [(f"id{i}", vecs[i], f"p{i}".encode()) for i in range(50)], ttl=0.3)
+    near = vecs[7] + 0.01 * rng.standard_normal(16).astype(np.float32)  # a "paraphrase"
+    best = reader.search("s", near, k=2)
+    assert best[0][0] == "id7" and best[0][2] == b"p7" and best[0][1] > 0.99
+    assert best[0][1] >= best[1][1]
+    time.sleep(0.35)
+    assert reader.get("exact", "prompt-1") is None
+    assert reader.search("s", near) == []  # expired
+    writer.clear("s")
+
+
+def test_local_state_is_a_state_store_and_import_loads_no_redis() -> None:
+    import subprocess
+    import sys
+
+    from ipfs_accelerate_py.resilience.state import LocalState, StateStore
+
+    assert isinstance(LocalState(), StateStore)
+    code = (
+        "import sys, ipfs_accelerate_py; from ipfs_accelerate_py.core import get_backend; "
+        "print('redis' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

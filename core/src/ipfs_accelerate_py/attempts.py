@@ -291,6 +291,8 @@ class Attempts:
         if delay is None:
             raise err
         cost = ep.budget.try_acquire(timeout=isinstance(err, TimeoutError))
+        if cost and ep.shared is not None:
+            cost = ep.shared.retry_withdraw(ep.budget, cost)
         if not cost:
             err.message += " (not retried: the endpoint's retry budget is exhausted)"
             raise err

@@ -262,7 +262,7 @@ class RedisState:
             tokens if limits.tpm else 0,
             int(limits.window * 1000),
             uuid.uuid4().hex,
-            int(min(max(limits.window * 0.02, 0.05), 1.0) * 1000),
+            int(min(max(limits.window * 0.02, 0.25), 1.0) * 1000),
         ]
         return keys, args
 

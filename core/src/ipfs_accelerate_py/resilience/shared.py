@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from ipfs_accelerate_py.calls import Credential
     from ipfs_accelerate_py.errors import BackendError
     from ipfs_accelerate_py.resilience.keys import KeyLease
+    from ipfs_accelerate_py.resilience.retry import RetryBudget
     from ipfs_accelerate_py.types import Usage
 
 __all__ = [
@@ -289,6 +290,15 @@ class SharedEndpoint:
             credential, wait = self._rechoose(att)
         return credential, wait  # pragma: no cover
 
+    def retry_withdraw(self, budget: RetryBudget, cost: int) -> int:
+        """After the local retry budget paid ``cost``: the shared one pays too, or the
+        retry is refused (the local tokens go back); Redis unreachable: local decides."""
+        granted = self.store.retry_withdraw(self.scope, cost, budget.capacity)
+        if granted is None or granted:
+            return cost
+        budget.on_success(cost)  # refund the local withdrawal
+        return 0
+
     def succeeded(
         self,
         att: Attempts,
@@ -318,6 +328,10 @@ class SharedEndpoint:
             ),
         )
         att.shared_probe = False
+        budget = att.ep.budget
+        refill = att.withdrawn if att.withdrawn > 0 else budget.success_refill
+        if refill:
+            self.store.retry_deposit(self.scope, refill, budget.capacity)
         if headers:
             self.store.observe_headers(self.scope, key, headers)
 
