@@ -485,3 +485,57 @@ def test_local_state_is_a_state_store_and_import_loads_no_redis() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def _steady_worker(i: int, server: ProtocolServer, url: str, ns: str, seconds: float) -> str:
+    backend = _backend(server, url, ns, max_concurrent_requests=4)
+    ok = failed = 0
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            _chat(backend)
+            ok += 1
+        except Exception:
+            failed += 1
+    return f"{ok > 0} {failed}"
+
+
+def test_redis_restarted_under_8_workers_fails_no_call(
+    loopback_plugin: Any, protocol_server: ProtocolServer, namespace: str
+) -> None:
+    protocol_server.on("POST", CHAT, default=_slow(0.01))
+    with RedisServer() as own:
+
+        def bounce() -> None:
+            time.sleep(0.8)
+            own.stop()
+            time.sleep(0.8)
+            own.start()
+
+        bouncer = threading.Thread(target=bounce)
+        bouncer.start()
+        out = _run_workers(_steady_worker, protocol_server, own.url, namespace, 3.5)
+        bouncer.join()
+    assert out == ["True 0"] * WORKERS
+
+
+def test_a_slow_redis_delays_calls_by_its_timeout_only(
+    loopback_plugin: Any,
+    protocol_server: ProtocolServer,
+    redis_server: RedisServer,
+    namespace: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("IPFS_ACCELERATE_REDIS_TIMEOUT", "0.2")
+    protocol_server.on("POST", CHAT, default=openai_wire.chat_reply("ok"))
+    backend = _backend(protocol_server, redis_server.url, namespace)
+    assert _chat(backend) == "ok"
+    admin = redis.Redis.from_url(redis_server.url)
+    admin.client_pause(1500)  # every other client's command now waits 1.5 s
+    started = time.monotonic()
+    results = [_chat(backend) for _ in range(5)]
+    elapsed = time.monotonic() - started
+    assert results == ["ok"] * 5
+    assert elapsed < 1.2  # one timeout (0.2 s), then local state until the retry interval
+    time.sleep(1.6)
+    assert _chat(backend) == "ok"
