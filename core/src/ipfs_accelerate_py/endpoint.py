@@ -130,7 +130,7 @@ class Endpoint:
 
             scope = f"{spec.name}:{endpoint_id}"
             self.shared = SharedEndpoint(shared, scope, opts)
-            self.gate.cluster = ClusterCap(shared.store, scope, self.gate.max_concurrent)
+            self.gate.cluster = ClusterCap(shared.store, scope, self.gate)
 
     def __repr__(self) -> str:
         url = mask_url(self.settings.base_url)

@@ -6,8 +6,8 @@ objects, which still decide first:
 
 * the gate: after a local slot, a cluster-wide lease (:class:`ClusterCap`, ``gate.cluster``),
   held as long as the slot (across retries and backoff sleeps); a waiter polls for it with
-  short sleeps (``time.sleep`` in a thread, ``asyncio.sleep`` on a loop), within the call's
-  ``queue_timeout``;
+  short, jittered sleeps (2-100 ms; ``time.sleep`` in a thread, ``asyncio.sleep`` on a
+  loop), within the call's ``queue_timeout``;
 * before each attempt, one admission: the shared breaker (fail fast; one half-open probe
   cluster-wide), the key's shared cooldown (another free key is tried), and the rpm/tpm
   reservation (a wait before sending);
@@ -25,6 +25,7 @@ sets how long a Redis command may take before local state decides (default 0.25 
 from __future__ import annotations
 
 import atexit
+import random
 import threading
 import time
 from collections.abc import Mapping
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from ipfs_accelerate_py.attempts import Attempts
     from ipfs_accelerate_py.calls import Credential
     from ipfs_accelerate_py.errors import BackendError
+    from ipfs_accelerate_py.resilience.gate import PriorityGate
     from ipfs_accelerate_py.resilience.keys import KeyLease
     from ipfs_accelerate_py.resilience.retry import RetryBudget
     from ipfs_accelerate_py.types import Usage
@@ -53,7 +55,7 @@ __all__ = [
 ]
 
 SHARED_NAMES = ("shared_state", "shared_namespace", "rpm", "tpm", "rate_window")
-_POLL_MIN, _POLL_MAX = 0.002, 0.05
+_POLL_MIN, _POLL_MAX = 0.002, 0.1
 _stores: dict[tuple[str, str], StateStore] = {}
 _stores_lock = threading.Lock()
 
@@ -135,8 +137,13 @@ def pop_shared_settings(settings: dict[str, Any]) -> SharedConfig | None:
 class ClusterCap:
     """A gate's cluster-wide concurrency cap: lease-backed slots across every process."""
 
-    def __init__(self, store: StateStore, scope: str, limit: int) -> None:
-        self.store, self.scope, self.limit = store, scope, limit
+    def __init__(self, store: StateStore, scope: str, gate: PriorityGate) -> None:
+        self.store, self.scope, self._gate = store, scope, gate
+
+    @property
+    def limit(self) -> int:
+        """The cap: the gate's ``max_concurrent`` (changing it changes the cap at once)."""
+        return self._gate.max_concurrent
 
     def _timeout(self, timeout: float | None) -> TimeoutError:
         return TimeoutError(f"waited {timeout} s for a cluster-wide slot of {self.scope!r}")
@@ -151,7 +158,7 @@ class ClusterCap:
                 return token
             if deadline is not None and time.monotonic() + pause > deadline:
                 raise self._timeout(timeout)
-            time.sleep(pause)
+            time.sleep(pause * (0.5 + random.random()))  # jitter: waiters spread out
             pause = min(pause * 1.5, _POLL_MAX)
 
     async def aenter(self, timeout: float | None) -> str:
@@ -166,7 +173,7 @@ class ClusterCap:
                 return token
             if deadline is not None and time.monotonic() + pause > deadline:
                 raise self._timeout(timeout)
-            await asyncio.sleep(pause)
+            await asyncio.sleep(pause * (0.5 + random.random()))
             pause = min(pause * 1.5, _POLL_MAX)
 
     def exit(self, token: str) -> None:
