@@ -1214,6 +1214,9 @@ def main() -> int:
     )
     parser.add_argument("--no-write", action="store_true", help="print the page instead")
     parser.add_argument("--json", help="also dump the raw samples and results to this file")
+    parser.add_argument(
+        "--shared-state", action="store_true", help="add benchmarks/shared_state.py (Redis)"
+    )
     args = parser.parse_args()
     q = args.quick
     scale = 0.2 if q else 1.0
@@ -1327,6 +1330,10 @@ def main() -> int:
         + "\n"
         + observability_bench.render(results["observability"])
     )
+    if args.shared_state:  # benchmarks/shared_state.py: needs a redis-server and the client
+        import shared_state
+
+        page += "\n" + shared_state.report(shared_state.run(q)) + "\n"
     if args.no_write:
         print(page)
     else:

@@ -120,6 +120,8 @@ class Attempts:
         "opts",
         "refine",
         "retries",
+        "shared_probe",
+        "shared_tokens",
         "spec",
         "withdrawn",
     )
@@ -141,6 +143,8 @@ class Attempts:
         self.lease: KeyLease | None = None
         self.retries = 0
         self.withdrawn = 0
+        self.shared_probe = False  # this attempt is the cluster's half-open probe
+        self.shared_tokens = 0  # tokens reserved in the shared tpm bucket
         self.avoid: set[str] = set()
         self.last_error: BackendError | None = None
         self.body: Any = None  # the last decoded reply body (for next_page)
@@ -148,11 +152,16 @@ class Attempts:
         self.idempotency_key = new_idempotency_key() if self.spec.idempotency_header else None
 
     # -- before each attempt -----------------------------------------------------------
-    def start(self) -> tuple[Credential | None, float]:
+    def start(self, *, shared: bool = True) -> tuple[Credential | None, float]:
         """Pass the breaker and lease a credential. Returns (credential, wait): when
         ``wait`` > 0 every usable key is cooling down and the caller waits before sending.
-        Whatever fails after the breaker admitted the call gives its reservations back."""
+        Whatever fails after the breaker admitted the call gives its reservations back.
+        With shared state (``ep.shared``) the shared admission follows (``shared=False``
+        skips it: :meth:`astart` asks it on the event loop)."""
         ep = self.ep
+        if shared and ep.shared is not None:
+            credential, wait = self.start(shared=False)
+            return ep.shared.admit(self, credential, wait)
         if self.obs is not None:
             self.obs.attempt_begin(self)
         try:
@@ -184,6 +193,13 @@ class Attempts:
             self.abandoned()
             raise
 
+    async def astart(self) -> tuple[Credential | None, float]:
+        """:meth:`start` for a coroutine: the shared admission (if any) never blocks the loop."""
+        if self.ep.shared is None:
+            return self.start()
+        credential, wait = self.start(shared=False)
+        return await self.ep.shared.aadmit(self, credential, wait)
+
     def deadline(self) -> float | None:
         """The monotonic time by which this attempt's reply must be complete."""
         timeout = self.opts.timeout
@@ -213,6 +229,8 @@ class Attempts:
             cost = ep.usage.record(
                 self.call.model or "(no model)", p, c, endpoint_id=ep.id, key_name=name
             )
+            if ep.shared is not None:
+                ep.shared.succeeded(self, lease, usage, cost, headers)
         finally:
             if lease is not None:
                 ep.keys.release(lease, ok=True, prompt_tokens=p, completion_tokens=c, cost=cost)
@@ -238,7 +256,8 @@ class Attempts:
         if err.request_id is None:
             err.request_id = self.opts.request_id
         self.last_error = err
-        if isinstance(err, RateLimitError) or _is_client_error(err):
+        counted = not (isinstance(err, RateLimitError) or _is_client_error(err))
+        if not counted:
             ep.breaker.on_ignored()
         else:
             ep.breaker.on_failure()
@@ -256,6 +275,11 @@ class Attempts:
         ep.usage.record_failure(endpoint_id=ep.id, key_name=name)
         if self.obs is not None:
             self.obs.attempt_failed(self, err, lease)
+        if ep.shared is not None:
+            rest = 0.0
+            if rate_limited and name is not None:
+                rest = ep.retry.key_cooldown(err, ep.retry.delay_for(err, self.retries), 0)
+            ep.shared.failed(self, lease, err, counted, rest)
         if not retry:
             raise err
         delay = ep.retry.delay_for(err, self.retries)
@@ -280,6 +304,8 @@ class Attempts:
         if delay is None:
             raise err
         cost = ep.budget.try_acquire(timeout=isinstance(err, TimeoutError))
+        if cost and ep.shared is not None:
+            cost = ep.shared.retry_withdraw(ep.budget, cost)
         if not cost:
             err.message += " (not retried: the endpoint's retry budget is exhausted)"
             raise err
@@ -340,6 +366,8 @@ class Attempts:
                 cost = ep.usage.record(
                     self.call.model or "(no model)", p, c, endpoint_id=ep.id, key_name=name
                 )
+            if ep.shared is not None:
+                ep.shared.abandoned(self, lease, usage, sent)
         finally:
             if lease is not None:
                 ep.keys.release(lease, ok=True, prompt_tokens=p, completion_tokens=c, cost=cost)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import handlers, pipeline, plugins
 from . import observability as _obs
@@ -29,6 +29,10 @@ from .resilience.clock import SYSTEM_CLOCK, Clock
 from .resilience.gate import Priority
 from .resilience.usage import UsageTracker
 from .stream import AsyncStream, Stream
+
+if TYPE_CHECKING:
+    from .resilience.shared import SharedConfig
+
 from .types import (
     ChatRequest,
     ChatResponse,
@@ -154,8 +158,10 @@ class Backend(EndpointControls):
         *,
         clock: Clock = SYSTEM_CLOCK,
         policy: Mapping[str, Any] | None = None,
+        shared: SharedConfig | None = None,
     ) -> None:
         self.name = spec.name
+        self.shared_config = shared
         self.spec = spec
         self.settings = settings
         self.clock = clock
@@ -166,7 +172,13 @@ class Backend(EndpointControls):
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self.default_endpoint = Endpoint(
-            "default", spec, settings, usage=self.usage, clock=clock, policy=dict(policy or {})
+            "default",
+            spec,
+            settings,
+            usage=self.usage,
+            clock=clock,
+            policy=dict(policy or {}),
+            shared=shared,
         )
         self.endpoints: dict[str, Endpoint] = {"default": self.default_endpoint}
 

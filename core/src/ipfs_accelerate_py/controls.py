@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from .calls import Credential
     from .config import BackendSpec
     from .resilience.clock import Clock
+    from .resilience.shared import SharedConfig
     from .resilience.usage import UsageTracker
 
 __all__ = ["EndpointControls"]
@@ -53,6 +54,7 @@ class EndpointControls:
     endpoints: dict[str, Endpoint]
     _lock: threading.Lock
     _ids: itertools.count[int]
+    shared_config: SharedConfig | None  # shared state (resilience/shared.py), None: none
 
     max_concurrent_requests = _EndpointSetting("gate", "max_concurrent", "Calls in flight at once.")
     queue_size = _EndpointSetting("gate", "queue_size", "Callers allowed to wait for a slot.")
@@ -98,6 +100,11 @@ class EndpointControls:
             changes["base_url"] = normalize_endpoint_url(self.spec, base_url)
         if timeout is not None:
             changes["timeout"] = seconds_setting(timeout, "timeout", parse_text=True)
+        shared = self.shared_config
+        if any(name in settings for name in ("shared_state", "rpm", "tpm", "rate_window")):
+            from .resilience.shared import pop_shared_settings
+
+            shared = pop_shared_settings(settings)
         policy = {**base.policy(), **normalize_policy(settings)}
         with self._lock:
             eid = endpoint_id or f"endpoint-{next(self._ids)}"
@@ -110,6 +117,7 @@ class EndpointControls:
                 usage=self.usage,
                 clock=self.clock,
                 policy=policy,
+                shared=shared,
             )
             self.endpoints[eid] = ep
         return eid

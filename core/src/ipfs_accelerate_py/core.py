@@ -41,13 +41,15 @@ def get_backend(
     from .config import resolve_settings
     from .endpoint import normalize_policy
     from .resilience.clock import SYSTEM_CLOCK
+    from .resilience.shared import pop_shared_settings
 
     spec = plugins.load_spec(name)
+    shared = pop_shared_settings(settings)  # shared_state=, rpm=, tpm=: resilience/shared.py
     policy = normalize_policy(settings)
     resolved = resolve_settings(
         spec, api_key=api_key, base_url=base_url, model=model, timeout=timeout, metadata=metadata
     )
-    return Backend(spec, resolved, clock=clock or SYSTEM_CLOCK, policy=policy)
+    return Backend(spec, resolved, clock=clock or SYSTEM_CLOCK, policy=policy, shared=shared)
 
 
 def list_backends() -> list[str]:

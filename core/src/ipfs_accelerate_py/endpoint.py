@@ -6,7 +6,7 @@ Every backend has a default endpoint built from its settings; ``create_endpoint`
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -20,6 +20,9 @@ from .resilience.keys import KeyPool
 from .resilience.retry import RetryBudget, RetryPolicy
 from .resilience.usage import UsageTracker
 from .transport import Transport
+
+if TYPE_CHECKING:
+    from .resilience.shared import SharedConfig, SharedEndpoint
 
 __all__ = ["POLICY_DEFAULTS", "POLICY_NAMES", "Endpoint"]
 
@@ -76,6 +79,7 @@ class Endpoint:
         usage: UsageTracker,
         clock: Clock,
         policy: dict[str, Any] | None = None,
+        shared: SharedConfig | None = None,
     ) -> None:
         opts = {**POLICY_DEFAULTS, **normalize_policy(policy or {})}
         self.id = endpoint_id
@@ -119,6 +123,14 @@ class Endpoint:
             max_retry_after=opts["max_retry_after"],
         )
         self.budget = RetryBudget()
+        # shared state (resilience/shared.py): None keeps everything in this process
+        self.shared: SharedEndpoint | None = None
+        if shared is not None:
+            from .resilience.shared import ClusterCap, SharedEndpoint
+
+            scope = f"{spec.name}:{endpoint_id}"
+            self.shared = SharedEndpoint(shared, scope, opts)
+            self.gate.cluster = ClusterCap(shared.store, scope, self.gate)
 
     def __repr__(self) -> str:
         url = mask_url(self.settings.base_url)

@@ -139,7 +139,7 @@ async def arun(
 async def _aexchange(ep: Endpoint, att: Attempts) -> Any:
     ex = executor_for(att.call)
     while True:
-        credential, wait = att.start()
+        credential, wait = att.start() if ep.shared is None else await att.astart()
         try:
             if wait:
                 await ep.clock.asleep(wait)
@@ -402,7 +402,7 @@ async def arun_stream(
         async with ep.gate.aslot(opts.priority, opts.queue_timeout):
             att = Attempts(ep, call, opts, hooks)
             while True:
-                credential, wait = att.start()
+                credential, wait = att.start() if ep.shared is None else await att.astart()
                 state = StreamState(call, ep.spec.name)
                 source: StreamSource | None = None
                 final: StreamChunk | None = None

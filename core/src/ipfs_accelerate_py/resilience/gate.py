@@ -27,6 +27,8 @@ from ipfs_accelerate_py.resilience import forks
 if TYPE_CHECKING:
     import asyncio
 
+    from ipfs_accelerate_py.resilience.shared import ClusterCap
+
 _LOCK_TYPE = type(threading.Lock())
 
 __all__ = ["Priority", "PriorityGate"]
@@ -97,6 +99,8 @@ class PriorityGate:
         self.max_concurrent = max_concurrent
         self.queue_size = queue_size
         self.enabled = enabled
+        # with shared state: a cluster-wide cap whose lease a slot() holds with the slot
+        self.cluster: ClusterCap | None = None
         forks.register(self)
 
     def _after_fork(self) -> None:
@@ -331,19 +335,37 @@ class PriorityGate:
 class _Slot:
     """The (async) context manager returned by :meth:`PriorityGate.slot` and ``aslot``."""
 
-    __slots__ = ("_gate", "_priority", "_timeout")
+    __slots__ = ("_gate", "_priority", "_timeout", "_token")
 
     def __init__(self, gate: PriorityGate, priority: Priority, timeout: float | None) -> None:
         self._gate, self._priority, self._timeout = gate, priority, timeout
+        self._token: str | None = None
 
     def __enter__(self) -> None:
         self._gate.acquire(self._priority, self._timeout)
+        cluster = self._gate.cluster
+        if cluster is not None:
+            try:
+                self._token = cluster.enter(self._timeout)
+            except BaseException:
+                self._gate.release()
+                raise
 
     def __exit__(self, *exc_info: object) -> None:
+        token, self._token = self._token, None
+        if token is not None and self._gate.cluster is not None:
+            self._gate.cluster.exit(token)
         self._gate.release()
 
     async def __aenter__(self) -> None:
         await self._gate.aacquire(self._priority, self._timeout)
+        cluster = self._gate.cluster
+        if cluster is not None:
+            try:
+                self._token = await cluster.aenter(self._timeout)
+            except BaseException:
+                self._gate.release()
+                raise
 
     async def __aexit__(self, *exc_info: object) -> None:
-        self._gate.release()
+        self.__exit__()
