@@ -283,6 +283,22 @@ def test_usage_totals_are_the_sum_of_what_the_provider_returned(
         if client.type(key) == b"hash":
             assert all(SECRET.encode() not in k for k in client.hkeys(key))
     assert SECRET not in row.key and SECRET[-8:] not in row.key
+    # any process reads the totals: `ipfs-accelerate usage --shared URL`
+    import json
+    import subprocess
+    import sys
+
+    cli = [sys.executable, "-m", "ipfs_accelerate_py.cli", "usage", "--shared", redis_server.url]
+    shown = subprocess.run(
+        [*cli, "--namespace", namespace, "--json"], capture_output=True, text=True, timeout=60
+    )
+    assert shown.returncode == 0, shown.stderr
+    [listed] = json.loads(shown.stdout)["rows"]
+    assert (listed["requests"], listed["prompt_tokens"]) == (calls, 9 * calls)
+    table = subprocess.run(
+        [*cli, "--namespace", namespace], capture_output=True, text=True, timeout=60
+    )
+    assert NAME in table.stdout and SECRET not in table.stdout + table.stderr
 
 
 # --- a killed worker's slots come back ------------------------------------------------------

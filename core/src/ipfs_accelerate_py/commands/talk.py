@@ -181,10 +181,25 @@ def models(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _row(row: Any) -> dict[str, Any]:
+    import attrs
+
+    return attrs.asdict(row)
+
+
 def usage(args: argparse.Namespace) -> int:
     """Usage and cost counted in this process (none kept between runs yet)."""
     from .. import observability
 
+    if args.shared is not None:
+        from ..resilience.shared_usage import format_usage, shared_usage
+
+        rows = shared_usage(args.shared or None, args.namespace)
+        if args.json:
+            print_json({"scope": "shared", "rows": [_row(r) for r in rows]})
+        else:
+            print(format_usage(rows))
+        return EXIT_OK
     stats = {name: b.get_usage_stats() for name, b in _OPENED.items()}
     if args.json:
         latency = observability.latency_summary()
@@ -240,6 +255,16 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=models)
 
-    p = sub.add_parser("usage", help="usage and cost counted in this process")
+    p = sub.add_parser(
+        "usage", help="usage and cost: of this process, or (--shared) of every process via Redis"
+    )
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--shared",
+        nargs="?",
+        const="",
+        metavar="REDIS_URL",
+        help="totals of every process sharing state in Redis (default IPFS_ACCELERATE_REDIS_URL)",
+    )
+    p.add_argument("--namespace", default=None, help="the shared-state namespace")
     p.set_defaults(run=usage)
