@@ -47,6 +47,8 @@ class BackendSpec:
     base URL is optional and handed to the plugin as given (an S3 endpoint, or none).
     ``free=True`` declares a self-hosted backend whose every model costs nothing (usage is
     counted, cost is 0, no model is listed as unpriced).
+    ``max_batch_inputs`` is the most texts the server takes in one embedding request
+    (``None``: no limit); embedding batching never sends more.
     """
 
     name: str
@@ -69,6 +71,7 @@ class BackendSpec:
     seed_class: str | None = None
     http: bool = True
     free: bool = False
+    max_batch_inputs: int | None = None
 
     def auth_headers(self, api_key: str | None) -> dict[str, str]:
         """The headers that carry ``api_key`` on a request (none without a key)."""
