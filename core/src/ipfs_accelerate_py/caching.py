@@ -250,7 +250,7 @@ class CacheControls:
         usage = response.usage
         if usage is None or self.spec.free:
             return 0.0
-        model = response.model or request.model
+        model = request.model or response.model or ""  # as the usage tracker counts it
         cost = self.usage.pricing.cost(self.name, model, usage.prompt_tokens, usage.completion_tokens)
         return cost or 0.0
 
