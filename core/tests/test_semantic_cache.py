@@ -161,7 +161,9 @@ def test_stream_is_stored_and_replayed(cached: Backend, server: ProtocolServer) 
     msgs = [{"role": "user", "content": "Explain recursion"}]
     with cached.stream(messages=msgs, model="m") as s:
         first = list(s)
-    with cached.stream(messages=[{"role": "user", "content": "What is recursion?"}], model="m") as s:
+    with cached.stream(
+        messages=[{"role": "user", "content": "What is recursion?"}], model="m"
+    ) as s:
         again = list(s)
     assert len(server.requests) == 1
     assert "".join(c.text for c in again) == "".join(c.text for c in first) == "an answer"
@@ -175,7 +177,9 @@ def test_async_chat_and_stream_hit(cached: Backend, server: ProtocolServer) -> N
         msgs = [{"role": "user", "content": "How do vaccines work?"}]
         first = (await cached.achat(messages=msgs, model="m")).text
         second = (
-            await cached.achat(messages=[{"role": "user", "content": "How does a vaccine work?"}], model="m")
+            await cached.achat(
+                messages=[{"role": "user", "content": "How does a vaccine work?"}], model="m"
+            )
         ).text
         async with cached.astream(messages=msgs, model="m") as s:
             third = "".join([c.text async for c in s])
@@ -221,9 +225,7 @@ def test_bad_settings_are_named(backend: Backend) -> None:
     assert backend.get_cache_stats()["enabled"] is False
 
 
-def test_backend_embedder(
-    backend: Backend, server: ProtocolServer
-) -> None:
+def test_backend_embedder(backend: Backend, server: ProtocolServer) -> None:
     """``"<backend>:<model>"`` embeds through that backend's pipeline."""
 
     def vectors(request: RecordedRequest) -> Reply:

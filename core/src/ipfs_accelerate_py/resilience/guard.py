@@ -26,44 +26,57 @@ _DIRECTED = re.compile(
     r"\s+([A-Za-z0-9$€£¥#+]+)",
     re.IGNORECASE,
 )
+
+
+def _words(text: str) -> list[str]:
+    """A word list written as one string."""
+    return text.split()
+
+
 _NUMBER_WORDS = {
     w: str(i)
     for i, w in enumerate(
-        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-        "fifteen sixteen seventeen eighteen nineteen twenty".split()
+        _words(
+            "zero one two three four five six seven eight nine ten eleven twelve thirteen "
+            "fourteen fifteen sixteen seventeen eighteen nineteen twenty"
+        )
     )
 } | {"thirty": "30", "forty": "40", "fifty": "50", "hundred": "100", "thousand": "1000",
      "million": "1000000", "billion": "1000000000", "first": "1", "second": "2", "third": "3",
      "half": "0.5", "dozen": "12", "single": "1", "double": "2", "triple": "3"}  # fmt: skip
 _DATE_WORDS = frozenset(
-    "january february march april may june july august september october november december "
-    "jan feb mar apr jun jul aug sep sept oct nov dec monday tuesday wednesday thursday "
-    "friday saturday sunday today tomorrow yesterday tonight weekend morning evening "
-    "spring summer autumn fall winter".split()
+    _words(
+        "january february march april may june july august september october november december "
+        "jan feb mar apr jun jul aug sep sept oct nov dec monday tuesday wednesday thursday "
+        "friday saturday sunday today tomorrow yesterday tonight weekend morning evening spring "
+        "summer autumn fall winter"
+    )
 ) - {"may", "march", "fall", "second"}  # also plain words; counted when capitalised
 _NEGATIONS = frozenset(
-    "not no never without none nothing nobody neither nor cannot can't don't doesn't didn't "
-    "isn't aren't wasn't weren't won't wouldn't shouldn't couldn't mustn't haven't hasn't "
-    "hadn't avoid except excluding lacking".split()
+    _words(
+        "not no never without none nothing nobody neither nor cannot can't don't doesn't didn't "
+        "isn't aren't wasn't weren't won't wouldn't shouldn't couldn't mustn't haven't hasn't "
+        "hadn't avoid except excluding lacking"
+    )
 )
 # words on one axis with opposite senses: a prompt using one never matches one using the other
-_POLAR_PAIRS = (
+_POLAR_PAIRS = _words(
     "ascending/descending asc/desc increase/decrease increasing/decreasing enable/disable "
     "enabled/disabled enabling/disabling add/remove adding/removing encrypt/decrypt "
     "encode/decode encoding/decoding compress/decompress upload/download import/export "
     "true/false on/off open/close start/stop buy/sell before/after above/below over/under "
     "max/min maximum/minimum largest|biggest/smallest highest/lowest most/least "
-    "bigger|larger|greater/smaller|lesser cause|causes/effect|effects "
-    "more/less longer/shorter faster/slower better/worse cheapest/most-expensive "
-    "first/last oldest/newest earliest/latest early/late plus/minus multiply/divide "
-    "left/right up/down in/out inside/outside input/output push/pull send/receive "
-    "lock/unlock install/uninstall allow/deny|block accept/reject include/exclude "
-    "serialize/deserialize upper/lower uppercase/lowercase horizontal/vertical "
-    "north/south east/west hot/cold warm/cool positive/negative pros/cons advantages/disadvantages "
-    "benefits/drawbacks love/hate like/dislike agree/disagree win/lose profit/loss "
-    "import/export inbound/outbound ingress/egress client/server sync/async synchronous/asynchronous "
+    "bigger|larger|greater/smaller|lesser cause|causes/effect|effects more/less "
+    "longer/shorter faster/slower better/worse cheapest/most-expensive first/last "
+    "oldest/newest earliest/latest early/late plus/minus multiply/divide left/right up/down "
+    "in/out inside/outside input/output push/pull send/receive lock/unlock "
+    "install/uninstall allow/deny|block accept/reject include/exclude serialize/deserialize "
+    "upper/lower uppercase/lowercase horizontal/vertical north/south east/west hot/cold "
+    "warm/cool positive/negative pros/cons advantages/disadvantages benefits/drawbacks "
+    "love/hate like/dislike agree/disagree win/lose profit/loss import/export "
+    "inbound/outbound ingress/egress client/server sync/async synchronous/asynchronous "
     "mean/median soft/hard strong/weak rise/fall gain/lose success/failure"
-).split()
+)
 _POLAR: dict[str, tuple[str, int]] = {}
 for _pair in _POLAR_PAIRS:
     _plus, _minus = _pair.split("/")
@@ -71,17 +84,21 @@ for _pair in _POLAR_PAIRS:
         _POLAR.setdefault(_word, (_pair, +1))
     for _word in _minus.split("|"):
         _POLAR.setdefault(_word, (_pair, -1))
-_CONNECTIVES = frozenset("than to from into vs versus before after over".split())
+_CONNECTIVES = frozenset(["than", "to", "from", "into", "vs", "versus", "before", "after", "over"])
 _ANTONYM_PREFIXES = ("un", "dis", "non", "in", "im", "ir", "il")
 _STARTERS = frozenset(
-    "what how why when where who which whom whose is are was were do does did can could "
-    "should would will may might please tell explain describe give list show write i i'm "
-    "i've my we our you your the a an in on at for of to and or if it this that these those "
-    "hey hi hello ok okay so also then now let let's make find create help".split()
+    _words(
+        "what how why when where who which whom whose is are was were do does did can could "
+        "should would will may might please tell explain describe give list show write i i'm "
+        "i've my we our you your the a an in on at for of to and or if it this that these those "
+        "hey hi hello ok okay so also then now let let's make find create help"
+    )
 )
 _STOPWORDS = _STARTERS | frozenset(
-    "is are be been being am was were do does did has have had with about into from by as "
-    "than then there their them they he she him her his its me us".split()
+    _words(
+        "is are be been being am was were do does did has have had with about into from by as "
+        "than then there their them they he she him her his its me us"
+    )
 )
 
 
@@ -115,13 +132,13 @@ def _entities(text: str) -> set[str]:
         before = text[: match.start()].rstrip()
         sentence_start = not before or before[-1] in ".!?:;\n\"'(“"
         lower = _canon(word)
-        if any(c.isdigit() for c in word) or (len(word) > 1 and word.isupper()):
-            out.add(lower)
-        elif word[:1].isupper() and not sentence_start and lower not in _STARTERS:
-            out.add(lower)
-        elif word[:1].isupper() and lower in _DATE_WORDS | {"may", "march"}:
-            out.add(lower)
-        elif any(c.isupper() for c in word[1:]):  # camelCase, iPhone, JavaScript
+        if (
+            any(c.isdigit() for c in word)
+            or (len(word) > 1 and word.isupper())
+            or (word[:1].isupper() and not sentence_start and lower not in _STARTERS)
+            or (word[:1].isupper() and lower in _DATE_WORDS | {"may", "march"})
+            or any(c.isupper() for c in word[1:])
+        ):
             out.add(lower)
     return out
 

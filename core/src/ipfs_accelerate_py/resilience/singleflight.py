@@ -69,4 +69,4 @@ class SingleFlight:
                     t.exception()  # retrieved: no "never retrieved" warning if all left
 
             task.add_done_callback(forget)
-        return await asyncio.shield(task)  # type: ignore[no-any-return]
+        return await asyncio.shield(task)
