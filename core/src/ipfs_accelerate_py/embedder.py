@@ -104,6 +104,29 @@ def _erf(x: np.ndarray) -> np.ndarray:
     return sign * (1.0 - poly * np.exp(-a * a))  # type: ignore[no-any-return]
 
 
+def _thread_local_blas() -> Any:
+    """OpenBLAS's ``openblas_set_num_threads_local`` in numpy's bundled OpenBLAS, or None.
+
+    The encoder's matrices are small: a second BLAS thread only adds synchronisation, and on a
+    busy machine it makes a forward pass several times slower. The setting is per calling
+    thread, so other threads' numpy work keeps its own.
+    """
+    import ctypes
+    import glob
+
+    import numpy as np
+
+    libs = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs")
+    for path in sorted(glob.glob(os.path.join(libs, "*openblas*"))):
+        try:
+            fn = ctypes.CDLL(path).openblas_set_num_threads_local
+        except (OSError, AttributeError):
+            continue
+        fn.argtypes, fn.restype = [ctypes.c_int], ctypes.c_int
+        return fn
+    return None
+
+
 class _Layer:
     __slots__ = (
         "down_b",
@@ -126,12 +149,12 @@ class _Layer:
             np.concatenate([w[f"{att}self.{n}.weight"] for n in ("query", "key", "value")]).T
         )
         self.qkv_b = np.concatenate([w[f"{att}self.{n}.bias"] for n in ("query", "key", "value")])
-        self.out_w = np.ascontiguousarray(w[f"{att}output.dense.weight"].T)
+        self.out_w = w[f"{att}output.dense.weight"].T  # a view: BLAS reads it transposed
         self.out_b = w[f"{att}output.dense.bias"]
         self.ln1 = (w[f"{att}output.LayerNorm.weight"], w[f"{att}output.LayerNorm.bias"])
-        self.up_w = np.ascontiguousarray(w[f"{p}intermediate.dense.weight"].T)
+        self.up_w = w[f"{p}intermediate.dense.weight"].T
         self.up_b = w[f"{p}intermediate.dense.bias"]
-        self.down_w = np.ascontiguousarray(w[f"{p}output.dense.weight"].T)
+        self.down_w = w[f"{p}output.dense.weight"].T
         self.down_b = w[f"{p}output.dense.bias"]
         self.ln2 = (w[f"{p}output.LayerNorm.weight"], w[f"{p}output.LayerNorm.bias"])
 
@@ -171,7 +194,7 @@ class LocalEmbedder:
         tok.enable_truncation(self.max_length)  # and truncates at 128: the model takes 256
         self.tokenizer = tok
         self.name = path.name
-        self._lock = threading.Lock()
+        self._blas_threads = _thread_local_blas()
 
     @classmethod
     def load(cls, name: str = "mini") -> LocalEmbedder:
@@ -242,6 +265,18 @@ class LocalEmbedder:
             return out
         encodings = self.tokenizer.encode_batch(batch)
         order = sorted(range(len(batch)), key=lambda i: len(encodings[i].ids))
+        set_threads = self._blas_threads
+        previous = set_threads(1) if set_threads is not None else None
+        try:
+            self._embed_sorted(encodings, order, out)
+        finally:
+            if set_threads is not None and previous is not None:
+                set_threads(previous)
+        return out
+
+    def _embed_sorted(self, encodings: list[Any], order: list[int], out: np.ndarray) -> None:
+        import numpy as np
+
         for start in range(0, len(order), _CHUNK):
             rows = order[start : start + _CHUNK]
             width = max(len(encodings[i].ids) for i in rows)
@@ -252,7 +287,6 @@ class LocalEmbedder:
                 ids[r, : len(tokens)] = tokens
                 mask[r, : len(tokens)] = 1.0
             out[rows] = self._forward(ids, mask)
-        return out
 
     def __call__(self, texts: list[str]) -> Any:
         """:meth:`embed`, so an embedder is a plain function of a list of texts."""
