@@ -257,6 +257,31 @@ def render(r: dict[str, Any]) -> str:
         "",
         f"Machine: {r['machine']}; {r['date']}; {'quick' if r['quick'] else 'full'} run.",
         "",
+        "## How it behaves",
+        "",
+        "- `enable_semantic_cache(similarity_threshold=0.88, cache_size=1000, ttl=3600, "
+        'embedding_model="mini", *, cache_sampled=False, path=None)` on any backend or guide '
+        "class. A hit is answered before the queue: no slot, no key, no request.",
+        "- Scope: backend, endpoint, model, every generation parameter (tools included), the "
+        "system prompt and earlier turns, and the pipeline extras (`extra_body`...) must be equal; "
+        "only the last user message is compared, first exactly (whitespace-normalised, no "
+        "embedding), then by cosine, then through the guard (numbers, dates, quoted strings, "
+        "named entities, negations and polar words, order). Messages with images are not cached.",
+        "- Sampling: a request with an explicit `temperature > 0` (or `n > 1`) is neither looked "
+        "up nor stored unless `cache_sampled=True`; a request without `temperature` is cached "
+        "(the guide's example passes none).",
+        "- `stream()` / `astream()`: a hit is replayed as a stream (the text, then the closing "
+        "chunk with finish reason and usage); a streamed miss is stored once it completes (not "
+        "when cut short, nor when it carried tool calls).",
+        "- `cost_savings`: the price-file cost of each answer served from the cache. `path=`: "
+        "entries also live in an SQLite file and are read back on the next enable.",
+        "- Embedding batching: `enable_embedding_batching(max_batch_size=20, batch_timeout=0.1, "
+        "auto_batching=True)`; batches never exceed `BackendSpec.max_batch_inputs`. "
+        "`cost_savings` is 0: embedding prices are per token, so a batch costs what its texts "
+        "cost alone; `requests_saved` counts the requests not sent.",
+        "- Single-flight: on by default (`backend.single_flight = False` turns it off) for "
+        "embeds and for chats with `temperature=0`; streams are never shared.",
+        "",
         "## Match quality on the labelled pairs",
         "",
         f"{p['rows']} prompt pairs written for this (core's `testing/cache_pairs.tsv`): "

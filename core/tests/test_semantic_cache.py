@@ -238,3 +238,23 @@ def test_backend_embedder(backend: Backend, server: ProtocolServer) -> None:
     ask(backend, "What is quantum computing?")
     assert [r.path for r in server.requests].count(CHAT) == 1
     assert len(server.requests_to("/v1/embeddings")) == 2
+
+
+def test_heavy_imports_wait_for_the_first_embedding(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "import ipfs_accelerate_py\n"
+        "from conftest import LoopbackPlugin\n"
+        "from ipfs_accelerate_py import plugins\n"
+        "from ipfs_accelerate_py.core import get_backend\n"
+        "plugins.register(LoopbackPlugin())\n"
+        "b = get_backend('loopback', api_key='k' * 16, base_url='http://127.0.0.1:9/v1')\n"
+        "b.enable_embedding_batching()\n"
+        "print(sorted(m for m in ('numpy', 'tokenizers', 'safetensors') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
