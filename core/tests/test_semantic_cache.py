@@ -258,3 +258,28 @@ def test_heavy_imports_wait_for_the_first_embedding(tmp_path: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_large_scope_search_finds_what_a_full_scan_finds() -> None:
+    """Past 16k rows a scope is searched through sign codes first; the results agree."""
+    import numpy as np
+
+    from ipfs_accelerate_py.types import ChatResponse
+
+    rng = np.random.default_rng(3)
+    n = 20_000
+    vectors = rng.standard_normal((n, 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    cache = SemanticCache(
+        similarity_threshold=0.9, cache_size=n, ttl=None, clock=FakeClock(), guard=False
+    )
+    for i in range(n):
+        cache.put("s", f"p{i}", vectors[i], ChatResponse(text=str(i)), 0.0)
+    for j in rng.integers(0, n, 50):
+        probe = vectors[j] + 0.015 * rng.standard_normal(384).astype(np.float32)
+        probe /= np.linalg.norm(probe)
+        assert float(probe @ vectors[j]) >= 0.9
+        hit = cache.search("s", f"q{j}", probe)
+        assert hit is not None and hit.text == str(j)
+    far = rng.standard_normal(384).astype(np.float32)
+    assert cache.search("s", "far", far / np.linalg.norm(far)) is None
