@@ -182,3 +182,14 @@ def test_single_flight_deterministic_chats_async(
     assert len(protocol_server.requests) == 6
     with backend.stream(messages=msgs, model="m", temperature=0):
         pass  # streams are never shared (nor sent until read)
+
+
+def test_guide_class_reaches_the_settings(backend: Backend, server: ProtocolServer) -> None:
+    from ipfs_accelerate_py.api_backends.base import GuideClient
+
+    client = GuideClient(backend=backend)
+    client.single_flight = False
+    assert backend.single_flight is False
+    client.enable_embedding_batching(max_batch_size=3, batch_timeout=0.01)
+    assert client.get_batching_stats()["max_batch_size"] == 3
+    assert client.get_cache_stats() == backend.get_cache_stats()
