@@ -318,8 +318,12 @@ def render(r: dict[str, Any]) -> str:
         "",
         "## Cache lookup (excluding the embedding)",
         "",
-        "One scope, random unit vectors, a probe near a stored entry; the numpy matrix-vector "
-        "product over every row of the scope, then the guard on the best candidates.",
+        "One scope, random unit vectors, a probe near a stored entry (cosine ~0.98). Up to "
+        "16,384 rows: one float32 matrix-vector product over the scope. Beyond: 384-bit sign "
+        "codes (SimHash) pick the rows within a Hamming cut-off derived from the threshold, "
+        "and only those are compared exactly; a hit is still decided by the exact cosine and "
+        "the guard. The full product at 100k rows reads 154 MB per lookup, which no memory "
+        "bus does in 2 ms; the codes read 4.8 MB.",
         "",
         "| entries | p50 | p99 | target |",
         "|---|---|---|---|",
