@@ -276,7 +276,8 @@ def render(r: dict[str, Any]) -> str:
         "- `cost_savings`: the price-file cost of each answer served from the cache. `path=`: "
         "entries also live in an SQLite file and are read back on the next enable.",
         "- Embedding batching: `enable_embedding_batching(max_batch_size=20, batch_timeout=0.1, "
-        "auto_batching=True)`; batches never exceed `BackendSpec.max_batch_inputs`. "
+        "auto_batching=True)`; no request carries more texts than "
+        "`BackendSpec.max_batch_inputs` (a longer `input` list is sent in consecutive requests). "
         "`cost_savings` is 0: embedding prices are per token, so a batch costs what its texts "
         "cost alone; `requests_saved` counts the requests not sent.",
         "- Single-flight: on by default (`backend.single_flight = False` turns it off) for "

@@ -193,3 +193,20 @@ def test_guide_class_reaches_the_settings(backend: Backend, server: ProtocolServ
     client.enable_embedding_batching(max_batch_size=3, batch_timeout=0.01)
     assert client.get_batching_stats()["max_batch_size"] == 3
     assert client.get_cache_stats() == backend.get_cache_stats()
+
+
+def test_a_long_input_list_is_cut_at_the_server_limit(
+    backend: Backend, server: ProtocolServer
+) -> None:
+    backend.spec = attrs.evolve(backend.spec, max_batch_inputs=4)
+    texts = [f"t{i}" for i in range(10)]
+    out = backend.embed(input=texts, model="e")
+    assert out.embeddings == [vector_of(t) for t in texts]
+    assert sizes(server) == [4, 4, 2]
+    assert out.usage is not None and out.usage.prompt_tokens == 3 * 8
+
+    async def main() -> list[list[float]]:
+        return (await backend.aembed(input=texts, model="e")).embeddings
+
+    assert asyncio.run(main()) == [vector_of(t) for t in texts]
+    assert sizes(server) == [4, 4, 2] * 2

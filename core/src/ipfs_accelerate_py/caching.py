@@ -426,6 +426,13 @@ class CacheControls:
         call: Call,
         request: EmbedRequest,
     ) -> EmbeddingResponse:
+        limit = self.spec.max_batch_inputs
+        if limit and len(request.inputs) > limit:  # more texts than the server takes at once
+            parts = [
+                pipeline.run(ep, self._call("embed", ep, request=part), opts, hooks=self._hooks)
+                for part in _chunks(request, limit)
+            ]
+            return _joined(parts)
         batcher = self._batcher
         if batcher is not None and batcher.auto_batching and len(request.inputs) == 1:
 
@@ -451,6 +458,15 @@ class CacheControls:
         call: Call,
         request: EmbedRequest,
     ) -> EmbeddingResponse:
+        limit = self.spec.max_batch_inputs
+        if limit and len(request.inputs) > limit:
+            parts = [
+                await pipeline.arun(
+                    ep, self._call("embed", ep, request=part), opts, hooks=self._hooks
+                )
+                for part in _chunks(request, limit)
+            ]
+            return _joined(parts)
         batcher = self._batcher
         if batcher is not None and batcher.auto_batching and len(request.inputs) == 1:
 
@@ -482,6 +498,31 @@ def _split(response: EmbeddingResponse, n: int) -> list[EmbeddingResponse]:
             f"the batch of {n} texts came back with {len(response.embeddings)} vectors"
         )
     return [EmbeddingResponse([v], model=response.model) for v in response.embeddings]
+
+
+def _chunks(request: EmbedRequest, size: int) -> list[EmbedRequest]:
+    """``request`` cut into requests of at most ``size`` texts, in order."""
+    inputs = request.inputs
+    return [
+        EmbedRequest(request.model, inputs[i : i + size], request.encoding_format, request.params)
+        for i in range(0, len(inputs), size)
+    ]
+
+
+def _joined(parts: list[EmbeddingResponse]) -> EmbeddingResponse:
+    """The responses of consecutive chunks as one: vectors in order, usage summed."""
+    from .types import Usage
+
+    vectors = [v for part in parts for v in part.embeddings]
+    usages = [p.usage for p in parts if p.usage is not None]
+    usage = None
+    if usages:
+        usage = Usage.of(
+            sum(u.prompt_tokens for u in usages),
+            sum(u.completion_tokens for u in usages),
+            sum(u.total_tokens for u in usages),
+        )
+    return EmbeddingResponse(vectors, model=parts[0].model, usage=usage)
 
 
 def _params_key(params: Any) -> Hashable:
