@@ -47,6 +47,7 @@ def _settle(futures: list[Any], vectors: list[Any] | None, error: BaseException 
         else:
             assert vectors is not None
             future.set_result(vectors[i])
+    futures.clear()  # the batch lets go of its callers' futures: no cycle through an error
 
 
 class EmbeddingBatcher:
@@ -107,7 +108,11 @@ class EmbeddingBatcher:
                 if self._pending.get(key) is batch:
                     del self._pending[key]
             self._send(batch, send)
-        return future.result()
+        del batch
+        try:
+            return future.result()
+        finally:
+            del future  # no cycle error -> traceback -> this frame -> future -> error
 
     def _send(self, batch: _Batch, send: Send) -> None:
         self._count(batch)
@@ -134,7 +139,11 @@ class EmbeddingBatcher:
         batch.futures.append(future)
         if len(batch.texts) >= self.limit:
             self._aflush(loop_key, batch, send)
-        return await future
+        del batch
+        try:
+            return await future
+        finally:
+            del future  # no reference cycle through a failed batch's traceback
 
     def _aflush(self, loop_key: tuple[int, Hashable], batch: _Batch, send: ASend) -> None:
         if self._apending.get(loop_key) is not batch:

@@ -39,11 +39,15 @@ class SingleFlight:
             else:
                 self.shared += 1
         if waiting is not None:
-            return waiting.result()  # type: ignore[no-any-return]
+            try:
+                return waiting.result()  # type: ignore[no-any-return]
+            finally:
+                del waiting  # no cycle error -> traceback -> this frame -> future -> error
         try:
             result = fn()
         except BaseException as exc:
             future.set_exception(exc)
+            del future  # as above: the error must not keep this frame (and its sockets) alive
             raise
         else:
             future.set_result(result)
@@ -69,4 +73,7 @@ class SingleFlight:
                     t.exception()  # retrieved: no "never retrieved" warning if all left
 
             task.add_done_callback(forget)
-        return await asyncio.shield(task)
+        try:
+            return await asyncio.shield(task)
+        finally:
+            del task  # no reference cycle through a failed task's traceback
