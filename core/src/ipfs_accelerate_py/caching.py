@@ -354,7 +354,21 @@ class CacheControls:
         request: ChatRequest,
         control: pipeline.StreamControl,
     ) -> Generator[StreamChunk, None, None]:
-        """The stream's chunks: replayed from the cache on a hit, else streamed and stored."""
+        """The stream's chunks: the pipeline's own generator when the cache is off (no
+        extra layer per chunk), else :meth:`_cached_stream`."""
+        if self._cache is None:
+            return pipeline.run_stream(ep, call, opts, control, hooks=self._hooks)
+        return self._cached_stream(ep, opts, call, request, control)
+
+    def _cached_stream(
+        self,
+        ep: Endpoint,
+        opts: Any,
+        call: Call,
+        request: ChatRequest,
+        control: pipeline.StreamControl,
+    ) -> Generator[StreamChunk, None, None]:
+        """Chunks replayed from the cache on a hit, else streamed and stored."""
         cache, embedder = self._cache, self._embedder
         key = None if cache is None else self._cache_key(ep, opts, request)
         if key is None or cache is None or embedder is None:
@@ -380,7 +394,7 @@ class CacheControls:
         if done is not None:
             cache.put(*key, vector, done, self._cost(request, done))
 
-    async def _astream_gen(
+    def _astream_gen(
         self,
         ep: Endpoint,
         opts: Any,
@@ -388,6 +402,18 @@ class CacheControls:
         request: ChatRequest,
     ) -> AsyncGenerator[StreamChunk, None]:
         """Async :meth:`_stream_gen`."""
+        if self._cache is None:
+            return pipeline.arun_stream(ep, call, opts, hooks=self._hooks)
+        return self._acached_stream(ep, opts, call, request)
+
+    async def _acached_stream(
+        self,
+        ep: Endpoint,
+        opts: Any,
+        call: Call,
+        request: ChatRequest,
+    ) -> AsyncGenerator[StreamChunk, None]:
+        """Async :meth:`_cached_stream`."""
         cache, embedder = self._cache, self._embedder
         key = None if cache is None else self._cache_key(ep, opts, request)
         source = pipeline.arun_stream(ep, call, opts, hooks=self._hooks)
