@@ -283,3 +283,17 @@ def test_large_scope_search_finds_what_a_full_scan_finds() -> None:
         assert hit is not None and hit.text == str(j)
     far = rng.standard_normal(384).astype(np.float32)
     assert cache.search("s", "far", far / np.linalg.norm(far)) is None
+
+
+def test_threads_share_one_cache(cached: Backend, server: ProtocolServer) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    questions = ["What is gravity?", "Explain gravity", "What is a volcano?"] * 8
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda q: ask(cached, q), questions))
+    stats = cached.get_cache_stats()
+    assert stats["hits"] + stats["misses"] == len(questions)
+    assert len(server.requests) == stats["misses"] and stats["size"] <= 3
+    assert {a for a, q in zip(answers, questions) if "volcano" in q} == {
+        "answer to What is a volcano?"
+    }
