@@ -294,6 +294,6 @@ def test_threads_share_one_cache(cached: Backend, server: ProtocolServer) -> Non
     stats = cached.get_cache_stats()
     assert stats["hits"] + stats["misses"] == len(questions)
     assert len(server.requests) == stats["misses"] and stats["size"] <= 3
-    assert {a for a, q in zip(answers, questions) if "volcano" in q} == {
+    assert {a for a, q in zip(answers, questions, strict=True) if "volcano" in q} == {
         "answer to What is a volcano?"
     }
