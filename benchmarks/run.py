@@ -1344,6 +1344,10 @@ def main() -> int:
     for label, value, ok in results["summary"]:
         print(f"{'ok  ' if ok else 'MISS'} {label}: {value}")
     print(f"took {results['elapsed_s']:.0f} s")
+    if not args.no_write:  # the semantic cache, batching and local embedder: docs/cache.md
+        import cache as cache_bench
+
+        cache_bench.main(quick=q)
     return 0
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import handlers, pipeline, plugins
 from . import observability as _obs
+from .caching import CacheControls
 from .calls import Call, CallableCall, HttpCall
 from .config import BackendSpec, Settings, seconds_setting
 from .controls import EndpointControls
@@ -148,7 +149,7 @@ def _plugin_hooks(registration: plugins.Registration) -> pipeline.PluginHooks | 
     )
 
 
-class Backend(EndpointControls):
+class Backend(EndpointControls, CacheControls):
     """A provider plugin bound to endpoints, each with its own queue, breaker and keys."""
 
     def __init__(
@@ -294,7 +295,7 @@ class Backend(EndpointControls):
         model: str | None,
         system: str | None,
         params: dict[str, Any],
-    ) -> tuple[Endpoint, pipeline.CallOptions, Call]:
+    ) -> tuple[Endpoint, pipeline.CallOptions, Call, ChatRequest]:
         if "stream" in params:
             raise InvalidArgumentError(
                 "stream= is not a chat() option: call stream() (or astream()) for a streamed reply"
@@ -309,11 +310,11 @@ class Backend(EndpointControls):
         request = ChatRequest(model=self._model(model), messages=tuple(msgs), params=params)
         if _obs.ENABLED:
             opts = _obs.describe(opts, hook)
-        return ep, opts, self._call(hook, ep, request=request)
+        return ep, opts, self._call(hook, ep, request=request), request
 
     def _embed_call(
         self, input: Any, model: str | None, encoding_format: str, params: dict[str, Any]
-    ) -> tuple[Endpoint, pipeline.CallOptions, Call]:
+    ) -> tuple[Endpoint, pipeline.CallOptions, Call, EmbedRequest]:
         self._require("embed")
         ep, opts = self._split(params)
         inputs = (input,) if isinstance(input, str) else tuple(input or ())
@@ -329,7 +330,7 @@ class Backend(EndpointControls):
         request = EmbedRequest(self._model(model), inputs, encoding_format, params)
         if _obs.ENABLED:
             opts = _obs.describe(opts, "embed")
-        return ep, opts, self._call("embed", ep, request=request)
+        return ep, opts, self._call("embed", ep, request=request), request
 
     def _generate_call(
         self, prompt: Any, model: str | None, kind: str, params: dict[str, Any]
@@ -352,8 +353,8 @@ class Backend(EndpointControls):
         generation parameters (``temperature``, ``max_tokens``, ``tools``...) or pipeline
         options."""
         self._require("chat")
-        ep, opts, call = self._chat_call("chat", messages, model, system, params)
-        return pipeline.run(ep, call, opts, hooks=self._hooks)  # type: ignore[no-any-return]
+        ep, opts, call, request = self._chat_call("chat", messages, model, system, params)
+        return self._run_chat(ep, opts, call, request)  # cache, single-flight, pipeline
 
     def stream(
         self, *, messages: Any, model: str | None = None, system: str | None = None, **params: Any
@@ -361,10 +362,9 @@ class Backend(EndpointControls):
         """A streamed chat completion: text chunks, then one chunk with ``done=True``.
         Use it in a ``with`` block (or read it to the end) so its queue slot is freed."""
         self._require("stream")
-        ep, opts, call = self._chat_call("stream", messages, model, system, params)
+        ep, opts, call, request = self._chat_call("stream", messages, model, system, params)
         control = pipeline.StreamControl()
-        gen = pipeline.run_stream(ep, call, opts, control, hooks=self._hooks)
-        return Stream(gen, control)
+        return Stream(self._stream_gen(ep, opts, call, request, control), control)
 
     def embed(
         self,
@@ -375,8 +375,8 @@ class Backend(EndpointControls):
         **params: Any,
     ) -> EmbeddingResponse:
         """Embed one text or many. ``encoding_format="base64"`` is decoded to the same floats."""
-        ep, opts, call = self._embed_call(input, model, encoding_format, params)
-        return pipeline.run(ep, call, opts, hooks=self._hooks)  # type: ignore[no-any-return]
+        ep, opts, call, request = self._embed_call(input, model, encoding_format, params)
+        return self._run_embed(ep, opts, call, request)  # batching, single-flight, pipeline
 
     def generate(
         self, *, prompt: str, model: str | None = None, kind: str = "text", **params: Any
@@ -407,16 +407,16 @@ class Backend(EndpointControls):
     ) -> ChatResponse:
         """Async :meth:`chat`."""
         self._require("chat")
-        ep, opts, call = self._chat_call("chat", messages, model, system, params)
-        return await pipeline.arun(ep, call, opts, hooks=self._hooks)  # type: ignore[no-any-return]
+        ep, opts, call, request = self._chat_call("chat", messages, model, system, params)
+        return await self._arun_chat(ep, opts, call, request)
 
     def astream(
         self, *, messages: Any, model: str | None = None, system: str | None = None, **params: Any
     ) -> AsyncStream:
         """Async :meth:`stream`: ``async with backend.astream(...) as s: async for chunk in s``."""
         self._require("stream")
-        ep, opts, call = self._chat_call("stream", messages, model, system, params)
-        return AsyncStream(pipeline.arun_stream(ep, call, opts, hooks=self._hooks))
+        ep, opts, call, request = self._chat_call("stream", messages, model, system, params)
+        return AsyncStream(self._astream_gen(ep, opts, call, request))
 
     async def aembed(
         self,
@@ -427,8 +427,8 @@ class Backend(EndpointControls):
         **params: Any,
     ) -> EmbeddingResponse:
         """Async :meth:`embed`."""
-        ep, opts, call = self._embed_call(input, model, encoding_format, params)
-        return await pipeline.arun(ep, call, opts, hooks=self._hooks)  # type: ignore[no-any-return]
+        ep, opts, call, request = self._embed_call(input, model, encoding_format, params)
+        return await self._arun_embed(ep, opts, call, request)
 
     async def agenerate(
         self, *, prompt: str, model: str | None = None, kind: str = "text", **params: Any

@@ -79,6 +79,8 @@ class BackendSpec:
     (``"Idempotency-Key"``...), for providers that honour one: core then sends one fixed
     key per call, the same on every retry, so a retried POST the server already processed is
     not processed twice. ``None`` (the default): no such header.
+    ``max_batch_inputs`` is the most texts the server takes in one embedding request
+    (``None``: no limit); embedding batching never sends more.
     """
 
     name: str
@@ -102,6 +104,7 @@ class BackendSpec:
     http: bool = True
     free: bool = False
     idempotency_header: str | None = attrs.field(default=None, validator=_header_name)
+    max_batch_inputs: int | None = None
 
     def auth_headers(self, api_key: str | None) -> dict[str, str]:
         """The headers that carry ``api_key`` on a request (none without a key)."""

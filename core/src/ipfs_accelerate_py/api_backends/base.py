@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 __all__ = ["GuideClient", "ModelFirstClient"]
 
 # names settable on the guide object that belong to the backend's default endpoint
-_FORWARDED_SETTINGS = POLICY_NAMES | {"key_selection_strategy"}
+_FORWARDED_SETTINGS = POLICY_NAMES | {"key_selection_strategy", "single_flight"}
 
 
 class GuideClient:
