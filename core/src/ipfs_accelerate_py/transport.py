@@ -16,6 +16,7 @@ from collections.abc import AsyncGenerator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import fastjson
+from .aio_transport import async_transport
 from .errors import (
     BackendError,
     ConnectionError,
@@ -197,7 +198,10 @@ class Transport:
         self._sweep()
         if _ssl is None:  # loading CA certificates takes tens of ms: not on the event loop
             await loop.run_in_executor(None, _ssl_context)
-        client = httpx.AsyncClient(base_url=self.base_url, **self._options())
+        options = self._options()
+        # aiohttp's pool when the `aio` extra is installed (see aio_transport), else httpx's
+        transport = async_transport(verify=options["verify"], limits=options["limits"])
+        client = httpx.AsyncClient(base_url=self.base_url, transport=transport, **options)
         # An async generator, once started, is closed by the loop's shutdown_asyncgens()
         # (asyncio.run does this before closing the loop): its finally closes the client
         # in its own loop, so no connection outlives the loop that opened it.
