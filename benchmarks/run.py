@@ -1,7 +1,8 @@
 """Measure what ipfs_accelerate_py adds on top of raw httpx, and write docs/benchmarks.md.
 
     .venv/bin/python benchmarks/run.py            # about 2 minutes
-    .venv/bin/python benchmarks/run.py --quick    # ~20 seconds, noisier
+    .venv/bin/python benchmarks/run.py --quick    # ~30 seconds, noisier
+    .venv/bin/python benchmarks/run.py --compare  # and the openai client and litellm
 
 Everything runs in this one process (so the ratios compare like with like) against a
 loopback server in a child process (benchmarks/server.py) that answers at once:
@@ -49,6 +50,9 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
+import clients  # noqa: E402
+import compare  # noqa: E402  (side by side with openai and litellm, and the plot)
+import concurrency  # noqa: E402  (throughput versus requests in flight)
 import server as wire  # noqa: E402  (benchmarks/server.py: the canned replies)
 
 from ipfs_accelerate_py import pipeline  # noqa: E402
@@ -866,6 +870,10 @@ def machine_info() -> dict[str, str]:
         "httpx": httpx.__version__,
         "httpcore": httpcore.__version__,
         "h11": h11.__version__,
+        "others": ", ".join(
+            f"{n} {clients.version(n)}"
+            for n in ("aiohttp", "httpx-aiohttp", "orjson", "openai", "litellm")
+        ),
         "load": ", ".join(f"{x:.2f}" for x in load),
     }
 
@@ -886,8 +894,8 @@ def render(r: dict[str, Any]) -> str:
     )
     w("")
     w("```bash")
-    w(".venv/bin/python benchmarks/run.py           # writes this file, about 2 min")
-    w(".venv/bin/python benchmarks/run.py --quick   # ~20 s, fewer samples (noisier)")
+    w(".venv/bin/python benchmarks/run.py --compare # writes this file and benchmarks.png")
+    w(".venv/bin/python benchmarks/run.py --quick   # ~30 s, fewer samples (noisier)")
     w("```")
     w("")
     w("| machine | |")
@@ -897,6 +905,7 @@ def render(r: dict[str, Any]) -> str:
     w(f"| OS | {m['os']} |")
     w(f"| Python | {m['python']} |")
     w(f"| httpx / httpcore / h11 | {m['httpx']} / {m['httpcore']} / {m['h11']} |")
+    w(f"| also | {m['others']} |")
     w(f"| load average (1, 5, 15 min) | at start {m['load']}; at end {r['load_end']} |")
     w(f"| mode | {'--quick' if r['quick'] else 'full'}, run took {r['elapsed_s']:.0f} s |")
     w("")
@@ -1214,6 +1223,9 @@ def main() -> int:
     )
     parser.add_argument("--no-write", action="store_true", help="print the page instead")
     parser.add_argument("--json", help="also dump the raw samples and results to this file")
+    parser.add_argument(
+        "--compare", action="store_true", help="also measure openai and litellm, if installed"
+    )
     args = parser.parse_args()
     q = args.quick
     scale = 0.2 if q else 1.0
@@ -1237,6 +1249,23 @@ def main() -> int:
             "sync": bench_stream_sync(port, stream_n, warmup=3),
             "async": bench_stream_async(port, stream_n, warmup=3),
         }
+        log("5. async throughput versus requests in flight")
+        results["sweep"] = concurrency.bench_concurrency(
+            port,
+            compare=args.compare,
+            reps=1 if q else 3,
+            duration=0.3 if q else 0.6,
+            warmup=0.1 if q else 0.2,
+        )
+        log("6. side by side" + (" with openai and litellm" if args.compare else ""))
+        results["compare"] = {
+            "chat": compare.bench_chat(port, 100 if q else 600, args.compare),
+            "stream": compare.bench_stream(port, 3 if q else 10, args.compare),
+        }
+        with tempfile.TemporaryDirectory() as tmp:
+            results["compare"]["cold"] = compare.bench_cold(
+                port, 2 if q else 5, args.compare, tmp, dict(os.environ)
+            )
     log(f"1b. chat over MockTransport: {mock_n} calls x 3 variants, sync and async")
     results["mock"] = bench_chat_mock(mock_n, warmup=2 * warm, cold_rounds=mock_n // 4)
     log(f"3. cold import: {import_runs} runs")
@@ -1308,7 +1337,11 @@ def main() -> int:
             imp["rss_mb"] < TARGET_IMPORT_MB,
         ),
     ]
+    results["summary"] += concurrency.summary(results["sweep"])
     page = render(results)
+    page += "\n".join(["", *concurrency.render(results["sweep"]), *compare.render(results["compare"])])
+    if not args.no_write:
+        compare.plot(results["compare"], results["sweep"], Path(args.out).with_suffix(".png"))
     if args.no_write:
         print(page)
     else:

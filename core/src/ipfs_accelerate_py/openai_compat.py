@@ -185,8 +185,12 @@ def stream_event_parser(
         choice = choices[0]
         delta = choice.get("delta") or {}
         text = delta.get("content") or ""
-        deltas: tuple[ToolCallDelta, ...] = ()
         raw_calls = delta.get("tool_calls")
+        finish = choice.get("finish_reason")
+        if not (raw_calls or usage or finish):  # the common case: a text delta
+            # positional: StreamChunk(text, done, finish_reason, usage, tool_calls, model, raw)
+            return StreamChunk(text, False, None, None, (), obj.get("model"), obj)
+        deltas: tuple[ToolCallDelta, ...] = ()
         if raw_calls:
             deltas = tuple(
                 ToolCallDelta(
@@ -199,7 +203,7 @@ def stream_event_parser(
             )
         return StreamChunk(
             text=text,
-            finish_reason=choice.get("finish_reason"),
+            finish_reason=finish,
             usage=parse_usage(usage) if usage else None,
             tool_calls=deltas,
             model=obj.get("model"),
