@@ -48,7 +48,9 @@ def bench_chat(port: int, rounds: int, compare: bool) -> dict[str, list[float]]:
     client = httpx.Client()
     ours = get_backend("openai", api_key=KEY, base_url=base)
     fns: dict[str, Any] = {
-        "raw httpx": lambda: client.post(base + "/chat/completions", json=BODY, headers=AUTH).json(),
+        "raw httpx": lambda: client.post(
+            base + "/chat/completions", json=BODY, headers=AUTH
+        ).json(),
         "ours": lambda: ours.chat(messages=MESSAGES, model=MODEL, max_tokens=16),
     }
     closers = [client.close, ours.close]

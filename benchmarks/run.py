@@ -54,6 +54,7 @@ import clients  # noqa: E402
 import compare  # noqa: E402  (side by side with openai and litellm, and the plot)
 import concurrency  # noqa: E402  (throughput versus requests in flight)
 import server as wire  # noqa: E402  (benchmarks/server.py: the canned replies)
+import soak  # noqa: E402  (cancellations and memory over long runs)
 
 from ipfs_accelerate_py import pipeline  # noqa: E402
 from ipfs_accelerate_py.core import get_backend  # noqa: E402
@@ -1226,6 +1227,11 @@ def main() -> int:
     parser.add_argument(
         "--compare", action="store_true", help="also measure openai and litellm, if installed"
     )
+    parser.add_argument(
+        "--soak",
+        action="store_true",
+        help="the full cancellation and memory runs (10,000 and 100,000 requests, minutes)",
+    )
     args = parser.parse_args()
     q = args.quick
     scale = 0.2 if q else 1.0
@@ -1257,6 +1263,12 @@ def main() -> int:
             duration=0.3 if q else 0.6,
             warmup=0.1 if q else 0.2,
         )
+        cancels, requests = (
+            (10_000, 100_000) if args.soak else (500 if q else 2_000, 2_000 if q else 10_000)
+        )
+        log(f"7. {cancels:,} cancellations, then {requests:,} requests for memory")
+        results["cancel"] = soak.bench_cancellations(port, cancels, 0.5 if q else 1.0)
+        results["memory"] = soak.bench_memory(port, requests)
         log("6. side by side" + (" with openai and litellm" if args.compare else ""))
         results["compare"] = {
             "chat": compare.bench_chat(port, 100 if q else 600, args.compare),
@@ -1338,8 +1350,16 @@ def main() -> int:
         ),
     ]
     results["summary"] += concurrency.summary(results["sweep"])
+    results["summary"] += soak.summary(results["cancel"], results["memory"])
     page = render(results)
-    page += "\n".join(["", *concurrency.render(results["sweep"]), *compare.render(results["compare"])])
+    page += "\n".join(
+        [
+            "",
+            *concurrency.render(results["sweep"]),
+            *compare.render(results["compare"]),
+            *soak.render(results["cancel"], results["memory"]),
+        ]
+    )
     if not args.no_write:
         compare.plot(results["compare"], results["sweep"], Path(args.out).with_suffix(".png"))
     if args.no_write:

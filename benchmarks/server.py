@@ -8,7 +8,8 @@ streams, HTTP/1.1 keep-alive, requests read by ``Content-Length``; no routing be
 * the first path segment picks the stream's size and framing: ``/c1000/v1/...`` sends 1,000
   content chunks with one SSE event per HTTP chunk (``Transfer-Encoding: chunked``, as
   api.openai.com does), ``/l1000/v1/...`` the same events as one ``Content-Length`` body;
-  any other prefix means ``c1000``.
+  any other prefix means ``c1000``; ``/e503/v1/...`` answers every request with that HTTP
+  error status (an OpenAI error body).
 
 Replies carry the headers api.openai.com sends (``x-request-id``, ``x-ratelimit-*``...),
 so a client that reads them pays for it here too. Run as a script it prints its port on
@@ -118,12 +119,25 @@ def stream_reply(chunks: int, chunked: bool) -> bytes:
     return _head(content_type, ("content-length", str(len(body)))) + body
 
 
-_MODE = re.compile(rb"[A-Z]+ /([cl])(\d+)/")
+def error_reply(status: int) -> bytes:
+    """An OpenAI error reply with HTTP ``status`` (``/e503/v1/...``), stream or not."""
+    body = json.dumps(
+        {"error": {"message": "bench error", "type": "server_error", "code": None}}
+    ).encode()
+    head = _head("application/json", ("content-length", str(len(body))))
+    return head.replace(b"200 OK", b"%d Error" % status, 1) + body
+
+
+_MODE = re.compile(rb"[A-Z]+ /([cle])(\d+)/")
 _STREAMS: dict[bytes, bytes] = {}
 CHAT = chat_reply()
 
 
 def reply_for(head: bytes, body: bytes) -> bytes:
+    if head.startswith(b"POST /e"):
+        m = _MODE.match(head)
+        if m and m.group(1) == b"e":
+            return error_reply(int(m.group(2)))
     if b'"stream":true' not in body and b'"stream": true' not in body:
         return CHAT
     m = _MODE.match(head)

@@ -138,7 +138,7 @@ def _build_class() -> type[Any]:
         async def aclose(self) -> None:
             await self._inner.aclose()
 
-    class AiohttpTransport(_Base):  # type: ignore[misc]
+    class AiohttpTransport(_Base):
         """httpx-aiohttp's transport with httpcore's exception classes."""
 
         async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -151,7 +151,9 @@ def _build_class() -> type[Any]:
                 if new is exc:
                     raise
                 raise new from exc
-            response.stream = _Stream(response.stream)
+            stream = response.stream
+            assert isinstance(stream, httpx.AsyncByteStream)
+            response.stream = _Stream(stream)
             return response
 
     return AiohttpTransport
