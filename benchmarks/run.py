@@ -53,6 +53,7 @@ sys.path.insert(0, str(HERE))
 import clients  # noqa: E402
 import compare  # noqa: E402  (side by side with openai and litellm, and the plot)
 import concurrency  # noqa: E402  (throughput versus requests in flight)
+import plugins_bench  # noqa: E402  (every plugin in its own framing)
 import server as wire  # noqa: E402  (benchmarks/server.py: the canned replies)
 import soak  # noqa: E402  (cancellations and memory over long runs)
 
@@ -1269,6 +1270,8 @@ def main() -> int:
         log(f"7. {cancels:,} cancellations, then {requests:,} requests for memory")
         results["cancel"] = soak.bench_cancellations(port, cancels, 0.5 if q else 1.0)
         results["memory"] = soak.bench_memory(port, requests)
+        log("8. every plugin: chat and a 1,000-chunk stream in its own framing")
+        results["plugins"] = plugins_bench.bench_plugins(port, 200 if q else 1000, 3 if q else 10)
         log("6. side by side" + (" with openai and litellm" if args.compare else ""))
         results["compare"] = {
             "chat": compare.bench_chat(port, 100 if q else 600, args.compare),
@@ -1276,7 +1279,7 @@ def main() -> int:
         }
         with tempfile.TemporaryDirectory() as tmp:
             results["compare"]["cold"] = compare.bench_cold(
-                port, 2 if q else 5, args.compare, tmp, dict(os.environ)
+                port, 2 if q else 3, args.compare, tmp, dict(os.environ)
             )
     log(f"1b. chat over MockTransport: {mock_n} calls x 3 variants, sync and async")
     results["mock"] = bench_chat_mock(mock_n, warmup=2 * warm, cold_rounds=mock_n // 4)
@@ -1351,6 +1354,7 @@ def main() -> int:
     ]
     results["summary"] += concurrency.summary(results["sweep"])
     results["summary"] += soak.summary(results["cancel"], results["memory"])
+    results["summary"] += plugins_bench.summary(results["plugins"])
     page = render(results)
     page += "\n".join(
         [
@@ -1358,6 +1362,7 @@ def main() -> int:
             *concurrency.render(results["sweep"]),
             *compare.render(results["compare"]),
             *soak.render(results["cancel"], results["memory"]),
+            *plugins_bench.render(results["plugins"]),
         ]
     )
     if not args.no_write:

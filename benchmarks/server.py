@@ -9,7 +9,9 @@ streams, HTTP/1.1 keep-alive, requests read by ``Content-Length``; no routing be
   content chunks with one SSE event per HTTP chunk (``Transfer-Encoding: chunked``, as
   api.openai.com does), ``/l1000/v1/...`` the same events as one ``Content-Length`` body;
   any other prefix means ``c1000``; ``/e503/v1/...`` answers every request with that HTTP
-  error status (an OpenAI error body).
+  error status (an OpenAI error body);
+* Anthropic, Gemini and Ollama requests (by path) get those providers' replies and streams
+  (benchmarks/plugin_wire.py), sized by the same prefix.
 
 Replies carry the headers api.openai.com sends (``x-request-id``, ``x-ratelimit-*``...),
 so a client that reads them pays for it here too. Run as a script it prints its port on
@@ -25,6 +27,8 @@ import re
 import sys
 import threading
 from typing import Any
+
+import plugin_wire  # the other providers' framings (benchmarks/plugin_wire.py)
 
 # The bodies are the ones ipfs_accelerate_py.testing.openai_wire builds, inlined so that
 # this process imports nothing of the library (and stays small and fast).
@@ -133,7 +137,35 @@ _STREAMS: dict[bytes, bytes] = {}
 CHAT = chat_reply()
 
 
+_PLUGIN_REPLIES: dict[tuple[str, bool, bytes], bytes] = {}
+
+
+def plugin_reply(framing: str, content_type: str, head: bytes, body: bytes) -> bytes:
+    """A reply in another provider's framing (benchmarks/plugin_wire.py), cached."""
+    line = head.split(b"\r\n", 1)[0]
+    stream = b'"stream":true' in body or b'"stream": true' in body or b":stream" in line
+    m = _MODE.match(head)
+    key = (framing, stream, m.group(0) if m else b"")
+    reply = _PLUGIN_REPLIES.get(key)
+    if reply is None:
+        chunked, count = (m.group(1) == b"c", int(m.group(2))) if m else (True, 1000)
+        payload = plugin_wire.body(framing, stream, count)
+        if isinstance(payload, bytes):
+            reply = _head("application/json", ("content-length", str(len(payload)))) + payload
+        elif chunked:
+            framed = b"".join(b"%x\r\n%s\r\n" % (len(e), e) for e in payload) + b"0\r\n\r\n"
+            reply = _head(content_type, ("transfer-encoding", "chunked")) + framed
+        else:
+            joined = b"".join(payload)
+            reply = _head(content_type, ("content-length", str(len(joined)))) + joined
+        _PLUGIN_REPLIES[key] = reply
+    return reply
+
+
 def reply_for(head: bytes, body: bytes) -> bytes:
+    routed = plugin_wire.route(head)
+    if routed is not None:
+        return plugin_reply(*routed, head, body)
     if head.startswith(b"POST /e"):
         m = _MODE.match(head)
         if m and m.group(1) == b"e":
