@@ -53,6 +53,7 @@ sys.path.insert(0, str(HERE))
 import clients  # noqa: E402
 import compare  # noqa: E402  (side by side with openai and litellm, and the plot)
 import concurrency  # noqa: E402  (throughput versus requests in flight)
+import embeddings_bench  # noqa: E402  (256 x 384 vectors, float and base64)
 import plugins_bench  # noqa: E402  (every plugin in its own framing)
 import server as wire  # noqa: E402  (benchmarks/server.py: the canned replies)
 import soak  # noqa: E402  (cancellations and memory over long runs)
@@ -1272,6 +1273,8 @@ def main() -> int:
         results["memory"] = soak.bench_memory(port, requests)
         log("8. every plugin: chat and a 1,000-chunk stream in its own framing")
         results["plugins"] = plugins_bench.bench_plugins(port, 200 if q else 1000, 3 if q else 10)
+        log("9. embeddings, 256 x 384")
+        results["embeddings"] = embeddings_bench.bench_embeddings(port, 6 if q else 20)
         log("6. side by side" + (" with openai and litellm" if args.compare else ""))
         results["compare"] = {
             "chat": compare.bench_chat(port, 100 if q else 600, args.compare),
@@ -1355,6 +1358,7 @@ def main() -> int:
     results["summary"] += concurrency.summary(results["sweep"])
     results["summary"] += soak.summary(results["cancel"], results["memory"])
     results["summary"] += plugins_bench.summary(results["plugins"])
+    results["summary"] += embeddings_bench.summary(results["embeddings"])
     page = render(results)
     page += "\n".join(
         [
@@ -1363,6 +1367,7 @@ def main() -> int:
             *compare.render(results["compare"]),
             *soak.render(results["cancel"], results["memory"]),
             *plugins_bench.render(results["plugins"]),
+            *embeddings_bench.render(results["embeddings"]),
         ]
     )
     if not args.no_write:

@@ -11,7 +11,8 @@ streams, HTTP/1.1 keep-alive, requests read by ``Content-Length``; no routing be
   any other prefix means ``c1000``; ``/e503/v1/...`` answers every request with that HTTP
   error status (an OpenAI error body);
 * Anthropic, Gemini and Ollama requests (by path) get those providers' replies and streams
-  (benchmarks/plugin_wire.py), sized by the same prefix.
+  (benchmarks/plugin_wire.py), sized by the same prefix;
+* ``/embeddings``: 256 vectors of 384 float32 values, base64 when the body asks for it.
 
 Replies carry the headers api.openai.com sends (``x-request-id``, ``x-ratelimit-*``...),
 so a client that reads them pays for it here too. Run as a script it prints its port on
@@ -162,7 +163,41 @@ def plugin_reply(framing: str, content_type: str, head: bytes, body: bytes) -> b
     return reply
 
 
+EMBED_N, EMBED_DIM = 256, 384
+_EMBEDS: dict[bool, bytes] = {}
+
+
+def embeddings_reply(b64: bool) -> bytes:
+    """256 vectors of 384 float32 values (``/embeddings``), as floats or base64."""
+    reply = _EMBEDS.get(b64)
+    if reply is None:
+        import base64
+        import random
+        import struct
+
+        rng = random.Random(3)
+        data = []
+        for i in range(EMBED_N):
+            raw = struct.pack(f"<{EMBED_DIM}f", *(rng.uniform(-0.1, 0.1) for _ in range(EMBED_DIM)))
+            vec = list(struct.unpack(f"<{EMBED_DIM}f", raw))
+            emb: Any = base64.b64encode(raw).decode() if b64 else [float(f"{v:.9g}") for v in vec]
+            data.append({"object": "embedding", "index": i, "embedding": emb})
+        body = json.dumps(
+            {
+                "object": "list",
+                "data": data,
+                "model": "text-embedding-3-small",
+                "usage": {"prompt_tokens": 2048, "total_tokens": 2048},
+            },
+            separators=(",", ":"),
+        ).encode()
+        reply = _EMBEDS[b64] = _head("application/json", ("content-length", str(len(body)))) + body
+    return reply
+
+
 def reply_for(head: bytes, body: bytes) -> bytes:
+    if b"/embeddings " in head.split(b"\r\n", 1)[0]:
+        return embeddings_reply(b'"encoding_format":"base64"' in body)
     routed = plugin_wire.route(head)
     if routed is not None:
         return plugin_reply(*routed, head, body)
