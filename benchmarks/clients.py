@@ -28,6 +28,21 @@ FANOUT = {"max_concurrent_requests": 100, "queue_size": 100_000}
 AsyncCall = Callable[[], Awaitable[Any]]
 
 
+def _floor_loads() -> tuple[Callable[[str | bytes], Any], str]:
+    try:
+        import orjson
+
+        return orjson.loads, "orjson"
+    except ImportError:
+        import json
+
+        return json.loads, "json"
+
+
+loads_floor, FLOOR_JSON = _floor_loads()
+"""The stream floor's JSON decoder: the one core uses (orjson when installed), bare."""
+
+
 def installed(name: str) -> bool:
     """Whether ``name`` can be imported, without importing it."""
     return importlib.util.find_spec(name) is not None

@@ -10,13 +10,13 @@ lines, or every NDJSON line). Anthropic, Gemini and Ollama replies come in their
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from typing import Any
 
 import httpx
 from clients import KEY
+from clients import loads_floor as floor_loads
 
 # name, base URL after the server root and size prefix, model, stream framing
 PLUGINS = (
@@ -53,12 +53,12 @@ def _floor(client: httpx.Client, request: httpx.Request, framing: str) -> int:
         for line in r.iter_lines():
             if framing == "ndjson":
                 if line:
-                    json.loads(line)
+                    floor_loads(line)
                     n += 1
             elif line.startswith("data:"):
                 data = line[5:].lstrip()
                 if data != "[DONE]":
-                    json.loads(data)
+                    floor_loads(data)
                     n += 1
     return n
 
@@ -148,8 +148,9 @@ def render(res: dict[str, Any]) -> list[str]:
         "## Every plugin: chat overhead and a 1,000-chunk stream in its own framing",
         "",
         "Raw httpx replays the exact request the plugin sends (URL, headers, body bytes); the "
-        "stream floor is raw httpx `iter_lines` + `json.loads` of each event (SSE `data:` lines, "
-        "or NDJSON lines). Interleaved, sync, p50.",
+        "stream floor is raw httpx `iter_lines` + decoding each event (SSE `data:` lines, "
+        "or NDJSON lines) with orjson when installed (core uses it then), else `json`. "
+        "Interleaved, sync, p50.",
         "",
         "| plugin | chat path | chat Δ p50 over raw | stream path | events | floor ms | "
         "ours ms | ours / floor |",
