@@ -129,6 +129,10 @@ def bench_cold(port: int, runs: int, compare: bool, cwd: str, env: dict[str, str
     """ms from interpreter start of the timed code to the first reply, per client (median
     of ``runs`` fresh processes each, interleaved)."""
     base = f"http://127.0.0.1:{port}/v1"
+    # bytecode cached, as after `pip install` (which compiles): a private cache, so that
+    # PYTHONDONTWRITEBYTECODE cannot make our editable sources compile at every start
+    env = {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(Path(cwd) / "pycache")
     names = ["raw httpx", "ours"] + [
         n for n in (("openai", "litellm") if compare else ()) if installed(n)
     ]
@@ -213,20 +217,23 @@ def plot(r: dict[str, Any], sweep: dict[str, Any] | None, path: Path) -> bool:
         "litellm": "#d62728",
     }
 
-    def bars(ax: Any, data: dict[str, list[float]], scale: float, title: str, unit: str) -> None:
+    def bars(
+        ax: Any, data: dict[str, list[float]], scale: float, title: str, unit: str, log: bool
+    ) -> None:
         names = list(data)
         values = [_p50(data[n]) * scale for n in names]
         ax.barh(names, values, color=[colors.get(n, "#444444") for n in names])
-        ax.set_xscale("log")
+        if log:
+            ax.set_xscale("log")
         ax.set_title(title)
-        ax.set_xlabel(unit + " (log scale)")
+        ax.set_xlabel(unit + (" (log scale)" if log else ""))
         ax.invert_yaxis()
         for y, v in enumerate(values):
             ax.text(v, y, f" {v:,.1f}", va="center", fontsize=8)
 
-    bars(axes[0][0], r["chat"], 1.0, "sync chat call, p50", "µs")
-    bars(axes[0][1], r["stream"], 0.001, "1,000-chunk stream, p50", "ms")
-    bars(axes[1][1], r["cold"], 1.0, "import + client + first reply", "ms")
+    bars(axes[0][0], r["chat"], 1.0, "sync chat call, p50", "µs", False)
+    bars(axes[0][1], r["stream"], 0.001, "1,000-chunk stream, p50", "ms", True)
+    bars(axes[1][1], r["cold"], 1.0, "import + client + first reply", "ms", False)
     ax = axes[1][0]
     if sweep:
         for name, by in sweep["rps"].items():

@@ -1262,17 +1262,17 @@ def main() -> int:
             port,
             compare=args.compare,
             reps=1 if q else 2,
-            duration=0.3 if q else 0.5,
+            duration=0.25 if q else 0.4,
             warmup=0.1 if q else 0.2,
         )
         cancels, requests = (
-            (10_000, 100_000) if args.soak else (500 if q else 2_000, 2_000 if q else 10_000)
+            (10_000, 100_000) if args.soak else (300 if q else 2_000, 1_000 if q else 10_000)
         )
         log(f"7. {cancels:,} cancellations, then {requests:,} requests for memory")
         results["cancel"] = soak.bench_cancellations(port, cancels, 0.5 if q else 1.0)
         results["memory"] = soak.bench_memory(port, requests)
         log("8. every plugin: chat and a 1,000-chunk stream in its own framing")
-        results["plugins"] = plugins_bench.bench_plugins(port, 200 if q else 1000, 3 if q else 10)
+        results["plugins"] = plugins_bench.bench_plugins(port, 150 if q else 500, 3 if q else 6)
         log("9. embeddings, 256 x 384")
         results["embeddings"] = embeddings_bench.bench_embeddings(port, 6 if q else 20)
         log("6. side by side" + (" with openai and litellm" if args.compare else ""))
@@ -1282,7 +1282,7 @@ def main() -> int:
         }
         with tempfile.TemporaryDirectory() as tmp:
             results["compare"]["cold"] = compare.bench_cold(
-                port, 2 if q else 3, args.compare, tmp, dict(os.environ)
+                port, 1 if q else 3, args.compare, tmp, dict(os.environ)
             )
     log(f"1b. chat over MockTransport: {mock_n} calls x 3 variants, sync and async")
     results["mock"] = bench_chat_mock(mock_n, warmup=2 * warm, cold_rounds=mock_n // 4)

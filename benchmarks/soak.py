@@ -75,7 +75,7 @@ def bench_cancellations(port: int, count: int, seconds: float) -> dict[str, Any]
                 asyncio.create_task(one_stream() if rng.random() < 0.5 else one_chat())
                 for _ in range(100)
             ]
-            await asyncio.sleep(rng.uniform(0, 0.06))
+            await asyncio.sleep(rng.uniform(0, 0.2))
             for task in tasks:
                 if not task.done():
                     task.cancel()
