@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     import httpx
 
-__all__ = ["aiohttp_available", "async_transport"]
+__all__ = ["aiohttp_available", "async_transport", "resolved"]
 
 ENV = "IPFS_ACCELERATE_ASYNC_TRANSPORT"
 
@@ -44,6 +44,11 @@ def aiohttp_available() -> bool:
         except ImportError:
             _state["cls"] = None
     return _state["cls"] is not None
+
+
+def resolved() -> bool:
+    """Whether the aiohttp import has been tried (see :func:`aiohttp_available`)."""
+    return "cls" in _state or os.environ.get(ENV, "").strip().lower() == "httpx"
 
 
 def async_transport(
