@@ -240,7 +240,7 @@ def plot(r: dict[str, Any], sweep: dict[str, Any] | None, path: Path) -> bool:
             levels = sweep["levels"]
             ax.plot(
                 levels,
-                [_p50(by[lvl]) for lvl in levels],
+                [max(by[lvl]) if by[lvl] else float("nan") for lvl in levels],
                 marker="o",
                 label=name,
                 color=colors.get(name, "#444444"),

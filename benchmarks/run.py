@@ -1261,8 +1261,8 @@ def main() -> int:
         results["sweep"] = concurrency.bench_concurrency(
             port,
             compare=args.compare,
-            reps=1 if q else 2,
-            duration=0.25 if q else 0.4,
+            reps=1 if q else 3,
+            duration=0.25 if q else 0.3,
             warmup=0.1 if q else 0.2,
         )
         cancels, requests = (

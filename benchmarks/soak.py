@@ -33,6 +33,13 @@ def rss_mb() -> float:
     return float("nan")
 
 
+async def _best_throughput(call: Any, inflight: int, seconds: float) -> tuple[float, int]:
+    """The best of three windows of ``seconds / 3`` (other processes' load only ever lowers
+    throughput), and the errors in all three."""
+    runs = [await _throughput(call, inflight, seconds / 3) for _ in range(3)]
+    return max(r for r, _ in runs), sum(e for _, e in runs)
+
+
 async def _throughput(call: Any, inflight: int, seconds: float) -> tuple[float, int]:
     done = errors = 0
     stop = time.perf_counter() + seconds
@@ -68,7 +75,7 @@ def bench_cancellations(port: int, count: int, seconds: float) -> dict[str, Any]
 
     async def main() -> dict[str, Any]:
         await _throughput(one_chat, 50, 0.2)  # open the connections
-        before, _ = await _throughput(one_chat, 50, seconds)
+        before, _ = await _best_throughput(one_chat, 50, seconds)
         cancelled = completed = 0
         t0 = time.perf_counter()
         while cancelled < count:
@@ -91,7 +98,7 @@ def bench_cancellations(port: int, count: int, seconds: float) -> dict[str, Any]
         # it a moment, so that "after" measures this process, not the server's backlog
         await asyncio.sleep(1.0)
         await _throughput(one_chat, 50, 0.2)  # the same warm-up "before" had
-        after, errors = await _throughput(one_chat, 50, seconds)
+        after, errors = await _best_throughput(one_chat, 50, seconds)
         await chat.aclose()
         await streams.aclose()
         return {
@@ -190,7 +197,8 @@ def render(cancel: dict[str, Any], memory: dict[str, Any]) -> list[str]:
         f"cancelled at random points in waves of 100 ({c['completed']:,} more finished "
         f"before their cancel came) in {c['cancel_s']:.1f} s; then 50 in flight at full speed.",
         "",
-        "| throughput before | after | errors after (pool timeouts...) | gate slots held after |",
+        "| throughput before (best of 3 windows) | after (best of 3) | errors after (pool "
+        "timeouts...) | gate slots held after |",
         "|---:|---:|---:|---:|",
         f"| {c['before_rps']:,.0f} req/s | {c['after_rps']:,.0f} req/s | {c['errors_after']} | "
         f"{c['gate']} |",
