@@ -37,6 +37,10 @@ def test_sse_fast_path_shapes() -> None:
         b"data: \n\n",
         b"retry: 5\n",
         b"data: after-retry\n\n",
+        b"data: a\nb\n",  # ends with LF but not with a blank line: no event yet
+        b"\n",
+        b"data: c\r\ndata: d\r\n",
+        b"\r\n",
     ]
     events = _sse(chunks)
     assert events == _sse([b"".join(chunks)])
@@ -47,6 +51,8 @@ def test_sse_fast_path_shapes() -> None:
         ("e2", "z", None, None),
         ("message", "", None, None),
         ("message", "after-retry", None, 5),
+        ("message", "a", None, None),
+        ("message", "c\nd", None, None),
     ]
 
 

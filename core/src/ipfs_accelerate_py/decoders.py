@@ -180,7 +180,7 @@ class SSEDecoder:
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         """Return the events completed by ``chunk``, in order."""
         if (
-            chunk[-2:] == b"\n\n"
+            chunk[-1:] == b"\n"  # LF or CRLF: _one_event checks the rest
             and not self._data
             and not self._event
             and self._retry is None
@@ -227,6 +227,8 @@ class SSEDecoder:
         lf = chunk.count(b"\n")
         cr = chunk.count(b"\r")
         if cr and (cr != lf or chunk.count(b"\r\n") != lf):  # CRLF throughout, or no CR
+            return None
+        if not chunk.endswith(b"\r\n\r\n" if cr else b"\n\n"):  # must end with a blank line
             return None
         end = -4 if cr else -2
         if lf == 2 and chunk.startswith(b"data: "):
