@@ -8,7 +8,11 @@ streams, HTTP/1.1 keep-alive, requests read by ``Content-Length``; no routing be
 * the first path segment picks the stream's size and framing: ``/c1000/v1/...`` sends 1,000
   content chunks with one SSE event per HTTP chunk (``Transfer-Encoding: chunked``, as
   api.openai.com does), ``/l1000/v1/...`` the same events as one ``Content-Length`` body;
-  any other prefix means ``c1000``.
+  any other prefix means ``c1000``; ``/e503/v1/...`` answers every request with that HTTP
+  error status (an OpenAI error body);
+* Anthropic, Gemini and Ollama requests (by path) get those providers' replies and streams
+  (benchmarks/plugin_wire.py), sized by the same prefix;
+* ``/embeddings``: 256 vectors of 384 float32 values, base64 when the body asks for it.
 
 Replies carry the headers api.openai.com sends (``x-request-id``, ``x-ratelimit-*``...),
 so a client that reads them pays for it here too. Run as a script it prints its port on
@@ -24,6 +28,8 @@ import re
 import sys
 import threading
 from typing import Any
+
+import plugin_wire  # the other providers' framings (benchmarks/plugin_wire.py)
 
 # The bodies are the ones ipfs_accelerate_py.testing.openai_wire builds, inlined so that
 # this process imports nothing of the library (and stays small and fast).
@@ -118,12 +124,87 @@ def stream_reply(chunks: int, chunked: bool) -> bytes:
     return _head(content_type, ("content-length", str(len(body)))) + body
 
 
-_MODE = re.compile(rb"[A-Z]+ /([cl])(\d+)/")
+def error_reply(status: int) -> bytes:
+    """An OpenAI error reply with HTTP ``status`` (``/e503/v1/...``), stream or not."""
+    body = json.dumps(
+        {"error": {"message": "bench error", "type": "server_error", "code": None}}
+    ).encode()
+    head = _head("application/json", ("content-length", str(len(body))))
+    return head.replace(b"200 OK", b"%d Error" % status, 1) + body
+
+
+_MODE = re.compile(rb"[A-Z]+ /([cle])(\d+)/")
 _STREAMS: dict[bytes, bytes] = {}
 CHAT = chat_reply()
 
 
+_PLUGIN_REPLIES: dict[tuple[str, bool, bytes], bytes] = {}
+
+
+def plugin_reply(framing: str, content_type: str, head: bytes, body: bytes) -> bytes:
+    """A reply in another provider's framing (benchmarks/plugin_wire.py), cached."""
+    line = head.split(b"\r\n", 1)[0]
+    stream = b'"stream":true' in body or b'"stream": true' in body or b":stream" in line
+    m = _MODE.match(head)
+    key = (framing, stream, m.group(0) if m else b"")
+    reply = _PLUGIN_REPLIES.get(key)
+    if reply is None:
+        chunked, count = (m.group(1) == b"c", int(m.group(2))) if m else (True, 1000)
+        payload = plugin_wire.body(framing, stream, count)
+        if isinstance(payload, bytes):
+            reply = _head("application/json", ("content-length", str(len(payload)))) + payload
+        elif chunked:
+            framed = b"".join(b"%x\r\n%s\r\n" % (len(e), e) for e in payload) + b"0\r\n\r\n"
+            reply = _head(content_type, ("transfer-encoding", "chunked")) + framed
+        else:
+            joined = b"".join(payload)
+            reply = _head(content_type, ("content-length", str(len(joined)))) + joined
+        _PLUGIN_REPLIES[key] = reply
+    return reply
+
+
+EMBED_N, EMBED_DIM = 256, 384
+_EMBEDS: dict[bool, bytes] = {}
+
+
+def embeddings_reply(b64: bool) -> bytes:
+    """256 vectors of 384 float32 values (``/embeddings``), as floats or base64."""
+    reply = _EMBEDS.get(b64)
+    if reply is None:
+        import base64
+        import random
+        import struct
+
+        rng = random.Random(3)
+        data = []
+        for i in range(EMBED_N):
+            raw = struct.pack(f"<{EMBED_DIM}f", *(rng.uniform(-0.1, 0.1) for _ in range(EMBED_DIM)))
+            vec = list(struct.unpack(f"<{EMBED_DIM}f", raw))
+            emb: Any = base64.b64encode(raw).decode() if b64 else [float(f"{v:.9g}") for v in vec]
+            data.append({"object": "embedding", "index": i, "embedding": emb})
+        body = json.dumps(
+            {
+                "object": "list",
+                "data": data,
+                "model": "text-embedding-3-small",
+                "usage": {"prompt_tokens": 2048, "total_tokens": 2048},
+            },
+            separators=(",", ":"),
+        ).encode()
+        reply = _EMBEDS[b64] = _head("application/json", ("content-length", str(len(body)))) + body
+    return reply
+
+
 def reply_for(head: bytes, body: bytes) -> bytes:
+    if b"/embeddings " in head.split(b"\r\n", 1)[0]:
+        return embeddings_reply(b'"encoding_format":"base64"' in body)
+    routed = plugin_wire.route(head)
+    if routed is not None:
+        return plugin_reply(*routed, head, body)
+    if head.startswith(b"POST /e"):
+        m = _MODE.match(head)
+        if m and m.group(1) == b"e":
+            return error_reply(int(m.group(2)))
     if b'"stream":true' not in body and b'"stream": true' not in body:
         return CHAT
     m = _MODE.match(head)

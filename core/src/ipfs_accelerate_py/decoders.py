@@ -148,6 +148,10 @@ class _LineSplitter:
         lines.pop()  # the empty string after the last line end
         return lines
 
+    def idle(self) -> bool:
+        """No partial line is pending: the next chunk starts a line."""
+        return self._started and not self._parts and not self._skip_lf
+
     def pending(self) -> bytes:
         """Return and clear the unterminated partial line."""
         rest = b"".join(self._parts)
@@ -175,6 +179,17 @@ class SSEDecoder:
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         """Return the events completed by ``chunk``, in order."""
+        if (
+            chunk[-1:] == b"\n"  # LF or CRLF: _one_event checks the rest
+            and not self._data
+            and not self._event
+            and self._retry is None
+            and self._lines.idle()
+            and len(chunk) < MAX_LINE
+        ):
+            event = self._one_event(chunk)
+            if event is not None:
+                return [event]
         events: list[ServerSentEvent] = []
         data = self._data
         for line in self._lines.feed(chunk):
@@ -204,6 +219,32 @@ class SSEDecoder:
             elif line[0] != ":":  # a colon first marks a comment
                 self._field(line)
         return events
+
+    def _one_event(self, chunk: bytes) -> ServerSentEvent | None:
+        """The fast path for a chunk that is exactly one event, as providers send them: a
+        ``data:`` line (after an ``event:`` line, or not) and the blank line, LF or CRLF.
+        None for anything else, which takes the general path."""
+        lf = chunk.count(b"\n")
+        cr = chunk.count(b"\r")
+        if cr and (cr != lf or chunk.count(b"\r\n") != lf):  # CRLF throughout, or no CR
+            return None
+        if not chunk.endswith(b"\r\n\r\n" if cr else b"\n\n"):  # must end with a blank line
+            return None
+        end = -4 if cr else -2
+        if lf == 2 and chunk.startswith(b"data: "):
+            name, data = "message", chunk[6:end]
+        elif lf == 3 and chunk.startswith(b"event: "):
+            nl = chunk.index(b"\n")
+            start = nl + 1
+            if not chunk.startswith(b"data: ", start):
+                return None
+            name = chunk[7 : nl - 1 if cr else nl].decode("utf-8", "replace") or "message"
+            data = chunk[start + 6 : end]
+        else:
+            return None
+        return ServerSentEvent(
+            name, data.decode("utf-8", "replace"), self._last_id, None, self.provider
+        )
 
     def _field(self, line: str) -> None:
         """Process a field line other than ``data:``."""
@@ -245,6 +286,11 @@ class NDJSONDecoder:
 
     def feed(self, chunk: bytes) -> list[Any]:
         """Return the JSON values of the lines completed by ``chunk``."""
+        if chunk[-1:] == b"\n" and chunk.count(b"\n") == 1 and self._lines.idle():
+            try:  # the fast path: the chunk is exactly one line, as servers send them
+                return [fastjson.loads(chunk)] if chunk.strip() else []
+            except ValueError:
+                pass  # not valid UTF-8 or not JSON: the general path decides
         return [
             self._parse(line) for line in self._lines.feed(chunk) if line and not line.isspace()
         ]

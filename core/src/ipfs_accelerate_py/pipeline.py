@@ -171,6 +171,7 @@ class StreamState:
         "call",
         "decoder",
         "ended",
+        "error",
         "finish_reason",
         "last_event",
         "model",
@@ -188,6 +189,7 @@ class StreamState:
         self.usage: Usage | None = None
         self.model: str | None = None
         self.ended = False
+        self.error: BackendError | None = None  # raised by finish(), after earlier chunks
         self.yielded = 0
         self.raw: Any = None  # the raw event of the last chunk with a finish, usage or end
         self.last_event = time.monotonic()
@@ -218,15 +220,15 @@ class StreamState:
                 break
             try:
                 chunk = parse(event)
-            except BackendError:
-                raise
-            except Exception as exc:  # any failure to read an event is a malformed reply
-                excerpt = str(getattr(event, "data", event))[:200]
-                raise MalformedResponseError(
-                    f"a stream event does not have the expected shape "
-                    f"({type(exc).__name__}: {exc}); event data starts {excerpt!r}",
-                    provider=self.provider,
-                ) from None
+            except Exception as exc:
+                error = exc if isinstance(exc, BackendError) else self._malformed(event, exc)
+                if not out:
+                    raise error from None
+                # chunks decoded before the failing event reach the caller first, however the
+                # body was cut into reads; finish() raises the error after them
+                self.error = error
+                self.ended = True
+                break
             if chunk is None:
                 continue
             if chunk is STREAM_END:
@@ -249,10 +251,22 @@ class StreamState:
                 break
         return out
 
+    def _malformed(self, event: Any, exc: Exception) -> MalformedResponseError:
+        """Any failure to read an event is a malformed reply."""
+        excerpt = str(getattr(event, "data", event))[:200]
+        return MalformedResponseError(
+            f"a stream event does not have the expected shape "
+            f"({type(exc).__name__}: {exc}); event data starts {excerpt!r}",
+            provider=self.provider,
+        )
+
     def finish(self, request_id: str) -> tuple[list[StreamChunk], StreamChunk]:
         """End of the body: the chunks of a last unterminated NDJSON line, and the final
         ``done`` chunk. Raises ConnectionError if the stream stopped before its end marker
-        or in the middle of an event."""
+        or in the middle of an event, and the error of a failing event whose preceding
+        chunks were handed out first."""
+        if self.error is not None:
+            raise self.error
         decoder = self.decoder
         tail = [] if self.ended or decoder is None else self._consume(decoder.close())
         cut_mid_event = isinstance(decoder, SSEDecoder) and decoder.truncated

@@ -20,13 +20,12 @@ import os
 import threading
 import warnings
 from collections.abc import Callable
-from importlib.metadata import EntryPoint, entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import pluggy
 
-from . import handlers, hookspecs
+from . import handlers, hookspecs, known_plugins
 from .config import BackendSpec
 from .errors import BackendNotInstalledError, ConfigurationError, UnknownBackendError
 
@@ -95,7 +94,23 @@ def _allowed() -> set[str] | None:
     return {n.strip() for n in raw.split(",") if n.strip()}
 
 
+if TYPE_CHECKING:  # importlib.metadata loads only for a full scan (see known_plugins)
+    from importlib.metadata import EntryPoint
+
+
+def _known_entry_point(name: str) -> known_plugins.FoundEntryPoint | None:
+    """The entry point of a backend whose distribution core knows, found without scanning
+    every installed distribution; None means "do the full scan"."""
+    package = KNOWN_PACKAGES.get(name)
+    allowed = _allowed()
+    if package is None or (allowed is not None and name not in allowed):
+        return None
+    return known_plugins.find(name, package, ENTRY_POINT_GROUP)
+
+
 def _entry_points() -> dict[str, EntryPoint]:
+    from importlib.metadata import entry_points
+
     allowed = _allowed()
     found: dict[str, EntryPoint] = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
@@ -206,7 +221,9 @@ def load(name: str) -> Registration:
             return _registrations[name]
         if name in _failures:
             raise BackendNotInstalledError(_failures[name])
-        ep = _entry_points().get(name)
+        ep: EntryPoint | known_plugins.FoundEntryPoint | None = _known_entry_point(name)
+        if ep is None:
+            ep = _entry_points().get(name)
         if ep is None:
             raise _unknown(name)
         dist = getattr(ep.dist, "name", None) or ep.value

@@ -15,7 +15,8 @@ import weakref
 from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import fastjson
+from . import aio_transport, fastjson
+from .aio_transport import async_transport
 from .errors import (
     BackendError,
     ConnectionError,
@@ -71,6 +72,12 @@ def _ssl_context() -> ssl.SSLContext:
 
                 _ssl = httpx.create_ssl_context()
     return _ssl
+
+
+def _prepare_async() -> None:
+    """What building the first async client needs, done in a worker thread."""
+    _ssl_context()
+    aio_transport.aiohttp_available()
 
 
 class Transport:
@@ -211,9 +218,14 @@ class Transport:
         import httpx
 
         self._sweep()
-        if _ssl is None:  # loading CA certificates takes tens of ms: not on the event loop
-            await loop.run_in_executor(None, _ssl_context)
-        client = httpx.AsyncClient(base_url=self.base_url, **self._options())
+        if _ssl is None or not aio_transport.resolved():
+            # loading CA certificates (tens of ms) and importing aiohttp (~200 ms): not on
+            # the event loop
+            await loop.run_in_executor(None, _prepare_async)
+        options = self._options()
+        # aiohttp's pool when the `aio` extra is installed (see aio_transport), else httpx's
+        transport = async_transport(verify=options["verify"], limits=options["limits"])
+        client = httpx.AsyncClient(base_url=self.base_url, transport=transport, **options)
         # An async generator, once started, is closed by the loop's shutdown_asyncgens()
         # (asyncio.run does this before closing the loop): its finally closes the client
         # in its own loop, so no connection outlives the loop that opened it.

@@ -1,0 +1,141 @@
+"""Async throughput versus requests in flight: a sweep over 1, 10, 100, 200 and 1,000.
+
+For each level, each client runs that many workers, each making chat calls back to back,
+for a fixed time after a short warm-up; the figure is completed calls per second. Cells of
+one repetition run client after client in a rotating order, repetitions interleave, so load
+from elsewhere falls on all clients alike. Every cell has a fresh client and event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from clients import achat_client
+
+LEVELS = (1, 10, 100, 200, 1000)
+BASE_CLIENTS = ("raw httpx", "raw aiohttp", "ours", "ours (httpx pool)")
+COMPARE_CLIENTS = ("openai", "litellm")
+# httpcore's pool: at 1,000 in flight its quadratic scheduling makes a cell (and cancelling
+# its workers at the end) take minutes, and raw httpx's calls fail with PoolTimeout (seen in
+# trial runs): these clients are measured up to 200 in flight
+HTTPCORE_CLIENTS = ("raw httpx", "ours (httpx pool)", "openai", "litellm")
+HTTPCORE_MAX = 200
+
+
+async def _cell(name: str, base: str, inflight: int, warmup: float, duration: float) -> Any:
+    """Completed calls per second (and errors) of ``name`` with ``inflight`` workers."""
+    async with achat_client(name, base) as call:
+        if call is None:
+            return None
+        done = 0
+        errors = 0
+        stop = False
+
+        async def worker() -> None:
+            nonlocal done, errors
+            while not stop:
+                try:
+                    await call()
+                    done += 1
+                except Exception:
+                    errors += 1
+
+        tasks = [asyncio.create_task(worker()) for _ in range(inflight)]
+        await asyncio.sleep(warmup)
+        d0, t0 = done, time.perf_counter()
+        await asyncio.sleep(duration)
+        d1, t1 = done, time.perf_counter()
+        stop = True
+        for t in tasks:
+            t.cancel()
+        await asyncio.wait(tasks, timeout=1)
+        return {"rps": (d1 - d0) / (t1 - t0), "errors": errors}
+
+
+def bench_concurrency(
+    port: int, *, compare: bool, reps: int, duration: float, warmup: float
+) -> dict[str, Any]:
+    """{client: {level: [req/s per repetition]}}, plus errors seen."""
+    base = f"http://127.0.0.1:{port}/v1"
+    names = list(BASE_CLIENTS) + (list(COMPARE_CLIENTS) if compare else [])
+    rps: dict[str, dict[int, list[float]]] = {n: {lvl: [] for lvl in LEVELS} for n in names}
+    errors: dict[str, int] = dict.fromkeys(names, 0)
+    skipped: set[str] = set()
+    for rep in range(reps):
+        for level in LEVELS:
+            order = names[rep % len(names) :] + names[: rep % len(names)]
+            for name in order:
+                if name in skipped or (name in HTTPCORE_CLIENTS and level > HTTPCORE_MAX):
+                    continue
+                out = asyncio.run(_cell(name, base, level, warmup, duration))
+                if out is None:
+                    skipped.add(name)
+                    continue
+                rps[name][level].append(out["rps"])
+                errors[name] += out["errors"]
+    return {
+        "levels": list(LEVELS),
+        "rps": {n: {lvl: v for lvl, v in by.items()} for n, by in rps.items() if n not in skipped},
+        "errors": {n: e for n, e in errors.items() if n not in skipped},
+        "reps": reps,
+        "duration": duration,
+    }
+
+
+def median_rps(result: dict[str, Any], name: str, level: int) -> float:
+    """The best req/s of ``name`` at ``level`` over the repetitions (load from other
+    processes only ever lowers throughput, so the best is the least disturbed)."""
+    values = result["rps"].get(name, {}).get(level) or [float("nan")]
+    return max(values)
+
+
+def render(result: dict[str, Any]) -> list[str]:
+    """The markdown section."""
+    levels = result["levels"]
+    out = [
+        "## Async throughput versus requests in flight",
+        "",
+        f"Each client runs N workers making chat calls back to back for {result['duration']:g} s "
+        f"after a warm-up; the best req/s of {result['reps']} interleaved repetitions (each "
+        "cell a fresh client and event loop). **ours** is `backend.achat` with the pipeline on "
+        "(`max_concurrent_requests=100, queue_size=100000`, as a fan-out sets them) on the "
+        "aiohttp transport (the `aio` extra); **ours (httpx pool)** the same with "
+        "`IPFS_ACCELERATE_ASYNC_TRANSPORT=httpx`; raw clients have their default pools "
+        "(100 connections). httpx-based clients (raw httpx, ours on httpx's pool, openai, "
+        "litellm) are not run at 1,000 in flight: httpcore's quadratic pool scheduling makes "
+        "that cell take minutes, and in trial runs raw httpx's calls there failed with "
+        "`PoolTimeout`.",
+        "",
+        "| client | " + " | ".join(f"{lvl:,} in flight" for lvl in levels) + " | errors |",
+        "|---|" + "---:|" * len(levels) + "---:|",
+    ]
+    for name in result["rps"]:
+        cells = " | ".join(
+            f"{median_rps(result, name, lvl):,.0f}" if result["rps"][name][lvl] else "not run"
+            for lvl in levels
+        )
+        out.append(f"| {name} | {cells} | {result['errors'][name]} |")
+    out.append("")
+    return out
+
+
+def summary(result: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    """The targets: no drop from 10 to 1,000 in flight; at 200, ≥ 10x raw httpx."""
+    ours10 = median_rps(result, "ours", 10)
+    ours1000 = median_rps(result, "ours", 1000)
+    ours200 = median_rps(result, "ours", 200)
+    raw200 = median_rps(result, "raw httpx", 200)
+    return [
+        (
+            "async throughput: no drop from 10 to 1,000 in flight",
+            f"{ours10:,.0f} → {ours1000:,.0f} req/s ({ours1000 / ours10:.2f}x)",
+            ours1000 >= 0.9 * ours10,
+        ),
+        (
+            "async throughput at 200 in flight ≥ 10x raw httpx",
+            f"{ours200:,.0f} vs {raw200:,.0f} req/s ({ours200 / raw200:.1f}x)",
+            ours200 >= 10 * raw200,
+        ),
+    ]

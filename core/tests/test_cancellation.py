@@ -1,0 +1,76 @@
+"""Cancelling async calls at random points leaks nothing: afterwards every call succeeds at
+once, no pool slot or gate slot is held, and the breaker is closed (the short version of the
+10,000-cancellation run in benchmarks/soak.py), on both async transports."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+
+import pytest
+
+from ipfs_accelerate_py.aio_transport import aiohttp_available
+from ipfs_accelerate_py.backend import Backend
+from ipfs_accelerate_py.resilience.breaker import CircuitState
+from ipfs_accelerate_py.testing import openai_wire as wire
+from ipfs_accelerate_py.testing.server import ProtocolServer, Reply
+
+CANCELLATIONS = 300
+
+
+@pytest.fixture(params=["httpx", "aiohttp"])
+def transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Which async transport the test's clients use."""
+    monkeypatch.setenv("IPFS_ACCELERATE_ASYNC_TRANSPORT", request.param)
+    if request.param == "aiohttp" and not aiohttp_available():
+        pytest.skip("the aio extra (httpx-aiohttp) is not installed")
+    return str(request.param)
+
+
+def _script(server: ProtocolServer) -> None:
+    # slow enough that cancellations land queued, connecting, waiting and mid-body
+    server.on(
+        "POST",
+        "/v1/chat/completions",
+        default=Reply.sse(wire.chat_stream(["a", "b", "c", "d"]), chunk_delay=0.002),
+    )
+
+
+def test_random_cancellations_leak_no_slot(
+    transport: str,
+    make_backend: Callable[..., Backend],
+    protocol_server: ProtocolServer,
+) -> None:
+    _script(protocol_server)
+    # the pool (3 connections) and the gate (4 slots, 1,000 queued) both get full
+    backend = make_backend(max_concurrent_requests=4, queue_size=1000)
+    backend.default_endpoint.transport._max_connections = 3
+    rng = random.Random(7)
+
+    async def stream_all() -> str:
+        return "".join([c.text async for c in backend.astream(messages=wire.user(), model="m")])
+
+    async def main() -> tuple[int, list[str]]:
+        cancelled = 0
+        for _ in range(CANCELLATIONS // 20):
+            tasks = [asyncio.create_task(stream_all()) for _ in range(20)]
+            await asyncio.sleep(rng.uniform(0, 0.02))
+            for task in tasks:
+                if not task.done():
+                    task.cancel()
+            for task in tasks:
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    cancelled += 1
+        # full speed afterwards: every call gets its reply, well within the pool timeout
+        texts = await asyncio.wait_for(asyncio.gather(*(stream_all() for _ in range(40))), 20)
+        return cancelled, texts
+
+    cancelled, texts = asyncio.run(main())
+    assert cancelled > CANCELLATIONS // 3  # most really were cancelled somewhere mid-way
+    assert texts == ["abcd"] * 40
+    gate = backend.default_endpoint.gate.info()
+    assert gate["size"] == 0 and gate["active_requests"] == 0
+    assert backend.default_endpoint.breaker.state == CircuitState.CLOSED

@@ -1,0 +1,65 @@
+"""The decoders' one-event-per-chunk fast paths give exactly what the general path gives."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ipfs_accelerate_py.decoders import NDJSONDecoder, SSEDecoder
+
+_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12)
+_field = st.sampled_from(["data", "event", "id", "retry", ": comment", "data:", "event:"])
+_line = st.tuples(_field, _text).map(lambda p: f"{p[0]}: {p[1]}" if p[0][0] != ":" else p[0])
+_event = st.lists(_line, min_size=0, max_size=3).map(lambda ls: "".join(x + "\n" for x in ls))
+_end = st.sampled_from(["\n", "\r\n"])
+
+
+def _sse(chunks: list[bytes]) -> list[tuple[str, str, str | None, int | None]]:
+    decoder = SSEDecoder()
+    out = [e for c in chunks for e in decoder.feed(c)]
+    return [(e.event, e.data, e.id, e.retry) for e in out]
+
+
+@given(st.lists(st.tuples(_event, _end), max_size=6))
+def test_sse_event_chunks_match_one_buffer(events: list[tuple[str, str]]) -> None:
+    chunks = [(body + "\n").replace("\n", end).encode() for body, end in events]
+    chunks.insert(0, b": start\n\n")
+    assert _sse(chunks) == _sse([b"".join(chunks)])
+
+
+def test_sse_fast_path_shapes() -> None:
+    chunks = [
+        b": hi\n\n",
+        b'data: {"a": 1}\n\n',
+        b"event: delta\ndata: x\n\n",
+        b"data: y\r\n\r\n",
+        b"event: e2\r\ndata: z\r\n\r\n",
+        b"data: \n\n",
+        b"retry: 5\n",
+        b"data: after-retry\n\n",
+        b"data: a\nb\n",  # ends with LF but not with a blank line: no event yet
+        b"\n",
+        b"data: c\r\ndata: d\r\n",
+        b"\r\n",
+    ]
+    events = _sse(chunks)
+    assert events == _sse([b"".join(chunks)])
+    assert events == [
+        ("message", '{"a": 1}', None, None),
+        ("delta", "x", None, None),
+        ("message", "y", None, None),
+        ("e2", "z", None, None),
+        ("message", "", None, None),
+        ("message", "after-retry", None, 5),
+        ("message", "a", None, None),
+        ("message", "c\nd", None, None),
+    ]
+
+
+@given(st.lists(st.dictionaries(st.text(max_size=5), st.integers() | _text, max_size=3)))
+def test_ndjson_line_chunks_match_one_buffer(objs: list[dict[str, object]]) -> None:
+    import json
+
+    lines = [b"{}\n"] + [json.dumps(o).encode() + b"\n" for o in objs] + [b"\n"]
+    one, many = NDJSONDecoder(), NDJSONDecoder()
+    assert [v for c in lines for v in many.feed(c)] == one.feed(b"".join(lines))
