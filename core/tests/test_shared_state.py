@@ -488,6 +488,34 @@ def test_the_cache_store_serves_one_process_from_another(redis_server: RedisServ
     writer.clear("s")
 
 
+def _cache_worker(i: int, server: ProtocolServer, url: str, ns: str) -> int:
+    """Worker 0 asks first; the others ask the same or a similar question afterwards."""
+    backend = _backend(server, url, ns)
+    backend.enable_semantic_cache(similarity_threshold=0.85, ttl=60)
+    question = "Explain quantum computing" if i == 0 else "Explain quantum computing briefly"
+    if i:
+        time.sleep(1.0)  # after worker 0's answer is stored
+    reply = backend.chat(messages=[{"role": "user", "content": question}], model="m")
+    assert reply.text == "ok"
+    return int(backend.get_cache_stats()["hits"])
+
+
+def test_one_processs_answer_serves_anothers_paraphrase(
+    loopback_plugin: Any, protocol_server: ProtocolServer, redis_server: RedisServer, namespace: str
+) -> None:
+    pytest.importorskip("tokenizers")
+    from ipfs_accelerate_py.embedder import local_embedder
+
+    try:
+        local_embedder("mini")
+    except Exception as exc:  # the model's weights are not installed here
+        pytest.skip(f"the local embedder cannot load: {exc}")
+    protocol_server.on("POST", CHAT, default=openai_wire.chat_reply("ok"))
+    hits = _run_workers(_cache_worker, protocol_server, redis_server.url, namespace, n=3)
+    assert len(protocol_server.requests_to(CHAT)) == 1  # the other workers' answers: Redis
+    assert sorted(hits) == [0, 1, 1]
+
+
 def test_local_state_is_a_state_store_and_import_loads_no_redis() -> None:
     import subprocess
     import sys

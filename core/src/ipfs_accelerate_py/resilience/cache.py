@@ -29,9 +29,11 @@ if TYPE_CHECKING:
     import numpy as np
 
     from .clock import Clock
+    from .redis_cache import CacheStore
 
 __all__ = ["CacheEntry", "SemanticCache", "response_from_json", "response_to_json"]
 
+SHARED_TTL = 86_400.0  # seconds an entry lives in the shared store when the cache has no ttl
 _CANDIDATES = 8  # guard checks per lookup, best first
 _PREFILTER_ROWS = 16_384  # above this many rows a scope is searched through its sign codes
 _SHORTLIST = 4096  # most rows compared exactly after the sign-code prefilter
@@ -189,6 +191,7 @@ class SemanticCache:
         clock: Clock,
         path: str | None = None,
         guard: bool = True,
+        shared: CacheStore | None = None,
     ) -> None:
         if not isinstance(similarity_threshold, (int, float)) or not (
             0.0 < similarity_threshold <= 1.0
@@ -212,7 +215,9 @@ class SemanticCache:
         self._indexes: dict[str, _Index] = {}
         self._db: sqlite3.Connection | None = None
         self.hits = self.misses = self.exact_hits = self.guard_rejections = 0
+        self.shared_hits = 0
         self.cost_savings = 0.0
+        self._shared = shared  # other processes' answers, through Redis
         if path is not None:
             self._open(path)
 
@@ -264,7 +269,60 @@ class SemanticCache:
             if entry is not None:
                 self.exact_hits += 1
                 return self._hit(entry)
+        if self._shared is not None:
+            found = self._from_shared(scope, text, None)
+            if found is not None:
+                with self._lock:
+                    self.exact_hits += 1
+                    return self._hit(found)
         return None
+
+    # -- the shared store (Redis): another process's answers -----------------------------------
+    def _from_shared(self, scope: str, text: str, vector: np.ndarray | None) -> CacheEntry | None:
+        """An entry another process stored: by exact text, or (with ``vector``) by meaning,
+        through the same threshold and guard; kept locally once found. A store that cannot
+        answer is a miss, never an error."""
+        assert self._shared is not None
+        try:
+            if vector is None:
+                raw = self._shared.get(scope, text)
+                found = [(text, raw)] if raw is not None else []
+            else:
+                hits = self._shared.search(scope, vector, 5, self.threshold)
+                found = [(json.loads(p)["text"], p) for _, _, p in hits]
+        except Exception:  # Redis down or slow: the local cache goes on alone
+            return None
+        for other, payload in found:
+            if other != text and self.guard and not compatible(text, other):
+                with self._lock:
+                    self.guard_rejections += 1
+                continue
+            try:
+                item = json.loads(payload)
+                value = response_from_json(item["value"])
+                cost = float(item["cost"])
+            except (ValueError, KeyError, TypeError):
+                continue
+            with self._lock:
+                self._insert(scope, other, vector, value, cost, self._expires())
+                self.shared_hits += 1
+                return self._entries[(scope, other)]
+        return None
+
+    def _to_shared(
+        self, scope: str, text: str, vector: np.ndarray | None, value: ChatResponse, cost: float
+    ) -> None:
+        assert self._shared is not None
+        payload = json.dumps(
+            {"text": text, "value": response_to_json(value), "cost": cost}
+        ).encode()
+        ttl = self.ttl or SHARED_TTL
+        try:
+            self._shared.set(scope, text, payload, ttl)
+            if vector is not None:
+                self._shared.add_vectors(scope, [(text, vector, payload)], ttl)
+        except Exception:  # not shared this time; the local entry stands
+            pass
 
     def search(self, scope: str, text: str, vector: np.ndarray) -> ChatResponse | None:
         """The answer of the closest entry of this scope at or above the threshold that the
@@ -280,10 +338,16 @@ class SemanticCache:
                     entry = self._live((scope, other))
                     if entry is not None:
                         break
-            if entry is None:
-                self.misses += 1
-                return None
-            return self._hit(entry)
+            if entry is not None:
+                return self._hit(entry)
+        if self._shared is not None:
+            found = self._from_shared(scope, text, vector)
+            if found is not None:
+                with self._lock:
+                    return self._hit(found)
+        with self._lock:
+            self.misses += 1
+            return None
 
     def miss(self) -> None:
         """Count a request that could not be looked up (an embedder failure)."""
@@ -309,6 +373,8 @@ class SemanticCache:
                     "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?)",
                     (scope, text, blob, response_to_json(value), cost, expires),
                 )
+        if self._shared is not None:
+            self._to_shared(scope, text, vector, value, cost)
 
     def _insert(
         self,
@@ -363,6 +429,7 @@ class SemanticCache:
                 "hit_rate": round(100.0 * self.hits / total, 2) if total else 0.0,
                 "cost_savings": round(self.cost_savings, 6),
                 "exact_hits": self.exact_hits,
+                "shared_hits": self.shared_hits,
                 "guard_rejections": self.guard_rejections,
                 "size": len(self._entries),
                 "max_size": self.size,
