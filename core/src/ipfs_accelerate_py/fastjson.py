@@ -27,23 +27,24 @@ _DIGITS = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
 _LONG = b"0" * 19
 
 
+def _std_loads(data: str | bytes) -> Any:
+    """The standard library's decoder; a document nested too deeply is a ValueError too."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("the JSON document is nested too deeply") from None
+
+
 def _loads_with_fallback(data: str | bytes) -> Any:
     assert _fast_loads is not None
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
     if _LONG in raw.translate(_DIGITS):  # C-speed; a regex search costs four times as much
-        return json.loads(data)
+        return _std_loads(data)
     try:
-        return _fast_loads(data)
+        return _fast_loads(data)  # orjson refuses deep nesting with a ValueError itself
     except ValueError:
-        return json.loads(data)
+        return _std_loads(data)
 
 
-_loads: Callable[[str | bytes], Any] = json.loads if _fast_loads is None else _loads_with_fallback
-
-
-def loads(data: str | bytes) -> Any:
-    """Decode JSON; any failure, a document nested too deeply included, is a ValueError."""
-    try:
-        return _loads(data)
-    except RecursionError:
-        raise ValueError("the JSON document is nested too deeply") from None
+loads: Callable[[str | bytes], Any] = _std_loads if _fast_loads is None else _loads_with_fallback
+"""Decode JSON; any failure, a document nested too deeply included, is a ValueError."""

@@ -11,7 +11,6 @@ end, or leaving its ``with`` / ``async with`` block, releases both::
 
 from __future__ import annotations
 
-import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from typing import TYPE_CHECKING
 
@@ -27,30 +26,29 @@ class Stream(Iterator[StreamChunk]):
     """A streamed reply read from a thread. ``close()`` works from any thread: a reader
     blocked waiting for the next chunk in another thread stops at once."""
 
-    __slots__ = ("_control", "_gen", "_reading")
+    __slots__ = ("_control", "_gen")
 
     def __init__(
         self, gen: Generator[StreamChunk, None, None], control: StreamControl | None = None
     ) -> None:
         self._gen = gen
         self._control = control
-        self._reading = threading.Lock()
 
     def __iter__(self) -> Stream:
         return self
 
     def __next__(self) -> StreamChunk:
-        with self._reading:
-            return next(self._gen)
+        return next(self._gen)
 
     def close(self) -> None:
         """Stop reading: close the connection and free the queue slot."""
-        if self._reading.acquire(blocking=False):
+        if not getattr(self._gen, "gi_running", False):
             try:
                 self._gen.close()
-            finally:
-                self._reading.release()
-        elif self._control is not None:  # another thread is blocked reading: cut it off
+                return
+            except ValueError:  # another thread started reading just now
+                pass
+        if self._control is not None:  # another thread is blocked reading: cut it off
             self._control.stop()
 
     def __enter__(self) -> Stream:
