@@ -66,6 +66,20 @@ def _chain(value: Any, name: str) -> dict[str, list[str]]:
     return {k: list(v) for k, v in value.items()}
 
 
+def _shared_budget_store(url: str | None, namespace: str | None) -> BudgetStore | None:
+    """Budgets in Redis when shared state is on (``shared_state=`` or
+    ``IPFS_ACCELERATE_REDIS_URL``), so every process spends from one total."""
+    import os
+
+    url = url or os.environ.get("IPFS_ACCELERATE_REDIS_URL")
+    if not url:
+        return None
+    from .budgets_redis import RedisBudgetStore
+
+    namespace = namespace or os.environ.get("IPFS_ACCELERATE_REDIS_NAMESPACE") or "ipfs_accelerate"
+    return RedisBudgetStore(url, namespace=namespace)
+
+
 class Router(AsyncRouting):
     """Model aliases over deployments; see the module docstring."""
 
@@ -84,6 +98,8 @@ class Router(AsyncRouting):
         validation_retry: bool = True,
         budgets: Sequence[Budget | Mapping[str, Any]] = (),
         budget_store: BudgetStore | None = None,
+        shared_state: str | None = None,
+        shared_namespace: str | None = None,
         default_completion_tokens: int = 1024,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
@@ -106,6 +122,8 @@ class Router(AsyncRouting):
         self.stream_resume = stream_resume
         self.validation_retry = validation_retry
         self.budgets = [b if isinstance(b, Budget) else Budget.from_dict(b) for b in budgets]
+        if budget_store is None and self.budgets:
+            budget_store = _shared_budget_store(shared_state, shared_namespace)
         self.budget_store: BudgetStore = budget_store or MemoryBudgetStore()
         self.default_completion_tokens = default_completion_tokens
         self.clock = clock

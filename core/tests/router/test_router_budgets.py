@@ -204,3 +204,106 @@ def test_a_timeout_is_charged_its_estimate(route, servers) -> None:
     with pytest.raises(errors.TimeoutError):
         router.chat(model="smart", messages=PROMPT, max_tokens=12, user="u", timeout=0.1)
     assert router.budget_spent("t", "u")[1] == 27  # it may have been processed and billed
+
+
+# --- budgets shared by every process (Redis) -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def redis_url():
+    from ipfs_accelerate_py.testing.redis_server import MISSING, RedisServer, find_redis_server
+
+    pytest.importorskip("redis")
+    if find_redis_server() is None:
+        pytest.skip(MISSING)
+    with RedisServer() as server:
+        yield server.url
+
+
+def _budget_worker(route, url, namespace, results, index) -> None:
+    import os
+
+    outcomes = []
+    try:
+        router = priced(
+            route,
+            budgets=[Budget("shared-cap", "user", max_tokens=27 * 12, period="day")],
+            shared_state=url,
+            shared_namespace=namespace,
+            backend_options={0: {"max_concurrent_requests": 20}},
+        )
+        lock = threading.Lock()
+
+        def call() -> None:
+            try:
+                router.chat(model="smart", messages=PROMPT, max_tokens=12, user="u")
+                result = "ok"
+            except BudgetExceededError:
+                result = "refused"
+            with lock:
+                outcomes.append(result)
+
+        threads = [threading.Thread(target=call) for _ in range(10)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        results.put((index, outcomes.count("ok")))
+    except BaseException as exc:  # reported to the parent
+        results.put((index, f"error: {exc!r}"))
+    finally:
+        os._exit(0)
+
+
+def test_budgets_are_shared_by_every_process(route, servers, redis_url) -> None:
+    """4 processes x 10 callers against a 12-call budget kept in Redis: exactly 12 calls reach
+    the server, whichever processes they come from."""
+    import multiprocessing
+    import uuid
+
+    from ipfs_accelerate_py.budgets_redis import RedisBudgetStore
+
+    servers[0].on("POST", CHAT, default=Reply.json(EXACT, delay=0.01))
+    namespace = f"b{uuid.uuid4().hex[:8]}"
+    fork = multiprocessing.get_context("fork")
+    results = fork.SimpleQueue()
+    procs = [
+        fork.Process(target=_budget_worker, args=(route, redis_url, namespace, results, i))
+        for i in range(4)
+    ]
+    for proc in procs:
+        proc.start()
+    allowed = dict(results.get() for _ in procs)
+    for proc in procs:
+        proc.join(30)
+    assert all(isinstance(n, int) for n in allowed.values()), allowed
+    assert sum(allowed.values()) == 12
+    assert len(servers[0].requests_to(CHAT)) == 12
+    reader = priced(
+        route,
+        budgets=[Budget("shared-cap", "user", max_tokens=27 * 12, period="day")],
+        shared_state=redis_url,
+        shared_namespace=namespace,
+    )
+    assert isinstance(reader.budget_store, RedisBudgetStore)
+    assert reader.budget_spent("shared-cap", "u")[1] == 27 * 12
+
+
+def test_a_shared_rolling_window_settles_from_usage(route, servers, redis_url, clock) -> None:
+    import uuid
+
+    servers[0].on(
+        "POST",
+        CHAT,
+        default=Reply.json(wire.chat_completion("ok", prompt_tokens=5, completion_tokens=3)),
+    )
+    namespace = f"w{uuid.uuid4().hex[:8]}"
+    budget = Budget("window", "team", max_tokens=100, period=60)
+    first, second = (
+        priced(route, budgets=[budget], shared_state=redis_url, shared_namespace=namespace)
+        for _ in range(2)
+    )
+    first.chat(model="smart", messages=PROMPT, max_tokens=12, team="core")
+    assert second.budget_spent("window", "core")[1] == 8  # settled from usage, seen by the other
+    second.chat(model="smart", messages=PROMPT, max_tokens=12, team="core")
+    assert first.budget_spent("window", "core")[1] == 16
