@@ -198,7 +198,7 @@ class HttpExecutor:
             return Outcome(error=err)
         deadline = att.deadline()
         try:
-            response = await client.send(request, stream=True)
+            response = await ep.transport.asend(client, request)
             try:
                 content = await ep.transport.aread(response, deadline, att.clock)
             finally:
@@ -241,7 +241,7 @@ class HttpExecutor:
         """Send a streamed request from a coroutine; raises on transport failure."""
         client = await att.ep.transport.aclient()
         request = self.build(att, client, credential)
-        response = await client.send(request, stream=True)
+        response = await att.ep.transport.asend(client, request)
         try:
             content = None
             if self._not_a_stream(att, response):

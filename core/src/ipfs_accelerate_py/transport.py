@@ -103,6 +103,7 @@ class Transport:
         self._client: httpx.Client | None = None
         # id(loop) -> (weak ref to the loop, its client, the generator that closes it)
         self._aclients: dict[int, _LoopClient] = {}
+        self._httpx_pools: set[int] = set()  # ids of async clients on httpx's own pool
         forks.register(self)
 
     def _after_fork(self) -> None:
@@ -226,6 +227,8 @@ class Transport:
         # aiohttp's pool when the `aio` extra is installed (see aio_transport), else httpx's
         transport = async_transport(verify=options["verify"], limits=options["limits"])
         client = httpx.AsyncClient(base_url=self.base_url, transport=transport, **options)
+        if transport is None:  # httpx's own pool: sends are shielded from cancellation
+            self._httpx_pools.add(id(client))
         # An async generator, once started, is closed by the loop's shutdown_asyncgens()
         # (asyncio.run does this before closing the loop): its finally closes the client
         # in its own loop, so no connection outlives the loop that opened it.
@@ -249,7 +252,26 @@ class Transport:
                 entry = self._aclients.get(key)
                 if entry is not None and entry[1] is client:
                     del self._aclients[key]
+                self._httpx_pools.discard(id(client))
             await client.aclose()
+
+    async def asend(self, client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
+        """Send ``request`` (streamed) from a coroutine. On httpx's own pool a caller that is
+        cancelled while the request waits for a connection or for the reply's headers would
+        leak the pool slot (httpcore's open bug encode/httpcore#1093: enough cancellations and
+        every later call waits for a pool timeout), so there the send runs in its own task that
+        a cancellation does not interrupt: it finishes in the background and its reply is
+        closed. aiohttp's pool (the ``aio`` extra) has no such bug and sends directly."""
+        if id(client) not in self._httpx_pools:
+            return await client.send(request, stream=True)
+        import asyncio
+
+        send = asyncio.ensure_future(client.send(request, stream=True))
+        try:
+            return await asyncio.shield(send)
+        except asyncio.CancelledError:
+            send.add_done_callback(_close_abandoned)
+            raise
 
     def _sweep(self) -> None:
         """Forget clients of loops that are gone or closed without shutting down."""
@@ -275,6 +297,20 @@ class Transport:
             entry = self._aclients.get(id(loop))
         if entry is not None and entry[0]() is loop:
             await entry[2].aclose()
+
+
+_closing: set[asyncio.Future[None]] = set()
+
+
+def _close_abandoned(send: asyncio.Future[httpx.Response]) -> None:
+    """Close the reply of a send its caller stopped waiting for (see Transport.asend)."""
+    if send.cancelled() or send.exception() is not None:
+        return
+    import asyncio
+
+    closing = asyncio.ensure_future(send.result().aclose())
+    _closing.add(closing)  # a task nobody holds may be collected before it runs
+    closing.add_done_callback(_closing.discard)
 
 
 def parse_json(content: bytes, *, provider: str | None, what: str = "reply") -> Any:
