@@ -140,6 +140,10 @@ class RedisState:
 
     def _failed(self, err: BaseException) -> None:
         self._down_until = time.monotonic() + self.retry_interval
+        try:  # drop every pooled connection: one left idle through an outage would fail
+            self._client.connection_pool.disconnect(inuse_connections=False)  # when back
+        except Exception:
+            pass
         if not self._down:
             self._down = True
             log.warning(
