@@ -16,6 +16,12 @@ from typing import Any
 from ipfs_accelerate_py import fastjson
 from ipfs_accelerate_py.errors import MalformedResponseError
 
+_BYTES_FIRST = fastjson.BYTES_FIRST
+_fast_loads = fastjson.fast_loads
+_DIGITS = fastjson.DIGITS
+_LONG_RUN = fastjson.LONG_RUN
+_new = object.__new__
+
 __all__ = [
     "NDJSONDecoder",
     "SSEDecoder",
@@ -42,10 +48,12 @@ class ServerSentEvent:
 
     ``event`` is the event type ("message" by default), ``data`` the data lines joined by
     "\\n", ``id`` the last event ID seen so far in the stream (None if never set) and
-    ``retry`` this event's valid ``retry`` field in milliseconds, else None.
+    ``retry`` this event's valid ``retry`` field in milliseconds, else None. ``encoded`` is
+    ``data`` as the UTF-8 bytes it was read from, when the decoder has them at no cost:
+    :meth:`json` then parses those bytes instead of encoding ``data`` again.
     """
 
-    __slots__ = ("data", "event", "id", "provider", "retry")
+    __slots__ = ("data", "encoded", "event", "id", "provider", "retry")
 
     def __init__(
         self,
@@ -54,18 +62,30 @@ class ServerSentEvent:
         id: str | None = None,
         retry: int | None = None,
         provider: str | None = None,
+        encoded: bytes | None = None,
     ) -> None:
         self.event = event
         self.data = data
         self.id = id
         self.retry = retry
         self.provider = provider  # named in errors from json(); not part of equality
+        self.encoded = encoded  # not part of equality either
 
     def json(self) -> Any:
         """Return ``data`` parsed as JSON; raise MalformedResponseError if it is not JSON."""
+        encoded = self.encoded
+        if (
+            encoded is not None
+            and _fast_loads is not None
+            and _LONG_RUN not in encoded.translate(_DIGITS)
+        ):  # fastjson.loads, inlined: this runs once per stream event
+            try:
+                return _fast_loads(encoded)
+            except ValueError:
+                pass  # not UTF-8, NaN, nested too deeply...: the general path decides
         try:
             return fastjson.loads(self.data)
-        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
+        except ValueError as exc:
             raise MalformedResponseError(
                 f"event data is not valid JSON ({exc}): {_excerpt(self.data)!r}",
                 provider=self.provider,
@@ -176,20 +196,37 @@ class SSEDecoder:
         self._event = ""
         self._last_id: str | None = None
         self._retry: int | None = None
+        self._clean = False  # between events, no partial line: a chunk may be one whole event
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         """Return the events completed by ``chunk``, in order."""
-        if (
-            chunk[-1:] == b"\n"  # LF or CRLF: _one_event checks the rest
-            and not self._data
-            and not self._event
-            and self._retry is None
-            and self._lines.idle()
-            and len(chunk) < MAX_LINE
-        ):
-            event = self._one_event(chunk)
-            if event is not None:
-                return [event]
+        if self._clean and len(chunk) <= MAX_LINE:
+            # the fast path: the chunk is one whole data-only event, as providers send them
+            # (LF or CRLF line ends throughout); anything else takes the general path below
+            lines = chunk.count(b"\n")
+            if lines == 2 and chunk[:6] == b"data: ":
+                if chunk[-2:] == b"\n\n" and b"\r" not in chunk:
+                    body = chunk[6:-2]
+                elif chunk[-4:] == b"\r\n\r\n" and chunk.count(b"\r") == 2:
+                    body = chunk[6:-4]
+                else:
+                    body = None
+                if body is not None:
+                    event: ServerSentEvent = _new(ServerSentEvent)  # no __init__ frame
+                    try:
+                        event.data = body.decode()
+                    except UnicodeDecodeError:
+                        event.data = body.decode("utf-8", "replace")
+                    event.encoded = body if _BYTES_FIRST else None
+                    event.event = "message"
+                    event.id = self._last_id
+                    event.retry = None
+                    event.provider = self.provider
+                    return [event]
+            elif lines == 3 and chunk[:7] == b"event: ":
+                named = self._named_event(chunk)
+                if named is not None:
+                    return [named]
         events: list[ServerSentEvent] = []
         data = self._data
         for line in self._lines.feed(chunk):
@@ -218,32 +255,32 @@ class SSEDecoder:
                     )
             elif line[0] != ":":  # a colon first marks a comment
                 self._field(line)
+        self._clean = not data and not self._event and self._retry is None and self._lines.idle()
         return events
 
-    def _one_event(self, chunk: bytes) -> ServerSentEvent | None:
-        """The fast path for a chunk that is exactly one event, as providers send them: a
-        ``data:`` line (after an ``event:`` line, or not) and the blank line, LF or CRLF.
-        None for anything else, which takes the general path."""
-        lf = chunk.count(b"\n")
-        cr = chunk.count(b"\r")
-        if cr and (cr != lf or chunk.count(b"\r\n") != lf):  # CRLF throughout, or no CR
-            return None
-        if not chunk.endswith(b"\r\n\r\n" if cr else b"\n\n"):  # must end with a blank line
-            return None
-        end = -4 if cr else -2
-        if lf == 2 and chunk.startswith(b"data: "):
-            name, data = "message", chunk[6:end]
-        elif lf == 3 and chunk.startswith(b"event: "):
-            nl = chunk.index(b"\n")
-            start = nl + 1
-            if not chunk.startswith(b"data: ", start):
-                return None
-            name = chunk[7 : nl - 1 if cr else nl].decode("utf-8", "replace") or "message"
-            data = chunk[start + 6 : end]
+    def _named_event(self, chunk: bytes) -> ServerSentEvent | None:
+        """The fast path for a chunk of three lines starting ``event:``: one whole named
+        event (an ``event:`` line, a ``data:`` line and the blank line, all LF or all CRLF),
+        or None for anything else, which takes the general path."""
+        if chunk[-2:] == b"\n\n" and b"\r" not in chunk:
+            end = -2
+        elif chunk[-4:] == b"\r\n\r\n" and chunk.count(b"\r\n") == 3 == chunk.count(b"\r"):
+            end = -4
         else:
             return None
+        nl = chunk.index(b"\n")
+        start = nl + 1
+        if chunk[start : start + 6] != b"data: ":
+            return None
+        name = chunk[7 : nl - 1 if end == -4 else nl].decode("utf-8", "replace") or "message"
+        data = chunk[start + 6 : end]
         return ServerSentEvent(
-            name, data.decode("utf-8", "replace"), self._last_id, None, self.provider
+            name,
+            data.decode("utf-8", "replace"),
+            self._last_id,
+            None,
+            self.provider,
+            data if _BYTES_FIRST else None,
         )
 
     def _field(self, line: str) -> None:

@@ -115,6 +115,13 @@ def parse_reply(att: Attempts, call: HttpCall, content: bytes) -> Any:
         ) from None
 
 
+def _identity(response: httpx.Response) -> bool:
+    """The body is not content-encoded: its raw bytes are the bytes to decode, so a stream
+    reads them directly (``iter_raw``), without httpx's per-piece decoding layers."""
+    encoding = response.headers.get("content-encoding")
+    return encoding is None or encoding.strip().lower() in ("", "identity")
+
+
 class HttpExecutor:
     """Carries out :class:`~.calls.HttpCall` attempts over the endpoint's httpx clients."""
 
@@ -233,9 +240,8 @@ class HttpExecutor:
         if error is not None:
             response.close()
             return StreamSource(error=error, headers=response.headers)
-        return StreamSource(
-            pieces=response.iter_bytes(), headers=response.headers, close=response.close
-        )
+        pieces = response.iter_raw() if _identity(response) else response.iter_bytes()
+        return StreamSource(pieces=pieces, headers=response.headers, close=response.close)
 
     async def aopen(self, att: Attempts, credential: Credential | None) -> StreamSource:
         """Send a streamed request from a coroutine; raises on transport failure."""
@@ -253,9 +259,8 @@ class HttpExecutor:
         if error is not None:
             await response.aclose()
             return StreamSource(error=error, headers=response.headers)
-        return StreamSource(
-            apieces=response.aiter_bytes(), headers=response.headers, aclose=response.aclose
-        )
+        apieces = response.aiter_raw() if _identity(response) else response.aiter_bytes()
+        return StreamSource(apieces=apieces, headers=response.headers, aclose=response.aclose)
 
     @staticmethod
     def _not_a_stream(att: Attempts, response: httpx.Response) -> bool:

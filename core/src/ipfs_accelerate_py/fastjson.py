@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["loads"]
+__all__ = ["BYTES_FIRST", "DIGITS", "LONG_RUN", "fast_loads", "loads"]
 
 _fast_loads: Callable[[str | bytes], Any] | None
 try:
@@ -21,10 +21,13 @@ try:
 except ImportError:  # pragma: no cover - depends on the installed extras
     _fast_loads = None
 
+fast_loads = _fast_loads
+"""orjson's ``loads`` when installed, else None. Use it only on text in which
+``LONG_RUN in text.translate(DIGITS)`` is False (no integer it would read as a float)."""
 
 # every ASCII digit to "0", every other byte to " ": a run of 19 zeros is a long number
-_DIGITS = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
-_LONG = b"0" * 19
+DIGITS = _DIGITS = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+LONG_RUN = _LONG = b"0" * 19
 
 
 def _std_loads(data: str | bytes) -> Any:
@@ -48,3 +51,7 @@ def _loads_with_fallback(data: str | bytes) -> Any:
 
 loads: Callable[[str | bytes], Any] = _std_loads if _fast_loads is None else _loads_with_fallback
 """Decode JSON; any failure, a document nested too deeply included, is a ValueError."""
+
+BYTES_FIRST = _fast_loads is not None
+"""True when :data:`loads` is at least as fast on UTF-8 bytes as on text (orjson): a decoder
+that holds an event's bytes then passes them rather than encoding the text again."""

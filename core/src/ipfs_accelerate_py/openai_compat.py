@@ -37,6 +37,7 @@ from .types import (
     ToolCallDelta,
     Usage,
     decode_base64_floats,
+    text_chunk,
 )
 
 __all__ = [
@@ -188,8 +189,7 @@ def stream_event_parser(
         raw_calls = delta.get("tool_calls")
         finish = choice.get("finish_reason")
         if not (raw_calls or usage or finish):  # the common case: a text delta
-            # positional: StreamChunk(text, done, finish_reason, usage, tool_calls, model, raw)
-            return StreamChunk(text, False, None, None, (), obj.get("model"), obj)
+            return text_chunk(text, obj.get("model"), obj)
         deltas: tuple[ToolCallDelta, ...] = ()
         if raw_calls:
             deltas = tuple(

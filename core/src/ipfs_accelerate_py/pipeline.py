@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator, Generator
-from typing import TYPE_CHECKING, Any
+from time import monotonic
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import attrs
 
 from . import observability as _obs
 from .attempts import Attempts, CallOptions, PluginHooks, new_request_id
-from .calls import STREAM_END, CallableCall, EventParser, HttpCall
+from .calls import STREAM_END, CallableCall, EventParser, HttpCall, StreamEnd
 from .decoders import NDJSONDecoder, SSEDecoder
 from .errors import BackendError, ConnectionError, MalformedResponseError, TimeoutError
 from .executors import StreamSource, executor_for
@@ -158,6 +159,10 @@ async def _aexchange(ep: Endpoint, att: Attempts) -> Any:
 # --- streams -----------------------------------------------------------------------------
 
 
+END_OF_BODY: Any = object()
+"""Fed to :meth:`StreamState.feed` at the end of an HTTP body."""
+
+
 def _chunk(event: Any) -> Any:
     """A callable's stream yields chunks already."""
     return event
@@ -204,20 +209,23 @@ class StreamState:
         self.parse = parse
         self.decoder = SSEDecoder(provider) if call.stream == "sse" else NDJSONDecoder(provider)
 
-    def feed(self, piece: Any) -> list[StreamChunk]:
-        """Decode a piece (bytes of an HTTP body, or a callable's chunk) into the chunks to
-        hand the caller."""
-        events = [piece] if self.decoder is None else self.decoder.feed(piece)
-        if events:
-            self.last_event = time.monotonic()  # comments and keep-alives do not count
-        return self._consume(events)
-
-    def _consume(self, events: list[Any]) -> list[StreamChunk]:
+    def feed(self, piece: Any, now: float | None = None) -> list[StreamChunk]:
+        """Decode a piece (bytes of an HTTP body, or a callable's chunk) read at ``now``
+        (``time.monotonic()``, taken here when not given) into the chunks to hand the caller.
+        ``END_OF_BODY`` ends the body: the events of a last unterminated line."""
+        decoder = self.decoder
+        if decoder is None:
+            events: list[Any] = [piece]
+        elif piece is END_OF_BODY:
+            events = decoder.close()
+        else:
+            events = decoder.feed(piece)
+            if not events:
+                return []  # comments and keep-alives do not count as events
+        self.last_event = time.monotonic() if now is None else now
         out: list[StreamChunk] = []
         parse = self.parse
         for event in events:
-            if self.ended:
-                break
             try:
                 chunk = parse(event)
             except Exception as exc:
@@ -231,25 +239,37 @@ class StreamState:
                 break
             if chunk is None:
                 continue
-            if chunk is STREAM_END:
-                self.ended = True
-                break
-            assert isinstance(chunk, StreamChunk)
-            if chunk.finish_reason or chunk.usage is not None or chunk.done:
-                self.raw = chunk.raw if chunk.raw is not None else self.raw
-            if chunk.finish_reason:
-                self.finish_reason = chunk.finish_reason
-            if chunk.usage is not None:
-                self.usage = chunk.usage if self.usage is None else self.usage.merge(chunk.usage)
-            if chunk.model:
-                self.model = chunk.model
-            if chunk.done:
-                self.ended = True
-            if chunk.text or chunk.tool_calls:
-                out.append(attrs.evolve(chunk, done=False) if chunk.done else chunk)
-            if self.ended:
+            if chunk.__class__ is StreamChunk and not (
+                chunk.done or chunk.finish_reason or chunk.usage is not None
+            ):  # the common case: a text (or tool-call) delta
+                if chunk.model:
+                    self.model = chunk.model
+                if chunk.text or chunk.tool_calls:
+                    out.append(chunk)
+            elif self._last(chunk, out):
                 break
         return out
+
+    def _last(self, chunk: StreamChunk | StreamEnd, out: list[StreamChunk]) -> bool:
+        """Fold a chunk with a finish reason, usage or ``done`` (or the end marker) into the
+        final chunk's fields, passing on its text; True when it ends the stream."""
+        if chunk is STREAM_END:
+            self.ended = True
+            return True
+        if not isinstance(chunk, StreamChunk):
+            raise TypeError(f"a stream parser returned {type(chunk).__name__}, not a StreamChunk")
+        self.raw = chunk.raw if chunk.raw is not None else self.raw
+        if chunk.finish_reason:
+            self.finish_reason = chunk.finish_reason
+        if chunk.usage is not None:
+            self.usage = chunk.usage if self.usage is None else self.usage.merge(chunk.usage)
+        if chunk.model:
+            self.model = chunk.model
+        if chunk.text or chunk.tool_calls:
+            out.append(attrs.evolve(chunk, done=False) if chunk.done else chunk)
+        if chunk.done:
+            self.ended = True
+        return self.ended
 
     def _malformed(self, event: Any, exc: Exception) -> MalformedResponseError:
         """Any failure to read an event is a malformed reply."""
@@ -268,7 +288,7 @@ class StreamState:
         if self.error is not None:
             raise self.error
         decoder = self.decoder
-        tail = [] if self.ended or decoder is None else self._consume(decoder.close())
+        tail = [] if self.ended or decoder is None else self.feed(END_OF_BODY)
         cut_mid_event = isinstance(decoder, SSEDecoder) and decoder.truncated
         required = isinstance(self.call, HttpCall) and self.call.end_required
         if not self.ended and (required or cut_mid_event):
@@ -317,12 +337,11 @@ def _stream_limits(ep: Endpoint, opts: CallOptions) -> tuple[float, float | None
     return idle, total
 
 
-def _check_stream_time(state: StreamState, idle: float, total: float | None) -> None:
-    now = time.monotonic()
-    if now - state.last_event > idle:
-        raise TimeoutError(f"the stream sent no event for {idle:g}s (idle timeout)")
+def _stream_timeout(idle: float, total: float | None, now: float) -> NoReturn:
+    """Raise the TimeoutError of a stream past its idle timeout or total deadline."""
     if total is not None and now > total:
         raise TimeoutError("the stream did not finish within its total timeout")
+    raise TimeoutError(f"the stream sent no event for {idle:g}s (idle timeout)")
 
 
 def run_stream(
@@ -355,16 +374,18 @@ def run_stream(
                     if source.error is None:
                         assert source.pieces is not None
                         for piece in source.pieces:
-                            for chunk in state.feed(piece):
-                                state.yielded += 1
-                                yield chunk
+                            now = monotonic()
+                            chunks = state.feed(piece, now)
+                            if chunks:
+                                state.yielded += len(chunks)
+                                yield from chunks
                             if state.ended:
                                 break
-                            _check_stream_time(state, idle, total)
+                            if now - state.last_event > idle or (total is not None and now > total):
+                                _stream_timeout(idle, total, now)
                         tail, final = state.finish(opts.request_id)
-                        for chunk in tail:
-                            state.yielded += 1
-                            yield chunk
+                        state.yielded += len(tail)
+                        yield from tail
                 except Exception as exc:
                     if control.closed:  # closed from another thread: end quietly
                         att.abandoned(sent=True, usage=state.usage)
@@ -428,12 +449,14 @@ async def arun_stream(
                     if source.error is None:
                         assert source.apieces is not None
                         async for piece in source.apieces:
-                            for chunk in state.feed(piece):
+                            now = monotonic()
+                            for chunk in state.feed(piece, now):
                                 state.yielded += 1
                                 yield chunk
                             if state.ended:
                                 break
-                            _check_stream_time(state, idle, total)
+                            if now - state.last_event > idle or (total is not None and now > total):
+                                _stream_timeout(idle, total, now)
                         tail, final = state.finish(opts.request_id)
                         for chunk in tail:
                             state.yielded += 1

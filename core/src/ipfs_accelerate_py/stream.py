@@ -34,8 +34,8 @@ class Stream(Iterator[StreamChunk]):
         self._gen = gen
         self._control = control
 
-    def __iter__(self) -> Stream:
-        return self
+    def __iter__(self) -> Iterator[StreamChunk]:
+        return self._gen  # a for loop then reads the generator itself: no layer per chunk
 
     def __next__(self) -> StreamChunk:
         return next(self._gen)
@@ -66,8 +66,8 @@ class AsyncStream(AsyncIterator[StreamChunk]):
     def __init__(self, gen: AsyncGenerator[StreamChunk, None]) -> None:
         self._gen = gen
 
-    def __aiter__(self) -> AsyncStream:
-        return self
+    def __aiter__(self) -> AsyncIterator[StreamChunk]:
+        return self._gen  # an async for then reads the generator itself: no layer per chunk
 
     async def __anext__(self) -> StreamChunk:
         return await self._gen.__anext__()

@@ -31,6 +31,7 @@ __all__ = [
     "StreamChunk",
     "ToolCall",
     "Usage",
+    "text_chunk",
     "token_count",
 ]
 
@@ -320,6 +321,30 @@ class StreamChunk(_DictView):
             "finish_reason": self.finish_reason,
             "usage": self.usage.to_dict() if self.usage else None,
         }
+
+
+def _slot_setters() -> tuple[Any, ...]:
+    fields = vars(StreamChunk)
+    return tuple(fields[name].__set__ for name in attrs.fields_dict(StreamChunk))
+
+
+(_set_text, _set_done, _set_finish, _set_usage, _set_calls, _set_model, _set_raw) = _slot_setters()
+_new = object.__new__
+
+
+def text_chunk(text: str, model: str | None = None, raw: Any = None) -> StreamChunk:
+    """``StreamChunk(text, model=model, raw=raw)``: a plain text delta, built without the
+    frozen class's generic ``__init__`` (about twice as fast). Stream parsers call this once
+    per event, so it is the per-chunk fast path; the result is an ordinary StreamChunk."""
+    chunk: StreamChunk = _new(StreamChunk)
+    _set_text(chunk, text)
+    _set_done(chunk, False)
+    _set_finish(chunk, None)
+    _set_usage(chunk, None)
+    _set_calls(chunk, ())
+    _set_model(chunk, model)
+    _set_raw(chunk, raw)
+    return chunk
 
 
 @attrs.frozen(slots=True)
