@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 __all__ = ["CallableExecutor", "HttpExecutor", "Outcome", "StreamSource", "executor_for"]
 
 _NO_HEADERS: Mapping[str, str] = {}
+DRAIN_LIMIT = 64 * 1024
+"""The most a stream reads past its end marker to keep its connection (see drain())."""
 _JSON_TYPES = ("application/json", "application/problem+json")
 
 
@@ -62,7 +64,7 @@ class StreamSource:
     """An opened stream: ``error`` set when the provider refused it (an error status),
     else ``pieces`` to decode; ``close()`` releases the connection."""
 
-    __slots__ = ("aclose_fn", "apieces", "close_fn", "error", "headers", "pieces")
+    __slots__ = ("aclose_fn", "apieces", "close_fn", "drainable", "error", "headers", "pieces")
 
     def __init__(
         self,
@@ -73,6 +75,7 @@ class StreamSource:
         error: BackendError | None = None,
         close: Callable[[], Any] | None = None,
         aclose: Callable[[], Any] | None = None,
+        drainable: bool = False,
     ) -> None:
         self.pieces = pieces
         self.apieces = apieces
@@ -80,6 +83,34 @@ class StreamSource:
         self.error = error
         self.close_fn = close
         self.aclose_fn = aclose
+        self.drainable = drainable  # an HTTP body: reading it to its end keeps the connection
+
+    def drain(self) -> None:
+        """After the protocol's end marker: read what is left of the body (normally only
+        the chunked encoding's last chunk) so that the connection goes back to the pool
+        instead of being closed, as the official SDKs do. Gives up past 64 KiB; a failure
+        is ignored (the stream's result is complete)."""
+        if self.drainable and self.pieces is not None:
+            size = 0
+            try:
+                for piece in self.pieces:
+                    size += len(piece)
+                    if size > DRAIN_LIMIT:
+                        return
+            except Exception:
+                return
+
+    async def adrain(self) -> None:
+        """Async :meth:`drain`."""
+        if self.drainable and self.apieces is not None:
+            size = 0
+            try:
+                async for piece in self.apieces:
+                    size += len(piece)
+                    if size > DRAIN_LIMIT:
+                        return
+            except Exception:
+                return
 
     def close(self) -> None:
         """Release the connection (sync side)."""
@@ -241,7 +272,9 @@ class HttpExecutor:
             response.close()
             return StreamSource(error=error, headers=response.headers)
         pieces = response.iter_raw() if _identity(response) else response.iter_bytes()
-        return StreamSource(pieces=pieces, headers=response.headers, close=response.close)
+        return StreamSource(
+            pieces=pieces, headers=response.headers, close=response.close, drainable=True
+        )
 
     async def aopen(self, att: Attempts, credential: Credential | None) -> StreamSource:
         """Send a streamed request from a coroutine; raises on transport failure."""
@@ -260,7 +293,9 @@ class HttpExecutor:
             await response.aclose()
             return StreamSource(error=error, headers=response.headers)
         apieces = response.aiter_raw() if _identity(response) else response.aiter_bytes()
-        return StreamSource(apieces=apieces, headers=response.headers, aclose=response.aclose)
+        return StreamSource(
+            apieces=apieces, headers=response.headers, aclose=response.aclose, drainable=True
+        )
 
     @staticmethod
     def _not_a_stream(att: Attempts, response: httpx.Response) -> bool:

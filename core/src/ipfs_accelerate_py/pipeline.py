@@ -383,6 +383,8 @@ def run_stream(
                                 break
                             if now - state.last_event > idle or (total is not None and now > total):
                                 _stream_timeout(idle, total, now)
+                        if state.ended:
+                            source.drain()  # keeps the connection for the next call
                         tail, final = state.finish(opts.request_id)
                         state.yielded += len(tail)
                         yield from tail
@@ -457,6 +459,8 @@ async def arun_stream(
                                 break
                             if now - state.last_event > idle or (total is not None and now > total):
                                 _stream_timeout(idle, total, now)
+                        if state.ended:
+                            await source.adrain()  # keeps the connection for the next call
                         tail, final = state.finish(opts.request_id)
                         for chunk in tail:
                             state.yielded += 1

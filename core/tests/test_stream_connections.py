@@ -1,0 +1,75 @@
+"""A stream's connection after its end marker: read to the end of the body, it goes back to
+the pool (no new connection, and no new TLS handshake, per streamed call); a server that holds
+the body open after the end marker delays the end of the stream by at most the idle timeout;
+and what follows the end marker is never handed to the caller."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from ipfs_accelerate_py.backend import Backend
+from ipfs_accelerate_py.testing import openai_wire as wire
+from ipfs_accelerate_py.testing.server import ProtocolServer, Reply
+
+CHAT = "/v1/chat/completions"
+
+
+def _texts(backend: Backend) -> list[str]:
+    return [c.text for c in backend.stream(messages=wire.user(), model="m")]
+
+
+async def _atexts(backend: Backend) -> list[str]:
+    return [c.text async for c in backend.astream(messages=wire.user(), model="m")]
+
+
+def test_streams_read_to_the_end_reuse_one_connection(
+    backend: Backend, protocol_server: ProtocolServer
+) -> None:
+    protocol_server.on("POST", CHAT, default=Reply.sse(wire.chat_stream(["a", "b"])))
+    for _ in range(3):
+        assert _texts(backend) == ["a", "b", ""]
+    assert protocol_server.connections == 1
+
+
+def test_async_streams_read_to_the_end_reuse_one_connection(
+    backend: Backend, protocol_server: ProtocolServer
+) -> None:
+    protocol_server.on("POST", CHAT, default=Reply.sse(wire.chat_stream(["a", "b"])))
+
+    async def three() -> None:
+        for _ in range(3):
+            assert await _atexts(backend) == ["a", "b", ""]
+
+    asyncio.run(three())
+    assert protocol_server.connections == 1
+
+
+def _held_open(hold: float) -> Reply:
+    """The whole stream in one chunk, then ``hold`` seconds before the body's last chunk."""
+    payload = Reply.sse([*wire.chat_stream(["a", "b"]), "after the end"], split=10**6)
+    return Reply(headers=payload.headers, chunks=payload.chunks, chunk_delay=hold)
+
+
+def test_a_body_held_open_after_the_end_marker_costs_at_most_the_idle_timeout(
+    make_backend: Callable[..., Backend], protocol_server: ProtocolServer
+) -> None:
+    backend = make_backend(timeout=0.5)
+    protocol_server.on("POST", CHAT, _held_open(hold=5.0))
+    started = time.monotonic()
+    chunks = list(backend.stream(messages=wire.user(), model="m"))
+    assert time.monotonic() - started < 3.0
+    assert [c.text for c in chunks] == ["a", "b", ""]  # nothing after [DONE] is handed out
+    assert chunks[-1].done and chunks[-1].usage is not None
+
+
+def test_async_a_body_held_open_after_the_end_marker_costs_at_most_the_idle_timeout(
+    make_backend: Callable[..., Backend], protocol_server: ProtocolServer
+) -> None:
+    backend = make_backend(timeout=0.5)
+    protocol_server.on("POST", CHAT, _held_open(hold=5.0))
+    started = time.monotonic()
+    texts = asyncio.run(_atexts(backend))
+    assert time.monotonic() - started < 3.0
+    assert texts == ["a", "b", ""]
