@@ -1,6 +1,10 @@
-"""The decoders' one-event-per-chunk fast paths give exactly what the general path gives."""
+"""The decoders' fast paths (one event per chunk, several whole events in one read) give
+exactly what the general path gives: the same events, fed one byte at a time (which never
+takes a fast path) or cut at random places."""
 
 from __future__ import annotations
+
+import itertools
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -54,6 +58,35 @@ def test_sse_fast_path_shapes() -> None:
         ("message", "a", None, None),
         ("message", "c\nd", None, None),
     ]
+
+
+_data_event = _text.filter(lambda t: "\r" not in t and "\n" not in t).map(lambda t: f"data: {t}\n")
+
+
+@given(
+    st.lists(st.tuples(st.one_of(_data_event, _event), _end), max_size=8),
+    st.lists(st.integers(min_value=1, max_value=400), max_size=6),
+)
+def test_sse_reads_of_several_events_match_byte_by_byte(
+    events: list[tuple[str, str]], cuts: list[int]
+) -> None:
+    start = b": start\n\n"  # read first, so that the next read may take a fast path
+    body = b"".join((text + "\n").replace("\n", end).encode() for text, end in events)
+    whole = start + body
+    reference = _sse([whole[i : i + 1] for i in range(len(whole))])
+    assert _sse([start, body]) == reference
+    offsets = [0, *sorted({c for c in cuts if c < len(body)}), len(body)]
+    assert _sse([start] + [body[a:b] for a, b in itertools.pairwise(offsets) if b > a]) == reference
+
+
+def test_sse_several_events_in_one_read() -> None:
+    body = b'data: {"a": 1}\n\ndata: two\n\ndata: th'
+    decoder = SSEDecoder()
+    decoder.feed(b": start\n\n")
+    assert [e.data for e in decoder.feed(body)] == ['{"a": 1}', "two"]
+    assert [e.data for e in decoder.feed(b"ree\n\n")] == ["three"]
+    crlf = b"data: a\r\n\r\ndata: b\r\n\r\nid: 7\r\ndata: c\r\n\r\n"
+    assert [(e.data, e.id) for e in decoder.feed(crlf)] == [("a", None), ("b", None), ("c", "7")]
 
 
 @given(st.lists(st.dictionaries(st.text(max_size=5), st.integers() | _text, max_size=3)))

@@ -227,6 +227,43 @@ class SSEDecoder:
                 named = self._named_event(chunk)
                 if named is not None:
                     return [named]
+            elif lines > 3 and chunk[:6] == b"data: ":
+                many = self._data_events(chunk)
+                if many is not None:
+                    return many
+        return self._general(chunk)
+
+    def _data_events(self, chunk: bytes) -> list[ServerSentEvent] | None:
+        """The fast path for a read holding several whole data-only events (a client reading
+        slower than the server sends, or a Content-Length body); what follows the last blank
+        line goes to the general path. None if any event has other fields or lines."""
+        crlf = b"\r" in chunk
+        parts = chunk.split(b"\r\n\r\n" if crlf else b"\n\n")
+        tail = parts.pop()  # after the last blank line: the start of the next event, or b""
+        for part in parts:
+            if part[:6] != b"data: " or b"\n" in part or (crlf and b"\r" in part):
+                return None
+        last_id, provider = self._last_id, self.provider
+        events: list[ServerSentEvent] = []
+        for part in parts:
+            body = part[6:]
+            event: ServerSentEvent = _new(ServerSentEvent)
+            try:
+                event.data = body.decode()
+            except UnicodeDecodeError:
+                event.data = body.decode("utf-8", "replace")
+            event.encoded = body if _BYTES_FIRST else None
+            event.event = "message"
+            event.id = last_id
+            event.retry = None
+            event.provider = provider
+            events.append(event)
+        if tail:
+            events += self._general(tail)
+        return events
+
+    def _general(self, chunk: bytes) -> list[ServerSentEvent]:
+        """Any chunk, line by line, by the WHATWG rules."""
         events: list[ServerSentEvent] = []
         data = self._data
         for line in self._lines.feed(chunk):
