@@ -362,9 +362,11 @@ class NDJSONDecoder:
         """Return the JSON values of the lines completed by ``chunk``."""
         if chunk[-1:] == b"\n" and chunk.count(b"\n") == 1 and self._lines.idle():
             try:  # the fast path: the chunk is exactly one line, as servers send them
+                if _fast_loads is not None and _LONG_RUN not in chunk.translate(_DIGITS):
+                    return [_fast_loads(chunk)]  # fastjson.loads, inlined: once per line
                 return [fastjson.loads(chunk)] if chunk.strip() else []
             except ValueError:
-                pass  # not valid UTF-8 or not JSON: the general path decides
+                pass  # blank, not valid UTF-8 or not JSON: the general path decides
         return [
             self._parse(line) for line in self._lines.feed(chunk) if line and not line.isspace()
         ]

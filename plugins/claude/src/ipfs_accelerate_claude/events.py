@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from ipfs_accelerate_py.calls import STREAM_END, StreamEnd
-from ipfs_accelerate_py.types import StreamChunk, ToolCallDelta, Usage
+from ipfs_accelerate_py.types import StreamChunk, ToolCallDelta, Usage, text_chunk
 
 from .reply import bad, body_error, finish_reason, parse_usage
 
@@ -56,7 +56,7 @@ def new_event_parser() -> Parser:
         if kind not in EVENT_TYPES and kind != "message":
             return None
         obj = event.json()
-        if not isinstance(obj, Mapping):
+        if type(obj) is not dict and not isinstance(obj, Mapping):  # dict first: the ABC is slow
             raise bad("a stream event is not a JSON object", obj)
         if kind == "message":  # no "event:" line: the type is in the data
             kind = obj.get("type")
@@ -120,14 +120,14 @@ def _block_start(obj: Mapping[str, Any], tools: dict[Any, int]) -> StreamChunk |
 
 def _delta(obj: Mapping[str, Any], tools: dict[Any, int]) -> StreamChunk | None:
     delta = obj.get("delta")
-    if not isinstance(delta, Mapping):
+    if type(delta) is not dict and not isinstance(delta, Mapping):  # dict first: the ABC is slow
         raise bad("a content_block_delta event has no delta", obj)
     kind = delta.get("type")
     if kind == "text_delta":
         text = delta.get("text")
         if not isinstance(text, str):
             raise bad("a text_delta has no text", obj)
-        return StreamChunk(text=text, raw=obj) if text else None
+        return text_chunk(text, None, obj) if text else None  # the common event: the fast build
     if kind == "input_json_delta":
         number = tools.get(obj.get("index"))
         if number is None:  # the input of a server tool (web search...): not ours to run

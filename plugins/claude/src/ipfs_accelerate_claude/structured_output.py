@@ -16,7 +16,7 @@ import attrs
 
 from ipfs_accelerate_py import structured
 from ipfs_accelerate_py.calls import StreamEnd
-from ipfs_accelerate_py.types import ChatRequest, ChatResponse, StreamChunk
+from ipfs_accelerate_py.types import ChatRequest, ChatResponse, StreamChunk, text_chunk
 
 __all__ = ["as_json_reply", "as_json_stream", "forced_tool_request"]
 
@@ -67,6 +67,8 @@ def as_json_stream(new_parser: Callable[[], Any], tool: str) -> Callable[[], Any
                     text += delta.arguments
                 else:
                     kept.append(delta)
+            if not kept and not (chunk.done or chunk.finish_reason or chunk.usage is not None):
+                return text_chunk(text, chunk.model, chunk.raw)  # a piece of the JSON: per event
             finish = "stop" if chunk.finish_reason == "tool_calls" else chunk.finish_reason
             return attrs.evolve(chunk, text=text, tool_calls=tuple(kept), finish_reason=finish)
 

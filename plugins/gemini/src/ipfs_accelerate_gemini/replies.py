@@ -24,6 +24,7 @@ from ipfs_accelerate_py.types import (
     ToolCall,
     ToolCallDelta,
     Usage,
+    text_chunk,
 )
 
 from .errors import PROVIDER, bad_reply, error_from_body
@@ -56,7 +57,7 @@ _BLOCKED = frozenset(k for k, v in _FINISH.items() if v == "content_filter")
 
 def parse_usage(data: Any) -> Usage | None:
     """``usageMetadata`` -> Usage; thinking, cached and tool-prompt counts go to ``extra``."""
-    if not isinstance(data, Mapping):
+    if type(data) is not dict and not isinstance(data, Mapping):  # streams: once per event
         return None
     usage = Usage.of(
         data.get("promptTokenCount"), data.get("candidatesTokenCount"), data.get("totalTokenCount")
@@ -157,40 +158,74 @@ def parse_generate(body: Any) -> ChatResponse:
     )
 
 
+def _lone_text(body: Any) -> str | None:
+    """The text of the common stream event, else None: an object without error or prompt
+    feedback whose one candidate (index 0, no finish reason) has one plain text part."""
+    if type(body) is not dict or "error" in body or "promptFeedback" in body:
+        return None
+    candidates = body.get("candidates")
+    if type(candidates) is not list or len(candidates) != 1:
+        return None
+    candidate = candidates[0]
+    if type(candidate) is not dict or "finishReason" in candidate or candidate.get("index", 0) != 0:
+        return None
+    content = candidate.get("content")
+    parts = content.get("parts") if type(content) is dict else None
+    if type(parts) is not list or len(parts) != 1:
+        return None
+    part = parts[0]
+    if type(part) is not dict or "functionCall" in part or "thought" in part:
+        return None
+    text = part.get("text")
+    return text if type(text) is str else None
+
+
 def stream_parser() -> Callable[[ServerSentEvent], StreamChunk | StreamEnd | None]:
     """A parser for one attempt of ``streamGenerateContent?alt=sse``: each event is a whole
     ``GenerateContentResponse``; the event with a ``finishReason`` ends the stream."""
     counter = itertools.count()
-    state = {"text": False, "calls": False}
+    seen_text = seen_calls = False  # for the safety check: did any answer come before?
 
     def parse(event: ServerSentEvent) -> StreamChunk | None:
-        if not event.data.strip():
+        nonlocal seen_text, seen_calls
+        data = event.data
+        if not data or data.isspace():
             return None
         body = event.json()
+        text = _lone_text(body)
+        if text is not None:  # the common event, a text delta: none of the checks below apply
+            seen_text = seen_text or bool(text)
+            usage_data = body.get("usageMetadata")
+            if usage_data is None:
+                return text_chunk(text, body.get("modelVersion"), body)
+            usage = parse_usage(usage_data)  # Gemini sends the usage so far on every event
+            return StreamChunk(text, usage=usage, model=body.get("modelVersion"), raw=body)
         candidate = _candidate(body)
         usage = parse_usage(body.get("usageMetadata"))
         model = body.get("modelVersion")
         if candidate is None:
             return StreamChunk(usage=usage, model=model, raw=body) if usage else None
         text, calls = _read_parts(candidate)
-        deltas = tuple(
-            ToolCallDelta(
-                index=(n := next(counter)),
-                id=cid or f"{SYNTHETIC_ID}{n}",
-                name=name,
-                arguments=args,
+        deltas: tuple[ToolCallDelta, ...] = ()
+        if calls:
+            deltas = tuple(
+                ToolCallDelta(
+                    index=(n := next(counter)),
+                    id=cid or f"{SYNTHETIC_ID}{n}",
+                    name=name,
+                    arguments=args,
+                )
+                for cid, name, args in calls
             )
-            for cid, name, args in calls
-        )
-        state["text"] = state["text"] or bool(text)
-        state["calls"] = state["calls"] or bool(calls)
+        seen_text = seen_text or bool(text)
+        seen_calls = seen_calls or bool(calls)
         raw_finish = candidate.get("finishReason")
-        if raw_finish in _BLOCKED and not state["text"] and not state["calls"]:
+        if raw_finish in _BLOCKED and not seen_text and not seen_calls:
             raise _blocked("the answer", raw_finish, body)
         return StreamChunk(
             text=text,
             done=raw_finish is not None,
-            finish_reason=_finish(raw_finish, state["calls"]),
+            finish_reason=_finish(raw_finish, seen_calls),
             usage=usage,
             tool_calls=deltas,
             model=model,

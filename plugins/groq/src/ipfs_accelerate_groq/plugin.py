@@ -105,6 +105,8 @@ def stream_event_parser() -> Callable[[ServerSentEvent], StreamChunk | StreamEnd
 
     def parse(event: ServerSentEvent) -> StreamChunk | StreamEnd | None:
         chunk = base(event)
+        if chunk.__class__ is StreamChunk and type(chunk.raw) is dict and "x_groq" not in chunk.raw:
+            return chunk  # most events: nothing of Groq's to read, so no further checks
         if isinstance(chunk, StreamEnd):
             return chunk
         if chunk is None:  # no choices and no usage: may still carry x_groq

@@ -23,7 +23,7 @@ from ipfs_accelerate_py import openai_compat
 from ipfs_accelerate_py.calls import STREAM_END, HttpCall, StreamEnd
 from ipfs_accelerate_py.decoders import ServerSentEvent
 from ipfs_accelerate_py.errors import MalformedResponseError
-from ipfs_accelerate_py.types import ChatRequest, StreamChunk
+from ipfs_accelerate_py.types import ChatRequest, StreamChunk, text_chunk
 
 __all__ = ["CHATQNA", "CHATQNA_PATH", "chat_call", "decode_bytes_literal", "stream_call"]
 
@@ -142,7 +142,7 @@ def chatqna_parser() -> Callable[[ServerSentEvent], StreamChunk | StreamEnd | No
         if not data.strip():
             return None
         text = decoder.decode(decode_bytes_literal(data))
-        return StreamChunk(text=text, model=CHATQNA, raw=data) if text else None
+        return text_chunk(text, CHATQNA, data) if text else None  # per event: the fast build
 
     return parse
 

@@ -25,6 +25,7 @@ from ipfs_accelerate_py.types import (
     ToolCall,
     ToolCallDelta,
     Usage,
+    text_chunk,
 )
 
 NAME = "ollama"
@@ -260,6 +261,11 @@ def chat_parser() -> EventParser:
     def parse(event: Any) -> StreamChunk | StreamEnd | None:
         nonlocal seen
         obj = _object(event, "stream line")
+        msg = obj.get("message")
+        if type(msg) is dict and not msg.get("tool_calls") and obj.get("done") is not True:
+            text = msg.get("content") or ""  # the common line, a text delta: the fast build
+            if type(text) is str:
+                return text_chunk(text, obj.get("model"), obj)
         text, raw_calls = _message_of(obj)
         deltas = []
         for c in raw_calls:
@@ -312,12 +318,13 @@ def parse_generate(body: Any) -> GenerateResponse:
 def generate_event(event: Any) -> StreamChunk | StreamEnd | None:
     """One ``/api/generate`` NDJSON line as a chunk."""
     obj = _object(event, "stream line")
-    done = obj.get("done") is True
+    if obj.get("done") is not True:  # a text delta: the fast build
+        return text_chunk(_generated(obj), obj.get("model"), obj)
     return StreamChunk(
         text=_generated(obj),
-        done=done,
-        finish_reason=obj.get("done_reason") if done else None,
-        usage=usage(obj) if done else None,
+        done=True,
+        finish_reason=obj.get("done_reason"),
+        usage=usage(obj),
         model=obj.get("model"),
         raw=obj,
     )
