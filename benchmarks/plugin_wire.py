@@ -121,8 +121,11 @@ def gemini_chat() -> bytes:
 
 def gemini_stream(chunks: int) -> list[bytes]:
     """``alt=sse``: one ``data:`` event per response, CRLF line ends as Google sends them;
-    the last has the finish reason and usage."""
-    objs = [_gemini(f" word{i}", None, False) for i in range(chunks)]
+    every event carries the usage so far, as Gemini's do; the last has the finish reason."""
+    objs = [_gemini(f" word{i}", None, True) for i in range(chunks)]
+    for i, obj in enumerate(objs):
+        obj["usageMetadata"]["candidatesTokenCount"] = i + 1
+        obj["usageMetadata"]["totalTokenCount"] = 10 + i
     objs.append(_gemini("", "STOP", True))
     return [f"data: {_compact(o)}\r\n\r\n".encode() for o in objs]
 

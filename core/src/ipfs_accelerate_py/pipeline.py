@@ -239,9 +239,12 @@ class StreamState:
                 break
             if chunk is None:
                 continue
-            if chunk.__class__ is StreamChunk and not (
-                chunk.done or chunk.finish_reason or chunk.usage is not None
-            ):  # the common case: a text (or tool-call) delta
+            if chunk.__class__ is StreamChunk and not (chunk.done or chunk.finish_reason):
+                # the common case: a text (or tool-call) delta, with the usage so far or not
+                usage = chunk.usage
+                if usage is not None:  # Gemini reports it on every event
+                    self.usage = usage if self.usage is None else self.usage.merge(usage)
+                    self.raw = chunk.raw if chunk.raw is not None else self.raw
                 if chunk.model:
                     self.model = chunk.model
                 if chunk.text or chunk.tool_calls:
@@ -270,6 +273,15 @@ class StreamState:
         if chunk.done:
             self.ended = True
         return self.ended
+
+    def usage_so_far(self) -> Usage | None:
+        """The usage reported so far: the chunks' usage, merged with what the parser kept
+        back (``parse.usage_so_far()``, for providers that report it on every event)."""
+        kept = getattr(self.parse, "usage_so_far", None)
+        later = kept() if kept is not None else None
+        if later is None:
+            return self.usage
+        return later if self.usage is None else self.usage.merge(later)
 
     def _malformed(self, event: Any, exc: Exception) -> MalformedResponseError:
         """Any failure to read an event is a malformed reply."""
@@ -301,7 +313,7 @@ class StreamState:
         final = StreamChunk(
             done=True,
             finish_reason=self.finish_reason,
-            usage=self.usage,
+            usage=self.usage_so_far(),
             model=self.model,
             raw=self.raw,
         )
@@ -390,11 +402,11 @@ def run_stream(
                         yield from tail
                 except Exception as exc:
                     if control.closed:  # closed from another thread: end quietly
-                        att.abandoned(sent=True, usage=state.usage)
+                        att.abandoned(sent=True, usage=state.usage_so_far())
                         return
                     failure = ex.wrap(att, exc, streaming=True)
                 except BaseException:  # GeneratorExit: the caller stopped reading
-                    att.abandoned(sent=source is not None, usage=state.usage)
+                    att.abandoned(sent=source is not None, usage=state.usage_so_far())
                     raise
                 finally:
                     control.source = None
@@ -468,7 +480,7 @@ async def arun_stream(
                 except Exception as exc:
                     failure = ex.wrap(att, exc, streaming=True)
                 except BaseException:  # GeneratorExit / CancelledError: the caller went away
-                    att.abandoned(sent=source is not None, usage=state.usage)
+                    att.abandoned(sent=source is not None, usage=state.usage_so_far())
                     raise
                 finally:
                     if source is not None:

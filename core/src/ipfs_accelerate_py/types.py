@@ -242,8 +242,18 @@ class Usage:
             if type(completion) is int and 0 <= completion <= MAX_TOKENS
             else token_count(completion)
         )
-        t = p + c if total is None else token_count(total)
-        return cls(p, c, t if t >= p + c else p + c)
+        if total is None:
+            t = p + c
+        else:
+            t = total if type(total) is int and 0 <= total <= MAX_TOKENS else token_count(total)
+        if cls is not Usage:
+            return cls(p, c, t if t >= p + c else p + c)
+        usage: Usage = _new(Usage)  # the frozen __init__, without its generic setattr
+        _set_prompt(usage, p)
+        _set_completion(usage, c)
+        _set_total(usage, t if t >= p + c else p + c)
+        _set_extra(usage, {})
+        return usage
 
     def merge(self, later: Usage) -> Usage:
         """This usage updated by a later report of the same call: counts the later one
@@ -252,8 +262,11 @@ class Usage:
         p = later.prompt_tokens or self.prompt_tokens
         c = later.completion_tokens or self.completion_tokens
         total = max(later.total_tokens, p + c)
+        same = p == later.prompt_tokens and c == later.completion_tokens
+        if same and total == later.total_tokens and not self.extra:
+            return later  # a complete report (Gemini sends one per stream event)
         extra = {**self.extra, **later.extra} if later.extra else self.extra
-        return Usage(p, c, total, extra)
+        return _usage(p, c, total, extra)
 
     def to_dict(self) -> dict[str, Any]:
         """``{"prompt_tokens", "completion_tokens", "total_tokens", ...extra}``."""
@@ -323,24 +336,42 @@ class StreamChunk(_DictView):
         }
 
 
-def _slot_setters() -> tuple[Any, ...]:
-    fields = vars(StreamChunk)
-    return tuple(fields[name].__set__ for name in attrs.fields_dict(StreamChunk))
+def _slot_setters(cls: type) -> tuple[Any, ...]:
+    """The ``__set__`` of each slot of a frozen attrs class, in field order: setting slots
+    directly skips the frozen class's generic ``__init__`` (about twice as fast)."""
+    fields = vars(cls)
+    return tuple(fields[name].__set__ for name in attrs.fields_dict(cls))
 
 
-(_set_text, _set_done, _set_finish, _set_usage, _set_calls, _set_model, _set_raw) = _slot_setters()
 _new = object.__new__
+(_set_text, _set_done, _set_finish, _set_usage, _set_calls, _set_model, _set_raw) = _slot_setters(
+    StreamChunk
+)
+_set_prompt, _set_completion, _set_total, _set_extra = _slot_setters(Usage)
 
 
-def text_chunk(text: str, model: str | None = None, raw: Any = None) -> StreamChunk:
-    """``StreamChunk(text, model=model, raw=raw)``: a plain text delta, built without the
-    frozen class's generic ``__init__`` (about twice as fast). Stream parsers call this once
-    per event, so it is the per-chunk fast path; the result is an ordinary StreamChunk."""
+def _usage(prompt: int, completion: int, total: int, extra: Mapping[str, Any]) -> Usage:
+    """``Usage(prompt, completion, total, extra)`` for checked counts, without ``__init__``."""
+    usage: Usage = _new(Usage)
+    _set_prompt(usage, prompt)
+    _set_completion(usage, completion)
+    _set_total(usage, total)
+    _set_extra(usage, extra)
+    return usage
+
+
+def text_chunk(
+    text: str, model: str | None = None, raw: Any = None, usage: Usage | None = None
+) -> StreamChunk:
+    """``StreamChunk(text, usage=usage, model=model, raw=raw)``: a text delta (not done, no
+    finish reason or tool calls), built without the frozen class's generic ``__init__``
+    (about twice as fast). Stream parsers call this once per event, so it is the per-chunk
+    fast path; the result is an ordinary StreamChunk."""
     chunk: StreamChunk = _new(StreamChunk)
     _set_text(chunk, text)
     _set_done(chunk, False)
     _set_finish(chunk, None)
-    _set_usage(chunk, None)
+    _set_usage(chunk, usage)
     _set_calls(chunk, ())
     _set_model(chunk, model)
     _set_raw(chunk, raw)

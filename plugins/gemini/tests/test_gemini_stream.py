@@ -107,3 +107,51 @@ def test_stream_usage_only_event(gemini: Backend, protocol_server: ProtocolServe
     protocol_server.on("POST", STREAM, wire.sse(events))
     chunks = list(gemini.stream(messages=MESSAGES))
     assert [c.text for c in chunks] == ["Hi", ""]
+
+
+def _growing_usage(pieces: list[str], finish_usage: bool) -> list[dict[str, object]]:
+    """Gemini's events as it sends them: the usage so far on every event (here the last,
+    with the finish reason, may come without it)."""
+    events = wire.stream_events(pieces)
+    for i, event in enumerate(events):
+        event["usageMetadata"] = wire.usage(8, i + 1)
+    if not finish_usage:
+        del events[-1]["usageMetadata"]
+    return events
+
+
+@pytest.mark.parametrize("finish_usage", [True, False])
+def test_the_usage_reported_last_is_the_calls(
+    gemini: Backend, protocol_server: ProtocolServer, finish_usage: bool
+) -> None:
+    protocol_server.on("POST", STREAM, wire.sse(_growing_usage(PIECES, finish_usage)))
+    final = list(gemini.stream(messages=MESSAGES))[-1]
+    expected = len(PIECES) if finish_usage else len(PIECES) - 1
+    assert final.usage is not None
+    assert (final.usage.prompt_tokens, final.usage.completion_tokens) == (8, expected)
+    assert gemini.get_usage_stats()["completion_tokens"] == expected
+
+
+def test_a_stream_closed_early_records_the_usage_reported_so_far(
+    gemini: Backend, protocol_server: ProtocolServer
+) -> None:
+    protocol_server.on("POST", STREAM, wire.sse(_growing_usage(PIECES, True)))
+    with gemini.stream(messages=MESSAGES) as stream:
+        assert [next(stream).text, next(stream).text] == PIECES[:2]
+    stats = gemini.get_usage_stats()
+    assert (stats["prompt_tokens"], stats["completion_tokens"]) == (8, 2)
+
+
+def test_async_a_stream_closed_early_records_the_usage_reported_so_far(
+    gemini: Backend, protocol_server: ProtocolServer
+) -> None:
+    protocol_server.on("POST", STREAM, wire.sse(_growing_usage(PIECES, True)))
+
+    async def two() -> None:
+        async with gemini.astream(messages=MESSAGES) as stream:
+            assert [(await anext(stream)).text, (await anext(stream)).text] == PIECES[:2]
+
+    asyncio.run(two())
+    stats = gemini.get_usage_stats()
+    # the async transport may read several events at once: what they reported counts
+    assert stats["prompt_tokens"] == 8 and 2 <= stats["completion_tokens"] <= len(PIECES)

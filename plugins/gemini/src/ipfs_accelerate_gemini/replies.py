@@ -55,6 +55,13 @@ _BLOCKED = frozenset(k for k, v in _FINISH.items() if v == "content_filter")
 # --- generateContent ------------------------------------------------------------------------
 
 
+_EXTRA_COUNTS = {
+    "thoughtsTokenCount": "thoughts_tokens",
+    "cachedContentTokenCount": "cached_tokens",
+    "toolUsePromptTokenCount": "tool_use_prompt_tokens",
+}
+
+
 def parse_usage(data: Any) -> Usage | None:
     """``usageMetadata`` -> Usage; thinking, cached and tool-prompt counts go to ``extra``."""
     if type(data) is not dict and not isinstance(data, Mapping):  # streams: once per event
@@ -62,15 +69,9 @@ def parse_usage(data: Any) -> Usage | None:
     usage = Usage.of(
         data.get("promptTokenCount"), data.get("candidatesTokenCount"), data.get("totalTokenCount")
     )
-    extra = {
-        name: data[key]
-        for key, name in (
-            ("thoughtsTokenCount", "thoughts_tokens"),
-            ("cachedContentTokenCount", "cached_tokens"),
-            ("toolUsePromptTokenCount", "tool_use_prompt_tokens"),
-        )
-        if data.get(key)
-    }
+    if _EXTRA_COUNTS.keys().isdisjoint(data):  # the common case: a C-speed check per event
+        return usage
+    extra = {name: data[key] for key, name in _EXTRA_COUNTS.items() if data.get(key)}
     if extra:
         return Usage(usage.prompt_tokens, usage.completion_tokens, usage.total_tokens, extra)
     return usage
@@ -182,12 +183,17 @@ def _lone_text(body: Any) -> str | None:
 
 def stream_parser() -> Callable[[ServerSentEvent], StreamChunk | StreamEnd | None]:
     """A parser for one attempt of ``streamGenerateContent?alt=sse``: each event is a whole
-    ``GenerateContentResponse``; the event with a ``finishReason`` ends the stream."""
+    ``GenerateContentResponse``; the event with a ``finishReason`` ends the stream.
+
+    Gemini reports the usage so far on every event. A text delta's report is only kept (the
+    latest replaces the earlier ones) and read when core asks for it: ``usage_so_far()``,
+    called when the stream ends or is abandoned; the other events carry their usage."""
     counter = itertools.count()
     seen_text = seen_calls = False  # for the safety check: did any answer come before?
+    pending: Any = None  # the latest usageMetadata not handed out on a chunk
 
     def parse(event: ServerSentEvent) -> StreamChunk | None:
-        nonlocal seen_text, seen_calls
+        nonlocal seen_text, seen_calls, pending
         data = event.data
         if not data or data.isspace():
             return None
@@ -195,13 +201,14 @@ def stream_parser() -> Callable[[ServerSentEvent], StreamChunk | StreamEnd | Non
         text = _lone_text(body)
         if text is not None:  # the common event, a text delta: none of the checks below apply
             seen_text = seen_text or bool(text)
-            usage_data = body.get("usageMetadata")
-            if usage_data is None:
-                return text_chunk(text, body.get("modelVersion"), body)
-            usage = parse_usage(usage_data)  # Gemini sends the usage so far on every event
-            return StreamChunk(text, usage=usage, model=body.get("modelVersion"), raw=body)
+            reported = body.get("usageMetadata")
+            if reported is not None:
+                pending = reported
+            return text_chunk(text, body.get("modelVersion"), body)
         candidate = _candidate(body)
         usage = parse_usage(body.get("usageMetadata"))
+        if usage is not None:
+            pending = None  # this report is newer, and goes out on this event's chunk
         model = body.get("modelVersion")
         if candidate is None:
             return StreamChunk(usage=usage, model=model, raw=body) if usage else None
@@ -232,6 +239,10 @@ def stream_parser() -> Callable[[ServerSentEvent], StreamChunk | StreamEnd | Non
             raw=body,
         )
 
+    def usage_so_far() -> Usage | None:
+        return parse_usage(pending)
+
+    parse.usage_so_far = usage_so_far  # type: ignore[attr-defined]  # read by core
     return parse
 
 
