@@ -59,7 +59,7 @@ def test_numpy_output_is_one_float32_array(
     assert (vectors.shape, vectors.dtype) == ((2, 4), np.float32)
     assert vectors.tolist() == VECTORS
     assert vectors.flags.writeable  # the caller may normalise in place
-    vectors /= 2  # and doing so touches no one else's data
+    vectors /= 2  # in place; .embedding is a view of the same first row
     assert reply.embedding.tolist() == [v / 2 for v in VECTORS[0]]
     as_dict = reply.to_dict()
     assert as_dict["embeddings"] is vectors and as_dict["embedding"].shape == (4,)
@@ -156,7 +156,7 @@ def test_malformed_vectors_are_clear_errors(
         pytest.importorskip("numpy")
     protocol_server.on("POST", EMBED, default=reply)
     with pytest.raises(errors.MalformedResponseError, match=message) as info:
-        backend.embed(input=["a", "b"], model="e", output=output)  # type: ignore[call-overload]
+        backend.embed(input=["a", "b"], model="e", output=output)
     assert info.value.provider == "loopback"
     assert len(protocol_server.requests) == 1  # a malformed reply is not retried
 
@@ -197,7 +197,7 @@ def test_batched_single_embeds_each_get_their_own_row(
     def embed(text: str) -> Any:
         output = "numpy" if text[-1] in "024" else "list"
         start.wait()
-        return backend.embed(input=text, model="e", output=output)  # type: ignore[call-overload]
+        return backend.embed(input=text, model="e", output=output)
 
     with ThreadPoolExecutor(len(texts)) as pool:
         replies = list(pool.map(embed, texts))

@@ -413,6 +413,17 @@ class Backend(EndpointControls, CacheControls):
         **params: Any,
     ) -> EmbeddingResponse[NDArray[np.float32]]: ...
 
+    @overload
+    def embed(
+        self,
+        *,
+        input: str | list[str],
+        model: str | None = None,
+        encoding_format: Literal["float", "base64"] | None = None,
+        output: str,
+        **params: Any,
+    ) -> EmbeddingResponse[Any]: ...
+
     def embed(
         self,
         *,
@@ -495,6 +506,17 @@ class Backend(EndpointControls, CacheControls):
         output: Literal["numpy"],
         **params: Any,
     ) -> EmbeddingResponse[NDArray[np.float32]]: ...
+
+    @overload
+    async def aembed(
+        self,
+        *,
+        input: str | list[str],
+        model: str | None = None,
+        encoding_format: Literal["float", "base64"] | None = None,
+        output: str,
+        **params: Any,
+    ) -> EmbeddingResponse[Any]: ...
 
     async def aembed(
         self,
