@@ -161,6 +161,26 @@ def test_malformed_vectors_are_clear_errors(
     assert len(protocol_server.requests) == 1  # a malformed reply is not retried
 
 
+def test_a_reply_that_is_not_json_is_a_clear_error(
+    backend: Backend, protocol_server: ProtocolServer
+) -> None:
+    protocol_server.on("POST", EMBED, default=Reply(body=b"<html>gateway</html>"))
+    with pytest.raises(errors.MalformedResponseError, match="not valid JSON: '<html>gateway"):
+        backend.embed(input="a", model="e")
+
+
+def test_json_that_orjson_refuses_is_read_as_before(
+    backend: Backend, protocol_server: ProtocolServer
+) -> None:
+    """NaN is not JSON, but Python's decoder (and so core) reads it; embeddings too."""
+    body = b'{"data": [{"index": 0, "embedding": [NaN, 1.5]}], "model": "m"}'
+    protocol_server.on(
+        "POST", EMBED, default=Reply(headers={"content-type": "application/json"}, body=body)
+    )
+    [[nan, value]] = backend.embed(input="a", model="e").embeddings
+    assert nan != nan and value == 1.5
+
+
 @pytest.mark.parametrize(
     ("reply", "message"),
     [

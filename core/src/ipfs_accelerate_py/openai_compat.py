@@ -22,7 +22,7 @@ from .errors import (
     RateLimitError,
     ServerError,
 )
-from .transport import _error_fields
+from .transport import _error_fields, parse_json
 from .types import (
     ChatRequest,
     ChatResponse,
@@ -275,6 +275,26 @@ def parse_embeddings(
     )
 
 
+_orjson_loads: Callable[[bytes], Any] | None
+try:
+    from orjson import loads as _orjson_loads
+except ImportError:  # pragma: no cover - depends on the installed extras (core[speed])
+    _orjson_loads = None
+
+
+def _embeddings_json(content: bytes, provider: str) -> Any:
+    """An embeddings reply decoded: by orjson straight when installed. Its only integers are
+    indices and token counts, so core's scan of every byte for integers too long for orjson
+    (about as costly as orjson itself on a 0.5 MB reply) protects nothing here. Anything
+    orjson refuses (NaN, deep nesting, not JSON) goes to core's decoder and its errors."""
+    if _orjson_loads is not None:
+        try:
+            return _orjson_loads(content)
+        except ValueError:
+            pass
+    return parse_json(content, provider=provider)
+
+
 def embed_call(
     request: EmbedRequest,
     provider: str,
@@ -307,6 +327,7 @@ def embed_call(
         json=body,
         parse=lambda b: parse_embeddings(b, provider, count, output),
         model=request.model,
+        decode=lambda content: _embeddings_json(content, provider),
     )
 
 
