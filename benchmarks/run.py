@@ -53,7 +53,7 @@ sys.path.insert(0, str(HERE))
 import clients  # noqa: E402
 import compare  # noqa: E402  (side by side with openai and litellm, and the plot)
 import concurrency  # noqa: E402  (throughput versus requests in flight)
-import embeddings_bench  # noqa: E402  (256 x 384 vectors, float and base64)
+import embeddings_bench  # noqa: E402  (256 x 384 vectors as lists and as numpy)
 import plugins_bench  # noqa: E402  (every plugin in its own framing)
 import server as wire  # noqa: E402  (benchmarks/server.py: the canned replies)
 import soak  # noqa: E402  (cancellations and memory over long runs)
@@ -1275,7 +1275,7 @@ def main() -> int:
         log("8. every plugin: chat and a 1,000-chunk stream in its own framing")
         results["plugins"] = plugins_bench.bench_plugins(port, 150 if q else 500, 3 if q else 6)
         log("9. embeddings, 256 x 384")
-        results["embeddings"] = embeddings_bench.bench_embeddings(port, 6 if q else 20)
+        results["embeddings"] = embeddings_bench.bench_embeddings(port, 10 if q else 40)
         log("6. side by side" + (" with openai and litellm" if args.compare else ""))
         results["compare"] = {
             "chat": compare.bench_chat(port, 100 if q else 600, args.compare),

@@ -108,7 +108,7 @@ def _openai_chat(request: RecordedRequest) -> Reply:
 def _openai_embed(request: RecordedRequest) -> Reply:
     inputs = request.json()["input"]
     count = 1 if isinstance(inputs, str) else len(inputs)
-    return Reply.json(openai_wire.embeddings([OPENAI_VECTOR] * count))
+    return openai_wire.embeddings_reply([OPENAI_VECTOR] * count)(request)  # in the format asked
 
 
 def _claude(request: RecordedRequest) -> Reply:

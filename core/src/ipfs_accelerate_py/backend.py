@@ -15,7 +15,9 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+import attrs
 
 from . import handlers, pipeline, plugins
 from . import observability as _obs
@@ -32,6 +34,9 @@ from .resilience.usage import UsageTracker
 from .stream import AsyncStream, Stream
 
 if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
     from .resilience.shared import SharedConfig
 
 from .types import (
@@ -46,6 +51,7 @@ from .types import (
     ModelInfo,
     coerce_messages,
 )
+from .vectors import check_output, conform
 
 __all__ = ["Backend"]
 
@@ -128,6 +134,18 @@ def _string_map(value: Any, name: str) -> Mapping[str, Any] | None:
     ):
         raise InvalidArgumentError(f"{name} must map names to strings, got {mapping!r}")
     return mapping
+
+
+def _as_output(
+    response: EmbeddingResponse[Any], output: str, provider: str
+) -> EmbeddingResponse[Any]:
+    """``response`` with its vectors as the caller asked (plugins other than the
+    OpenAI-compatible ones return lists; core converts)."""
+    vectors = response.embeddings
+    if output == "list" and type(vectors) is list:  # the common case: nothing to do
+        return response
+    converted = conform(vectors, output, provider=provider)
+    return response if converted is vectors else attrs.evolve(response, embeddings=converted)
 
 
 def _plugin_hooks(registration: plugins.Registration) -> pipeline.PluginHooks | None:
@@ -313,7 +331,12 @@ class Backend(EndpointControls, CacheControls):
         return ep, opts, self._call(hook, ep, request=request), request
 
     def _embed_call(
-        self, input: Any, model: str | None, encoding_format: str, params: dict[str, Any]
+        self,
+        input: Any,
+        model: str | None,
+        encoding_format: str | None,
+        output: str,
+        params: dict[str, Any],
     ) -> tuple[Endpoint, pipeline.CallOptions, Call, EmbedRequest]:
         self._require("embed")
         ep, opts = self._split(params)
@@ -322,12 +345,14 @@ class Backend(EndpointControls, CacheControls):
             raise InvalidArgumentError(
                 "input must be a non-empty string or a non-empty list of strings"
             )
-        if encoding_format not in ("float", "base64"):
+        if encoding_format is not None and encoding_format not in ("float", "base64"):
             raise InvalidArgumentError(
                 f"encoding_format must be 'float' or 'base64', got {encoding_format!r}"
             )
+        if output != "list":
+            check_output(output)  # "numpy" without numpy installed fails here, not after
         _check_params(params)
-        request = EmbedRequest(self._model(model), inputs, encoding_format, params)
+        request = EmbedRequest(self._model(model), inputs, encoding_format, params, output)
         if _obs.ENABLED:
             opts = _obs.describe(opts, "embed")
         return ep, opts, self._call("embed", ep, request=request), request
@@ -366,17 +391,59 @@ class Backend(EndpointControls, CacheControls):
         control = pipeline.StreamControl()
         return Stream(self._stream_gen(ep, opts, call, request, control), control)
 
+    @overload
     def embed(
         self,
         *,
         input: str | list[str],
         model: str | None = None,
-        encoding_format: str = "float",
+        encoding_format: Literal["float", "base64"] | None = None,
+        output: Literal["list"] = "list",
         **params: Any,
-    ) -> EmbeddingResponse:
-        """Embed one text or many. ``encoding_format="base64"`` is decoded to the same floats."""
-        ep, opts, call, request = self._embed_call(input, model, encoding_format, params)
-        return self._run_embed(ep, opts, call, request)  # batching, single-flight, pipeline
+    ) -> EmbeddingResponse[list[list[float]]]: ...
+
+    @overload
+    def embed(
+        self,
+        *,
+        input: str | list[str],
+        model: str | None = None,
+        encoding_format: Literal["float", "base64"] | None = None,
+        output: Literal["numpy"],
+        **params: Any,
+    ) -> EmbeddingResponse[NDArray[np.float32]]: ...
+
+    @overload
+    def embed(
+        self,
+        *,
+        input: str | list[str],
+        model: str | None = None,
+        encoding_format: Literal["float", "base64"] | None = None,
+        output: str,
+        **params: Any,
+    ) -> EmbeddingResponse[Any]: ...
+
+    def embed(
+        self,
+        *,
+        input: str | list[str],
+        model: str | None = None,
+        encoding_format: str | None = None,
+        output: str = "list",
+        **params: Any,
+    ) -> EmbeddingResponse[Any]:
+        """Embed one text or many: one vector per text, in order.
+
+        ``output="list"`` (the default) gives ``embeddings`` as lists of Python floats;
+        ``output="numpy"`` as one 2-D ``numpy.ndarray`` of float32, a row per text (needs
+        numpy: ``pip install "ipfs-accelerate-core[numpy]"``). ``encoding_format`` is what
+        travels on the wire, decoded to the same floats either way: left out, the plugin
+        picks (base64 where the server supports it, as the official openai SDK does);
+        ``"float"`` or ``"base64"`` is sent as given."""
+        ep, opts, call, request = self._embed_call(input, model, encoding_format, output, params)
+        response = self._run_embed(ep, opts, call, request)  # batching, single-flight, pipeline
+        return _as_output(response, output, self.name)
 
     def generate(
         self, *, prompt: str, model: str | None = None, kind: str = "text", **params: Any
@@ -418,17 +485,52 @@ class Backend(EndpointControls, CacheControls):
         ep, opts, call, request = self._chat_call("stream", messages, model, system, params)
         return AsyncStream(self._astream_gen(ep, opts, call, request))
 
+    @overload
     async def aembed(
         self,
         *,
         input: str | list[str],
         model: str | None = None,
-        encoding_format: str = "float",
+        encoding_format: Literal["float", "base64"] | None = None,
+        output: Literal["list"] = "list",
         **params: Any,
-    ) -> EmbeddingResponse:
+    ) -> EmbeddingResponse[list[list[float]]]: ...
+
+    @overload
+    async def aembed(
+        self,
+        *,
+        input: str | list[str],
+        model: str | None = None,
+        encoding_format: Literal["float", "base64"] | None = None,
+        output: Literal["numpy"],
+        **params: Any,
+    ) -> EmbeddingResponse[NDArray[np.float32]]: ...
+
+    @overload
+    async def aembed(
+        self,
+        *,
+        input: str | list[str],
+        model: str | None = None,
+        encoding_format: Literal["float", "base64"] | None = None,
+        output: str,
+        **params: Any,
+    ) -> EmbeddingResponse[Any]: ...
+
+    async def aembed(
+        self,
+        *,
+        input: str | list[str],
+        model: str | None = None,
+        encoding_format: str | None = None,
+        output: str = "list",
+        **params: Any,
+    ) -> EmbeddingResponse[Any]:
         """Async :meth:`embed`."""
-        ep, opts, call, request = self._embed_call(input, model, encoding_format, params)
-        return await self._arun_embed(ep, opts, call, request)
+        ep, opts, call, request = self._embed_call(input, model, encoding_format, output, params)
+        response = await self._arun_embed(ep, opts, call, request)
+        return _as_output(response, output, self.name)
 
     async def agenerate(
         self, *, prompt: str, model: str | None = None, kind: str = "text", **params: Any

@@ -22,6 +22,8 @@ import json
 from collections.abc import AsyncGenerator, Generator, Hashable
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from . import pipeline
 from .errors import ConfigurationError, InvalidArgumentError
 from .types import ChatResponse, EmbeddingResponse, EmbedRequest, StreamChunk
@@ -73,10 +75,10 @@ class _Embedder:
                 raise _missing_extra(exc) from None
             find_model_dir(name)  # fail now, not at the first call
 
-    def _unit(self, response: EmbeddingResponse) -> np.ndarray:
+    def _unit(self, response: EmbeddingResponse[Any]) -> np.ndarray:
         import numpy as np
 
-        v = np.asarray(response.embeddings, dtype=np.float32)
+        v = response.embeddings  # asked for as numpy: float32, no conversion
         return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)  # type: ignore[no-any-return]
 
     def embed(self, text: str) -> np.ndarray:
@@ -85,7 +87,8 @@ class _Embedder:
 
             vector: np.ndarray = local_embedder(self.name).embed([text])[0]
             return vector
-        unit: np.ndarray = self._unit(self.backend.embed(input=[text], model=self.model))[0]
+        reply = self.backend.embed(input=[text], model=self.model, output="numpy")
+        unit: np.ndarray = self._unit(reply)[0]
         return unit
 
     async def aembed(self, text: str) -> np.ndarray:
@@ -93,7 +96,8 @@ class _Embedder:
             import asyncio
 
             return await asyncio.to_thread(self.embed, text)  # the CPU work off the loop
-        unit: np.ndarray = self._unit(await self.backend.aembed(input=[text], model=self.model))[0]
+        reply = await self.backend.aembed(input=[text], model=self.model, output="numpy")
+        unit: np.ndarray = self._unit(reply)[0]
         return unit
 
 
@@ -461,7 +465,7 @@ class CacheControls:
         opts: Any,
         call: Call,
         request: EmbedRequest,
-    ) -> EmbeddingResponse:
+    ) -> EmbeddingResponse[Any]:
         limit = self.spec.max_batch_inputs
         if limit and len(request.inputs) > limit:  # more texts than the server takes at once
             parts = [
@@ -473,9 +477,7 @@ class CacheControls:
         if batcher is not None and batcher.auto_batching and len(request.inputs) == 1:
 
             def send(texts: list[str]) -> list[Any]:
-                batch = EmbedRequest(
-                    request.model, tuple(texts), request.encoding_format, request.params
-                )
+                batch = attrs.evolve(request, inputs=tuple(texts))
                 out = pipeline.run(
                     ep, self._call("embed", ep, request=batch), opts, hooks=self._hooks
                 )
@@ -493,7 +495,7 @@ class CacheControls:
         opts: Any,
         call: Call,
         request: EmbedRequest,
-    ) -> EmbeddingResponse:
+    ) -> EmbeddingResponse[Any]:
         limit = self.spec.max_batch_inputs
         if limit and len(request.inputs) > limit:
             parts = [
@@ -507,9 +509,7 @@ class CacheControls:
         if batcher is not None and batcher.auto_batching and len(request.inputs) == 1:
 
             async def send(texts: list[str]) -> list[Any]:
-                batch = EmbedRequest(
-                    request.model, tuple(texts), request.encoding_format, request.params
-                )
+                batch = attrs.evolve(request, inputs=tuple(texts))
                 out = await pipeline.arun(
                     ep, self._call("embed", ep, request=batch), opts, hooks=self._hooks
                 )
@@ -518,38 +518,38 @@ class CacheControls:
             return await batcher.asubmit(_batch_key(ep, opts, request), request.inputs[0], send)  # type: ignore[no-any-return]
         if self.single_flight:
             fkey = ("embed", _embed_key(ep, opts, request))
-            shared: EmbeddingResponse = await self._flight().arun(
+            shared: EmbeddingResponse[Any] = await self._flight().arun(
                 fkey, lambda: pipeline.arun(ep, call, opts, hooks=self._hooks)
             )
             return shared
         return await pipeline.arun(ep, call, opts, hooks=self._hooks)  # type: ignore[no-any-return]
 
 
-def _split(response: EmbeddingResponse, n: int) -> list[EmbeddingResponse]:
-    """One response per text of a batch (each with its own vector; usage stays with the batch)."""
+def _split(response: EmbeddingResponse[Any], n: int) -> list[EmbeddingResponse[Any]]:
+    """One response per text of a batch (each with its own vector, a one-row slice of the
+    batch's lists or array; usage stays with the batch)."""
     from .errors import MalformedResponseError
 
-    if len(response.embeddings) != n:
+    vectors = response.embeddings
+    if len(vectors) != n:
         raise MalformedResponseError(
-            f"the batch of {n} texts came back with {len(response.embeddings)} vectors"
+            f"the batch of {n} texts came back with {len(vectors)} vectors"
         )
-    return [EmbeddingResponse([v], model=response.model) for v in response.embeddings]
+    return [EmbeddingResponse(vectors[i : i + 1], model=response.model) for i in range(n)]
 
 
 def _chunks(request: EmbedRequest, size: int) -> list[EmbedRequest]:
     """``request`` cut into requests of at most ``size`` texts, in order."""
     inputs = request.inputs
-    return [
-        EmbedRequest(request.model, inputs[i : i + size], request.encoding_format, request.params)
-        for i in range(0, len(inputs), size)
-    ]
+    return [attrs.evolve(request, inputs=inputs[i : i + size]) for i in range(0, len(inputs), size)]
 
 
-def _joined(parts: list[EmbeddingResponse]) -> EmbeddingResponse:
+def _joined(parts: list[EmbeddingResponse[Any]]) -> EmbeddingResponse[Any]:
     """The responses of consecutive chunks as one: vectors in order, usage summed."""
     from .types import Usage
+    from .vectors import join
 
-    vectors = [v for part in parts for v in part.embeddings]
+    vectors = join([part.embeddings for part in parts])
     usages = [p.usage for p in parts if p.usage is not None]
     usage = None
     if usages:
@@ -586,6 +586,7 @@ def _batch_key(ep: Endpoint, opts: Any, request: EmbedRequest) -> Hashable:
         ep.id,
         request.model,
         request.encoding_format,
+        request.output,
         _params_key(request.params),
         _extras(opts),
     )

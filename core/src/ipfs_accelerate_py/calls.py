@@ -71,6 +71,10 @@ class HttpCall:
 
     ``usage_headers`` reads usage from the reply's headers when the body has none (TGI's
     ``x-prompt-tokens`` / ``x-generated-tokens``).
+
+    ``decode`` replaces core's JSON decoding of a plain reply (``fastjson.loads``, which scans
+    every byte for integers longer than orjson keeps exact) for a reply known to hold none,
+    such as embeddings; it receives the body's bytes and returns the decoded value.
     """
 
     method: str
@@ -88,6 +92,7 @@ class HttpCall:
     new_parser: Callable[[], EventParser] | None = None
     next_page: Callable[[Any], HttpCall | None] | None = None
     usage_headers: Callable[[Mapping[str, str]], Usage | None] | None = None
+    decode: Callable[[bytes], Any] | None = None
 
 
 @attrs.frozen(slots=True, repr=False)

@@ -130,7 +130,10 @@ def parse_reply(att: Attempts, call: HttpCall, content: bytes) -> Any:
     nested too deep, a number out of range) becomes a MalformedResponseError."""
     provider = att.spec.name
     try:
-        body: Any = parse_json(content, provider=provider) if call.json_reply else content
+        body: Any = content
+        if call.json_reply:
+            decode = call.decode
+            body = parse_json(content, provider=provider) if decode is None else decode(content)
         att.body = body
         return body if call.parse is None else call.parse(body)
     except BackendError as err:

@@ -4,8 +4,9 @@
 (a string, or a list of messages) returns the chat result as a plain dict with ``"text"``.
 ``"embed"`` handlers return ``{"embedding": [...], "embeddings": [...], "text": <the input>,
 ...}`` (``"text"`` is the text embedded, so the guide's ``result["text"]`` works on every
-handler), ``"generate"`` ones ``{"text": ..., "generated_text": ...}``. Plugins may override
-a kind with their own hookimpl.
+handler; the vectors are lists of floats, or a float32 array and its first row for a handler
+created with ``output="numpy"``), ``"generate"`` ones ``{"text": ..., "generated_text": ...}``.
+Plugins may override a kind with their own hookimpl.
 """
 
 from __future__ import annotations

@@ -52,7 +52,10 @@ def stream(backend: str, request: ChatRequest, settings: Settings) -> Call | Non
 
 @hookspec(firstresult=True)
 def embed(backend: str, request: EmbedRequest, settings: Settings) -> Call | None:
-    """Build the call that embeds ``request.inputs``, one vector each."""
+    """Build the call that embeds ``request.inputs``, one vector each: its result an
+    ``EmbeddingResponse`` with lists of floats or one float32 array (core converts to the
+    caller's ``request.output``); ``request.encoding_format`` is ``None`` unless the caller
+    named a wire format."""
 
 
 @hookspec(firstresult=True)

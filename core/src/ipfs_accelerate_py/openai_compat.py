@@ -22,7 +22,7 @@ from .errors import (
     RateLimitError,
     ServerError,
 )
-from .transport import _error_fields
+from .transport import _error_fields, parse_json
 from .types import (
     ChatRequest,
     ChatResponse,
@@ -36,9 +36,9 @@ from .types import (
     ToolCall,
     ToolCallDelta,
     Usage,
-    decode_base64_floats,
     text_chunk,
 )
+from .vectors import decode_base64, from_floats
 
 __all__ = [
     "chat_body",
@@ -231,29 +231,68 @@ def stream_call(
     )
 
 
-def parse_embeddings(body: Any, provider: str, count: int) -> EmbeddingResponse:
-    """An embeddings body → vectors in input order; base64 vectors decoded to floats."""
+def parse_embeddings(
+    body: Any, provider: str, count: int, output: str = "list"
+) -> EmbeddingResponse[Any]:
+    """An embeddings body → vectors in input order, whichever format arrived: base64 decoded
+    (float32), float lists checked to be numbers. ``output="numpy"`` gives one float32 array
+    (numpy must be installed), else lists of floats."""
     if not isinstance(body, Mapping) or not isinstance(body.get("data"), list):
         raise _bad(provider, "the embeddings reply has no data list", body)
-    items = sorted(body["data"], key=lambda d: d.get("index", 0))
-    vectors: list[list[float]] = []
-    for item in items:
-        vec = item.get("embedding")
-        if isinstance(vec, str):
-            vectors.append(decode_base64_floats(vec, provider=provider))
-        elif type(vec) is list:
-            try:
-                sum(vec)  # every value a number, checked at C speed and without a copy
-            except TypeError:
-                vec = [float(v) for v in vec]  # numeric strings, or the error for garbage
-            vectors.append(vec)
-        else:
-            raise _bad(provider, "an embedding is neither a list of floats nor base64", body)
-    if len(vectors) != count:
-        raise _bad(provider, f"asked for {count} embeddings, got {len(vectors)}", body)
+    items = body["data"]
+    if not all(type(d) is dict for d in items):
+        raise _bad(provider, "an embeddings data entry is not an object", body)
+    positions = [d.get("index", 0) for d in items]
+    try:
+        in_order = positions == sorted(positions)  # servers send them in order
+    except TypeError:
+        raise _bad(provider, "an embedding's index is not a number", body) from None
+    if not in_order:
+        order = sorted(range(len(items)), key=positions.__getitem__)
+        items, positions = [items[i] for i in order], [positions[i] for i in order]
+    if len(items) != count:
+        raise _bad(provider, f"asked for {count} embeddings, got {len(items)}", body)
+    raw = [d.get("embedding") for d in items]
+    vectors: Any
+    if all(type(v) is str for v in raw):  # base64: straight into lists or one array
+        vectors = decode_base64(raw, output, provider=provider, positions=positions)
+    else:
+        floats: list[Any] = []
+        for position, vec in zip(positions, raw, strict=True):
+            if isinstance(vec, str):  # a server mixing the two formats
+                floats.extend(decode_base64([vec], provider=provider, positions=[position]))
+            elif type(vec) is list:
+                try:
+                    sum(vec)  # every value a number, checked at C speed and without a copy
+                except TypeError:
+                    vec = [float(v) for v in vec]  # numeric strings, or the error for garbage
+                floats.append(vec)
+            else:
+                raise _bad(provider, "an embedding is neither a list of floats nor base64", body)
+        vectors = from_floats(floats, output, provider=provider)
     return EmbeddingResponse(
         embeddings=vectors, model=body.get("model"), usage=parse_usage(body.get("usage")), raw=body
     )
+
+
+_orjson_loads: Callable[[bytes], Any] | None
+try:
+    from orjson import loads as _orjson_loads
+except ImportError:  # pragma: no cover - depends on the installed extras (core[speed])
+    _orjson_loads = None
+
+
+def _embeddings_json(content: bytes, provider: str) -> Any:
+    """An embeddings reply decoded: by orjson straight when installed. Its only integers are
+    indices and token counts, so core's scan of every byte for integers too long for orjson
+    (about as costly as orjson itself on a 0.5 MB reply) protects nothing here. Anything
+    orjson refuses (NaN, deep nesting, not JSON) goes to core's decoder and its errors."""
+    if _orjson_loads is not None:
+        try:
+            return _orjson_loads(content)
+        except ValueError:
+            pass
+    return parse_json(content, provider=provider)
 
 
 def embed_call(
@@ -263,25 +302,32 @@ def embed_call(
     *,
     wire_format: str | None = None,
 ) -> HttpCall:
-    """The HttpCall for ``/embeddings``. ``wire_format="base64"`` asks the server for
-    base64 float32 vectors whatever the caller's ``encoding_format`` (they are decoded to the
-    same floats): a quarter of the bytes and no JSON number parsing, for a server known to
-    support it (OpenAI does; the official SDK asks for it too)."""
+    """The HttpCall for ``/embeddings``.
+
+    ``encoding_format`` is sent as the caller asked; when they named none, as
+    ``wire_format``, else ``"float"``. A plugin whose server supports base64 passes
+    ``wire_format="base64"`` (OpenAI, vLLM, llama.cpp and OVMS do; the official openai SDK
+    asks for it the same way): a quarter of the bytes and no JSON number parsing, decoded
+    to the same float32 values. Whatever format the reply carries is decoded (a server that
+    ignores the field and sends floats works), into ``request.output``: lists or a numpy
+    array.
+    """
     body: dict[str, Any] = {
         "model": request.model,
         "input": list(request.inputs),
-        "encoding_format": wire_format or request.encoding_format,
+        "encoding_format": request.encoding_format or wire_format or "float",
     }
     if not request.model:
         del body["model"]
     body.update(request.params)
-    count = len(request.inputs)
+    count, output = len(request.inputs), request.output
     return HttpCall(
         "POST",
         path,
         json=body,
-        parse=lambda b: parse_embeddings(b, provider, count),
+        parse=lambda b: parse_embeddings(b, provider, count, output),
         model=request.model,
+        decode=lambda content: _embeddings_json(content, provider),
     )
 
 

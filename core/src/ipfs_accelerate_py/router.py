@@ -381,7 +381,8 @@ class Router(AsyncRouting):
         return with_text(reply, text), value, usage
 
     def embed(self, *, model: str, input: str | list[str], **params: Any) -> Any:
-        """Embeddings on the alias ``model``; a :class:`RoutedEmbeddingResponse`."""
+        """Embeddings on the alias ``model``; a :class:`RoutedEmbeddingResponse`. Keywords are
+        the backend's (``output="numpy"`` for one float32 array, ``encoding_format``...)."""
         return self._simple("embed", model, {"input": input}, params)
 
     def generate(self, *, model: str, prompt: str, **params: Any) -> Any:

@@ -12,11 +12,21 @@ import json
 import sys
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import attrs
 
 from .errors import InvalidArgumentError, MalformedResponseError
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeVar as _TypeVarWithDefault
+
+    # bare ``EmbeddingResponse`` means lists, so annotations without a parameter stay valid
+    Vectors = _TypeVarWithDefault("Vectors", covariant=True, default=list[list[float]])
+else:
+    Vectors = TypeVar("Vectors", covariant=True)
+
+_Row = TypeVar("_Row", covariant=True)
 
 __all__ = [
     "ChatRequest",
@@ -378,25 +388,46 @@ def text_chunk(
     return chunk
 
 
-@attrs.frozen(slots=True)
-class EmbeddingResponse(_DictView):
-    """Embedding vectors, one per input text, in input order."""
+class _Rows(Protocol[_Row]):
+    def __getitem__(self, index: int, /) -> _Row: ...
 
-    embeddings: list[list[float]]
+
+def _vectors_key(vectors: Any) -> Any:
+    """Vectors compared by value whatever their representation (an array's ``==`` is
+    element-wise, which ``attrs``' equality cannot use)."""
+    if type(vectors) is list:
+        return vectors
+    tolist = getattr(vectors, "tolist", None)
+    return tolist() if tolist is not None else list(vectors)
+
+
+@attrs.frozen(slots=True)
+class EmbeddingResponse(_DictView, Generic[Vectors]):
+    """Embedding vectors, one per input text, in input order.
+
+    ``embeddings`` is a list of lists of Python floats (``EmbeddingResponse[list[list[float]]]``,
+    what a bare ``EmbeddingResponse`` annotation means), or, when the call asked for
+    ``output="numpy"``, one 2-D ``numpy.ndarray`` of float32 with a row per input
+    (``EmbeddingResponse[numpy.typing.NDArray[numpy.float32]]``).
+    """
+
+    embeddings: Vectors = attrs.field(eq=_vectors_key)
     model: str | None = None
     usage: Usage | None = None
     raw: Any = attrs.field(default=None, repr=False, eq=False)
 
     @property
-    def embedding(self) -> list[float]:
-        """The first (or only) vector."""
+    def embedding(self: EmbeddingResponse[_Rows[_Row]]) -> _Row:
+        """The first (or only) vector: a list of floats, or a 1-D array row with numpy."""
         return self.embeddings[0]
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"embedding": first vector, "embeddings": all, "model", "usage"}``."""
+        """``{"embedding": first vector, "embeddings": all, "model", "usage"}``; the vectors
+        as held (a numpy array and its first row when the call asked for numpy)."""
+        vectors: Any = self.embeddings
         return {
-            "embedding": self.embeddings[0] if self.embeddings else [],
-            "embeddings": self.embeddings,
+            "embedding": vectors[0] if len(vectors) else [],
+            "embeddings": vectors,
             "model": self.model,
             "usage": self.usage.to_dict() if self.usage else {},
         }
@@ -507,12 +538,20 @@ class ChatRequest:
 
 @attrs.frozen(slots=True)
 class EmbedRequest:
-    """An embedding call: one vector is wanted per input text."""
+    """An embedding call: one vector is wanted per input text.
+
+    ``encoding_format`` is what the caller asked to travel on the wire (``"float"`` or
+    ``"base64"``), or ``None`` when they named none: the plugin then picks (OpenAI-compatible
+    plugins ask for base64 where the server supports it). The caller gets float vectors
+    either way. ``output`` is how they get them: ``"list"`` (lists of floats) or ``"numpy"``
+    (one float32 array); a plugin may return either, and core converts to what was asked.
+    """
 
     model: str
     inputs: tuple[str, ...]
-    encoding_format: str = "float"
+    encoding_format: str | None = None
     params: Mapping[str, Any] = attrs.field(factory=dict)
+    output: str = "list"
 
 
 @attrs.frozen(slots=True)

@@ -197,6 +197,18 @@ def test_embed_falls_back(route, servers, clock) -> None:
     assert [a.error for a in reply.attempts] == ["ServerError", None]
 
 
+def test_embed_falls_back_with_numpy_output(route, servers, clock) -> None:
+    np = pytest.importorskip("numpy")
+    servers[0].on("POST", EMBED, default=wire.error_reply(503))
+    servers[1].on("POST", EMBED, default=wire.embeddings_reply([[0.5, 0.25]]))
+    router = route({"emb": [0, 1]})
+    reply = router.embed(model="emb", input="x", encoding_format="base64", output="numpy")
+    assert isinstance(reply.embeddings, np.ndarray) and reply.embeddings.dtype == np.float32
+    assert reply.embedding.tolist() == [0.5, 0.25]
+    assert [a.error for a in reply.attempts] == ["ServerError", None]
+    assert servers[1].requests[0].json()["encoding_format"] == "base64"
+
+
 def test_async_fallback_and_wait(route, servers, clock: FakeClock) -> None:
     servers[0].on("POST", CHAT, default=wire.error_reply(529))
     servers[1].on("POST", CHAT, wire.error_reply(429, {"retry-after": "2"}), default=ok("B"))

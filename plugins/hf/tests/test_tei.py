@@ -88,6 +88,27 @@ def test_abatch_embed_gathers(tei_client: Any, protocol_server: ProtocolServer) 
     assert len(protocol_server.requests_to("/info")) == 1
 
 
+@needs_numpy
+def test_numpy_output_from_embed_and_across_sub_batches(
+    tei_client: Any, protocol_server: ProtocolServer
+) -> None:
+    import numpy as np
+
+    protocol_server.on("GET", "/info", default=Reply.json(wire.tei_info(2)))
+    protocol_server.on("POST", "/embed", default=embed_reply())
+    texts = [chr(ord("a") + i) * (i + 1) for i in range(5)]
+    expected = np.asarray([wire.vector_for(t) for t in texts], dtype=np.float32)
+    one = tei_client.backend.embed(input=texts[:2], output="numpy")  # /embed sends floats
+    assert one.embeddings.dtype == np.float32 and np.array_equal(one.embeddings, expected[:2])
+    row = tei_client.generate_embedding(MODEL, texts[0], output="numpy")
+    assert row.shape == (4,) and np.array_equal(row, expected[0])
+    joined = tei_client.batch_embed(MODEL, texts, output="numpy")  # 3 sub-batches, one array
+    assert joined.shape == (5, 4) and np.array_equal(joined, expected)
+    joined = asyncio.run(tei_client.abatch_embed(MODEL, texts, output="numpy"))
+    assert np.array_equal(joined, expected)
+    assert all("output" not in r.json() for r in protocol_server.requests_to("/embed"))
+
+
 def test_batch_too_large_is_resplit_and_remembered(
     tei_client: Any, protocol_server: ProtocolServer
 ) -> None:

@@ -129,7 +129,7 @@ def test_embeddings_completions_models_sync_and_async(
     assert (info.id, info.owned_by, info.context_window) == (SERVED, "vllm", 8192)
     assert [m.id for m in asyncio.run(llvm.alist_models())] == [SERVED]
     sent = [r.json() for r in protocol_server.requests if r.method == "POST"]
-    assert sent[0] == {"input": ["x"], "encoding_format": "float"}
+    assert sent[0] == {"input": ["x"], "encoding_format": "base64"}  # floats came back: read
     assert sent[2] == {"prompt": "Hello", "max_tokens": 1}
     assert sent[3]["model"] == SERVED
     assert llvm.get_usage_stats()["estimated_cost_usd"] == 0

@@ -44,9 +44,10 @@ def test_sdk_and_plugin_agree(
     assert a == b
 
     embeddings = f"{prefix}/embeddings"
-    vec = Reply.json(wire.embeddings([[0.25, -1.5]], encoding_format="base64"))
-    protocol_server.on("POST", embeddings, vec, vec)
-    ours_vec = backend.embed(input=["x"], model="gte", encoding_format="base64").embedding
+    protocol_server.on("POST", embeddings, default=wire.embeddings_reply([[0.25, -1.5]]))
+    ours_vec = backend.embed(input=["x"], model="gte").embedding
     theirs_vec = sdk.embeddings.create(input=["x"], model="gte").data[0].embedding
     assert ours_vec == theirs_vec == [0.25, -1.5]
+    a, b = (r.json() for r in protocol_server.requests_to(embeddings))
+    assert a == b and a["encoding_format"] == "base64"  # neither named one: both ask base64
     sdk.close()

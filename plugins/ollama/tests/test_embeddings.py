@@ -59,6 +59,22 @@ def test_old_server_falls_back_to_legacy_route(
     assert ollama.get_circuit_state() == "CLOSED"  # a 404 says nothing about health
 
 
+@pytest.mark.parametrize("route", ["api_embed", "legacy"])
+def test_numpy_output_on_either_route(
+    ollama: Backend, protocol_server: ProtocolServer, route: str
+) -> None:
+    np = pytest.importorskip("numpy")
+    if route == "api_embed":
+        protocol_server.on("POST", EMBED, Reply.json(wire.embed(VECTORS)))
+    else:
+        protocol_server.on("POST", EMBED, wire.route_missing())
+        protocol_server.on("POST", LEGACY, _legacy(VECTORS[0]), _legacy(VECTORS[1]))
+    result = ipfs_accelerate_ollama.embed(ollama, ["a", "b"], "all-minilm", output="numpy")
+    assert isinstance(result.embeddings, np.ndarray) and result.embeddings.dtype == np.float32
+    assert np.array_equal(result.embeddings, np.asarray(VECTORS, dtype=np.float32))
+    assert all("output" not in r.json() for r in protocol_server.requests)  # never sent
+
+
 def test_missing_model_is_not_a_missing_route(
     ollama: Backend, protocol_server: ProtocolServer
 ) -> None:

@@ -233,7 +233,7 @@ def test_embed_one_and_many_float_and_base64_agree(
     protocol_server.on(
         "POST",
         "/v1/embeddings",
-        Reply.json(wire.embeddings(vectors[:1])),
+        Reply.json(wire.embeddings(vectors[:1], encoding_format="base64")),
         Reply.json(wire.embeddings(vectors, encoding_format="base64")),
         Reply.json(wire.embeddings(vectors)),
     )
@@ -243,11 +243,12 @@ def test_embed_one_and_many_float_and_base64_agree(
     assert protocol_server.requests[0].json() == {
         "model": "text-embedding-3-small",
         "input": ["This is a sample text"],
-        "encoding_format": "float",
+        "encoding_format": "base64",  # no format named: base64 on the wire, floats back
     }
     b64 = openai.embed(input=["a", "b"], model="text-embedding-3-small", encoding_format="base64")
-    flt = openai.embed(input=["a", "b"], model="text-embedding-3-small")
+    flt = openai.embed(input=["a", "b"], model="text-embedding-3-small", encoding_format="float")
     assert protocol_server.requests[1].json()["encoding_format"] == "base64"
+    assert protocol_server.requests[2].json()["encoding_format"] == "float"
     assert b64.embeddings == flt.embeddings == vectors
     assert openai.get_usage_stats()["prompt_tokens"] == 24
 

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import base64
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from .server import Reply
+from .server import RecordedRequest, Reply
 
 __all__ = [
     "chat_completion",
     "chat_reply",
     "chat_stream",
     "embeddings",
+    "embeddings_reply",
     "error",
     "error_reply",
     "images",
@@ -137,6 +138,25 @@ def embeddings(
         "model": model,
         "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
     }
+
+
+def embeddings_reply(
+    vectors: Sequence[Sequence[float]], **kw: Any
+) -> Callable[[RecordedRequest], Reply]:
+    """A reply source answering ``/embeddings`` as the API does: ``vectors`` (float32) in the
+    format the request's ``encoding_format`` names, ``float`` when it names none; a format
+    other than those two is a 400 ``invalid_request_error``. ``kw`` as for :func:`embeddings`.
+    """
+
+    def reply(request: RecordedRequest) -> Reply:
+        fmt = request.json().get("encoding_format", "float")
+        if fmt not in ("float", "base64"):
+            message = f"{fmt!r} is not one of ['float', 'base64'] - 'encoding_format'"
+            body = error(message, "invalid_request_error", param="encoding_format")
+            return Reply.json(body, status=400)
+        return Reply.json(embeddings(vectors, encoding_format=fmt, **kw))
+
+    return reply
 
 
 def images(

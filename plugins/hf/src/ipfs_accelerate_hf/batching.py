@@ -3,7 +3,8 @@
 The limit is the server's ``max_client_batch_size``, read once per endpoint from ``GET /info``
 and cached. Each sub-batch is its own ``backend.embed`` call (so each goes through the queue,
 breaker, keys and retries); sync callers run them on threads, async ones with
-``asyncio.gather``; vectors come back in input order. A sub-batch the server still refuses
+``asyncio.gather``; vectors come back in input order (lists of floats, or with
+``output="numpy"`` one float32 array). A sub-batch the server still refuses
 as too large (413, or 422 "batch size N > maximum allowed batch size M") is split again
 instead of failing, and the limit the server named is remembered.
 """
@@ -19,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from ipfs_accelerate_py.errors import InvalidArgumentError, InvalidRequestError, NotFoundError
+from ipfs_accelerate_py.vectors import join
 
 from . import tgi
 
@@ -129,52 +131,49 @@ def _resplit(err: InvalidRequestError, batch: list[str], ep: Endpoint) -> list[l
     return _chunks(batch, (len(batch) + 1) // 2)
 
 
-def _embed(
-    backend: Backend, model: str | None, batch: list[str], opts: dict[str, Any]
-) -> list[list[float]]:
+def _embed(backend: Backend, model: str | None, batch: list[str], opts: dict[str, Any]) -> Any:
     try:
         return backend.embed(input=batch, model=model, **opts).embeddings
     except InvalidRequestError as err:
         parts = _resplit(err, batch, endpoint_of(backend, opts.get("endpoint_id")))
         if parts is None:
             raise
-    return [v for part in parts for v in _embed(backend, model, part, opts)]
+    return join([_embed(backend, model, part, opts) for part in parts])
 
 
 async def _aembed(
     backend: Backend, model: str | None, batch: list[str], opts: dict[str, Any]
-) -> list[list[float]]:
+) -> Any:
     try:
         return (await backend.aembed(input=batch, model=model, **opts)).embeddings
     except InvalidRequestError as err:
         parts = _resplit(err, batch, endpoint_of(backend, opts.get("endpoint_id")))
         if parts is None:
             raise
-    done = await asyncio.gather(*(_aembed(backend, model, p, opts) for p in parts))
-    return [v for vectors in done for v in vectors]
+    return join(await asyncio.gather(*(_aembed(backend, model, p, opts) for p in parts)))
 
 
-def batch_embed(
-    backend: Backend, model: str | None, texts: Sequence[str], **opts: Any
-) -> list[list[float]]:
-    """One vector per text, in order; sub-batches run concurrently on threads."""
+def batch_embed(backend: Backend, model: str | None, texts: Sequence[str], **opts: Any) -> Any:
+    """One vector per text, in order (lists of floats; one float32 array with
+    ``output="numpy"``); sub-batches run concurrently on threads."""
     texts = _check(texts)
     batches = _chunks(texts, max_batch_size(backend, opts.get("endpoint_id")))
     if len(batches) == 1:
         return _embed(backend, model, batches[0], opts)
     with ThreadPoolExecutor(min(len(batches), MAX_THREADS)) as pool:
         done = list(pool.map(lambda b: _embed(backend, model, b, opts), batches))
-    return [v for vectors in done for v in vectors]
+    return join(done)
 
 
 async def abatch_embed(
     backend: Backend, model: str | None, texts: Sequence[str], **opts: Any
-) -> list[list[float]]:
+) -> Any:
     """Async :func:`batch_embed`: the sub-batches run together under ``asyncio.gather``."""
     texts = _check(texts)
     size = await amax_batch_size(backend, opts.get("endpoint_id"))
-    done = await asyncio.gather(*(_aembed(backend, model, b, opts) for b in _chunks(texts, size)))
-    return [v for vectors in done for v in vectors]
+    return join(
+        await asyncio.gather(*(_aembed(backend, model, b, opts) for b in _chunks(texts, size)))
+    )
 
 
 def cosine_similarity(a: Sequence[float], b: Sequence[float]) -> float:

@@ -90,23 +90,21 @@ class hf_tei(GuideClient):
 
     backend_name = "hf_tei"
 
-    def generate_embedding(self, model: str | None, text: str, **params: Any) -> list[float]:
-        """``generate_embedding(model, text)``: the vector."""
+    def generate_embedding(self, model: str | None, text: str, **params: Any) -> Any:
+        """``generate_embedding(model, text)``: the vector, a list of floats (a float32
+        array with ``output="numpy"``)."""
         return self.backend.embed(input=text, model=model, **params).embedding
 
-    async def agenerate_embedding(self, model: str | None, text: str, **params: Any) -> list[float]:
+    async def agenerate_embedding(self, model: str | None, text: str, **params: Any) -> Any:
         """Async :meth:`generate_embedding`."""
         return (await self.backend.aembed(input=text, model=model, **params)).embedding
 
-    def batch_embed(
-        self, model: str | None, texts: Sequence[str], **params: Any
-    ) -> list[list[float]]:
-        """``batch_embed(model, texts)``: one vector per text, in order."""
+    def batch_embed(self, model: str | None, texts: Sequence[str], **params: Any) -> Any:
+        """``batch_embed(model, texts)``: one vector per text, in order (lists of floats; one
+        float32 array with ``output="numpy"``)."""
         return batching.batch_embed(self.backend, model, texts, **params)
 
-    async def abatch_embed(
-        self, model: str | None, texts: Sequence[str], **params: Any
-    ) -> list[list[float]]:
+    async def abatch_embed(self, model: str | None, texts: Sequence[str], **params: Any) -> Any:
         """Async :meth:`batch_embed`."""
         return await batching.abatch_embed(self.backend, model, texts, **params)
 

@@ -26,8 +26,9 @@ __all__ = ["llvm", "opea", "ovms", "vllm"]
 class _ChatClient(ModelFirstClient):
     """chat / stream_chat (core's ModelFirstClient) and embedding."""
 
-    def embedding(self, model: str | None, text: Any, **params: Any) -> EmbeddingResponse:
-        """``embedding(model, text)``: ``["embedding"]`` is the (first) vector."""
+    def embedding(self, model: str | None, text: Any, **params: Any) -> EmbeddingResponse[Any]:
+        """``embedding(model, text)``: ``["embedding"]`` is the (first) vector (a list of
+        floats; with ``output="numpy"``, ``["embeddings"]`` is one float32 array)."""
         return self.backend.embed(input=text, model=model, **params)
 
 

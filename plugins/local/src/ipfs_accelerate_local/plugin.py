@@ -127,11 +127,18 @@ def stream(backend: str, request: ChatRequest) -> HttpCall:
 
 @hookimpl
 def embed(backend: str, request: EmbedRequest) -> HttpCall:
-    """``POST /embeddings`` (OVMS ``/v3/embeddings``, OPEA ``/v1/embeddings``)."""
+    """``POST /embeddings`` (OVMS ``/v3/embeddings``, OPEA ``/v1/embeddings``).
+
+    Unless the caller names an ``encoding_format``, vLLM, llama.cpp and OVMS are asked for
+    base64 (they send float32 bytes; a server that ignores the field, such as LM Studio or an
+    older llama.cpp, sends floats, which are read as well). OPEA's embedding microservice
+    always answers with floats, so it is asked for floats."""
     path = {OVMS: "/v3/embeddings", OPEA: "/v1/embeddings"}.get(backend, "/embeddings")
-    if backend == OPEA and request.model == opea.CHATQNA:  # the default names no embedder
-        request = attrs.evolve(request, model="")
-    return openai_compat.embed_call(request, backend, path)
+    if backend == OPEA:
+        if request.model == opea.CHATQNA:  # the default names no embedder
+            request = attrs.evolve(request, model="")
+        return openai_compat.embed_call(request, backend, path)
+    return openai_compat.embed_call(request, backend, path, wire_format="base64")
 
 
 @hookimpl

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ipfs_accelerate_py.backend import PIPELINE_OPTIONS
 from ipfs_accelerate_py.errors import InvalidArgumentError, NotFoundError
 from ipfs_accelerate_py.types import EmbeddingResponse
+from ipfs_accelerate_py.vectors import check_output, conform
 
 from .hints import missing_route
 from .plugin import legacy_embed_call, legacy_enabled
@@ -39,16 +40,17 @@ def _plan(
             "input must be a non-empty string or a non-empty list of strings"
         )
     name = backend.resolve_model(model)
+    check_output(params.get("output", "list"))
     body = {k: v for k, v in params.items() if k not in PIPELINE_OPTIONS}
     body.pop("encoding_format", None)  # Ollama returns floats only
+    body.pop("output", None)  # ours: lists or numpy, not the server's
     options = {k: v for k, v in params.items() if k in PIPELINE_OPTIONS}
     return name, texts, body, options
 
 
-def _joined(parts: list[EmbeddingResponse], model: str) -> EmbeddingResponse:
-    return EmbeddingResponse(
-        embeddings=[p.embeddings[0] for p in parts], model=model, raw=[p.raw for p in parts]
-    )
+def _joined(parts: list[EmbeddingResponse], model: str, output: str) -> EmbeddingResponse[Any]:
+    vectors = conform([p.embeddings[0] for p in parts], output, provider="ollama")
+    return EmbeddingResponse(embeddings=vectors, model=model, raw=[p.raw for p in parts])
 
 
 def _note_fallback(backend: Backend) -> None:
@@ -57,8 +59,9 @@ def _note_fallback(backend: Backend) -> None:
 
 def embed(
     backend: Backend, input: str | list[str], model: str | None = None, **params: Any
-) -> EmbeddingResponse:
-    """Embed one text or many on any Ollama version (see the module's text)."""
+) -> EmbeddingResponse[Any]:
+    """Embed one text or many on any Ollama version (see the module's text); ``output=``
+    as for ``backend.embed`` (``"numpy"``: one float32 array)."""
     name, texts, body, options = _plan(backend, input, model, params)
     if not legacy_enabled(backend.settings):
         try:
@@ -68,12 +71,12 @@ def embed(
                 raise
             _note_fallback(backend)
     parts = [backend.request(legacy_embed_call(name, t, body), **options) for t in texts]
-    return _joined(parts, name)
+    return _joined(parts, name, params.get("output", "list"))
 
 
 async def aembed(
     backend: Backend, input: str | list[str], model: str | None = None, **params: Any
-) -> EmbeddingResponse:
+) -> EmbeddingResponse[Any]:
     """Async :func:`embed`."""
     name, texts, body, options = _plan(backend, input, model, params)
     if not legacy_enabled(backend.settings):
@@ -84,4 +87,4 @@ async def aembed(
                 raise
             _note_fallback(backend)
     parts = [await backend.arequest(legacy_embed_call(name, t, body), **options) for t in texts]
-    return _joined(parts, name)
+    return _joined(parts, name, params.get("output", "list"))

@@ -47,7 +47,7 @@ class ollama(ModelFirstClient):
         options = {k: params.pop(k) for k in list(params) if k in PIPELINE_OPTIONS}
         return self.backend.request_stream(generate_stream_call(name, prompt, params), **options)
 
-    def embed(self, model: str | None, input: Any, **params: Any) -> EmbeddingResponse:
+    def embed(self, model: str | None, input: Any, **params: Any) -> EmbeddingResponse[Any]:
         """``embed(model, input)``: ``["embedding"]`` / ``["embeddings"]``; falls back to
         the legacy ``/api/embeddings`` on an older Ollama."""
         return embeddings.embed(self.backend, input, model, **params)

@@ -21,9 +21,11 @@ class openai_api(ModelFirstClient):
     backend_name = "openai"
 
     def embedding(
-        self, model: str | None, text: Any, encoding_format: str = "float", **params: Any
-    ) -> EmbeddingResponse:
-        """``embedding(model, text, encoding_format)``: ``["embedding"]`` is the vector."""
+        self, model: str | None, text: Any, encoding_format: str | None = None, **params: Any
+    ) -> EmbeddingResponse[Any]:
+        """``embedding(model, text, encoding_format)``: ``["embedding"]`` is the vector (a
+        list of floats; a numpy row with ``output="numpy"``). ``encoding_format`` left out
+        lets the backend pick the wire format (base64); the vectors are floats either way."""
         return self.backend.embed(
             input=text, model=model, encoding_format=encoding_format, **params
         )

@@ -51,8 +51,9 @@ def stream(request: ChatRequest) -> HttpCall:
 
 @hookimpl
 def embed(request: EmbedRequest) -> HttpCall:
-    """``POST /embeddings``."""
-    return openai_compat.embed_call(request, NAME)
+    """``POST /embeddings``; base64 on the wire unless the caller named a format (as the
+    official SDK does), decoded to the same float32 values."""
+    return openai_compat.embed_call(request, NAME, wire_format="base64")
 
 
 @hookimpl
