@@ -165,8 +165,8 @@ class RedisState:
         try:
             return client.evalsha(sha, len(keys), *keys, *args)
         except self._redis.exceptions.NoScriptError:  # Redis restarted: load it again
-            self._sha[name] = client.script_load(_SCRIPTS[name])
-            return client.evalsha(self._sha[name], len(keys), *keys, *args)
+            sha = self._sha[name] = client.script_load(_SCRIPTS[name])
+            return client.evalsha(sha, len(keys), *keys, *args)
 
     async def _aeval(self, name: str, keys: list[str], args: list[Any]) -> Any:
         import asyncio
@@ -183,8 +183,8 @@ class RedisState:
         try:
             return await client.evalsha(sha, len(keys), *keys, *args)
         except self._redis.exceptions.NoScriptError:
-            self._sha[name] = await client.script_load(_SCRIPTS[name])
-            return await client.evalsha(self._sha[name], len(keys), *keys, *args)
+            sha = self._sha[name] = await client.script_load(_SCRIPTS[name])
+            return await client.evalsha(sha, len(keys), *keys, *args)
 
     def _call(self, name: str, keys: list[str], args: list[Any]) -> Any:
         """Run a script; None when Redis cannot answer (then local state decides)."""
