@@ -11,8 +11,10 @@ caller never waits for it and nothing blocks an event loop; the async path uses
 Faults: every command has a short timeout (``timeout``, default 0.25 s). When Redis does not
 answer, one warning is logged and the store answers as :class:`~.state.LocalState` for
 ``retry_interval`` seconds (the in-process state decides alone), then tries again; usage
-accounted meanwhile is kept and sent when Redis is back. Leases expire ``lease_ttl`` seconds
-after their holder stops renewing them, so a killed worker never leaks slots.
+accounted meanwhile is kept and sent when Redis is back. Only a command sent since the last
+change of state may change it (:mod:`.redis_health`), so one outage gives one warning.
+Leases expire ``lease_ttl`` seconds after their holder stops renewing them, so a killed
+worker never leaks slots.
 
 API keys never reach Redis: a key is named by :func:`~.state.key_id` (a SHA-256 prefix).
 """
@@ -31,6 +33,7 @@ from typing import Any
 
 from ipfs_accelerate_py.errors import ConfigurationError
 from ipfs_accelerate_py.resilience import forks, redis_lua
+from ipfs_accelerate_py.resilience.redis_health import Health
 from ipfs_accelerate_py.resilience.state import GO, Admission, Limits, Outcome, UsageRow
 
 __all__ = ["RedisState"]
@@ -92,8 +95,6 @@ class RedisState:
         self.lease_ttl = float(lease_ttl)
         self.retry_interval = float(retry_interval)
         self._sha: dict[str, str] = {}
-        self._down_until = 0.0
-        self._down = False
         self._aclients: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
         self._setup()
         forks.register(self)
@@ -101,6 +102,7 @@ class RedisState:
     def _setup(self) -> None:
         redis = self._redis
         self._client = redis.Redis.from_url(self.url, **self._options())
+        self._health = Health(self.retry_interval)  # a forked child finds out for itself
         self._lock = threading.Lock()
         self._held: dict[str, set[str]] = {}
         self._queue: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
@@ -135,28 +137,24 @@ class RedisState:
     def _key(self, scope: str, *parts: str) -> str:
         return ":".join((self.namespace, scope, *parts))
 
-    def _available(self) -> bool:
-        return not self._down or time.monotonic() >= self._down_until
-
-    def _failed(self, err: BaseException) -> None:
-        self._down_until = time.monotonic() + self.retry_interval
-        try:  # drop every pooled connection: one left idle through an outage would fail
-            self._client.connection_pool.disconnect(inuse_connections=False)  # when back
+    def _failed(self, err: BaseException, epoch: int) -> None:
+        """A command sent in ``epoch`` failed: warn when that begins an outage."""
+        if not self._health.failed(epoch):
+            return  # the outage already began, or the command predates the last change
+        try:  # drop the idle pooled connections: after a silent outage (no FIN) they would
+            self._client.connection_pool.disconnect(inuse_connections=False)  # time out
         except Exception:
             pass
-        if not self._down:
-            self._down = True
-            log.warning(
-                "shared state at %r unreachable (%s); going on with local state, retrying "
-                "every %.1fs",
-                self,
-                type(err).__name__,
-                self.retry_interval,
-            )
+        log.warning(
+            "shared state at %r unreachable (%s); going on with local state, retrying every %.1fs",
+            self,
+            type(err).__name__,
+            self.retry_interval,
+        )
 
-    def _recovered(self) -> None:
-        if self._down:
-            self._down = False
+    def _answered(self, epoch: int) -> None:
+        """A command sent in ``epoch`` was answered: say so when that ends an outage."""
+        if self._health.answered(epoch):
             log.warning("shared state at %r is back; resynchronising", self)
             self._ensure_worker()
 
@@ -167,8 +165,8 @@ class RedisState:
         try:
             return client.evalsha(sha, len(keys), *keys, *args)
         except self._redis.exceptions.NoScriptError:  # Redis restarted: load it again
-            self._sha[name] = client.script_load(_SCRIPTS[name])
-            return client.evalsha(self._sha[name], len(keys), *keys, *args)
+            sha = self._sha[name] = client.script_load(_SCRIPTS[name])
+            return client.evalsha(sha, len(keys), *keys, *args)
 
     async def _aeval(self, name: str, keys: list[str], args: list[Any]) -> Any:
         import asyncio
@@ -185,32 +183,32 @@ class RedisState:
         try:
             return await client.evalsha(sha, len(keys), *keys, *args)
         except self._redis.exceptions.NoScriptError:
-            self._sha[name] = await client.script_load(_SCRIPTS[name])
-            return await client.evalsha(self._sha[name], len(keys), *keys, *args)
+            sha = self._sha[name] = await client.script_load(_SCRIPTS[name])
+            return await client.evalsha(sha, len(keys), *keys, *args)
 
     def _call(self, name: str, keys: list[str], args: list[Any]) -> Any:
         """Run a script; None when Redis cannot answer (then local state decides)."""
-        if not self._available():
+        epoch = self._health.begin()
+        if epoch is None:
             return None
         try:
             result = self._eval(self._client, name, keys, args)
         except (self._redis.RedisError, OSError) as err:
-            self._failed(err)
+            self._failed(err, epoch)
             return None
-        if self._down:
-            self._recovered()
+        self._answered(epoch)
         return result
 
     async def _acall(self, name: str, keys: list[str], args: list[Any]) -> Any:
-        if not self._available():
+        epoch = self._health.begin()
+        if epoch is None:
             return None
         try:
             result = await self._aeval(name, keys, args)
         except (self._redis.RedisError, OSError) as err:
-            self._failed(err)
+            self._failed(err, epoch)
             return None
-        if self._down:
-            self._recovered()
+        self._answered(epoch)
         return result
 
     # -- leases --------------------------------------------------------------------------
@@ -349,13 +347,15 @@ class RedisState:
 
     def counter_get(self, name: str) -> float | None:
         """A counter's total (0.0 when absent); None when Redis cannot answer."""
-        if not self._available():
+        epoch = self._health.begin()
+        if epoch is None:
             return None
         try:
             value = self._client.get(f"{self.namespace}:counter:{name}")
         except (self._redis.RedisError, OSError) as err:
-            self._failed(err)
+            self._failed(err, epoch)
             return None
+        self._answered(epoch)
         return float(value) if value is not None else 0.0
 
     def usage(self) -> list[UsageRow]:
@@ -406,7 +406,7 @@ class RedisState:
                 with self._lock:
                     held = {scope: list(tokens) for scope, tokens in self._held.items() if tokens}
                 batch.extend(("renew", item) for item in held.items())
-            if self._pending and self._available():
+            if self._pending and self._health.available():
                 batch[:0], self._pending = self._pending, []
             if batch:
                 self._flush_batch(batch)
@@ -414,7 +414,8 @@ class RedisState:
                 self._idle.set()
 
     def _flush_batch(self, batch: list[tuple[str, Any]]) -> None:
-        if not self._available():
+        epoch = self._health.begin()
+        if epoch is None:
             self._keep(batch)
             return
         try:
@@ -438,15 +439,14 @@ class RedisState:
                     pipe.evalsha(self._sha["BUDGET_DEPOSIT"], 1, key, amount, capacity)
             results = pipe.execute(raise_on_error=False)
         except (self._redis.RedisError, OSError) as err:
-            self._failed(err)
+            self._failed(err, epoch)
             self._keep(batch)
             return
         if any(isinstance(r, self._redis.exceptions.NoScriptError) for r in results):
             self._sha.clear()  # Redis restarted: reload the scripts, send the batch again
             self._flush_batch(batch)
             return
-        if self._down:
-            self._recovered()
+        self._answered(epoch)
 
     def _keep(self, batch: list[tuple[str, Any]]) -> None:
         """Keep what must not be lost (usage) to send when Redis is back; drop the rest
