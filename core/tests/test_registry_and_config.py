@@ -450,3 +450,12 @@ def test_settings_repr_masks_the_key(installed_plugin: str) -> None:
     ):
         assert secret not in text
     assert "9876" in repr(b.settings)
+
+
+def test_get_backend_knows_every_shared_state_setting() -> None:
+    """get_backend imports resilience.shared only when one of its settings is given (or
+    IPFS_ACCELERATE_REDIS_URL is set): its list of them must be shared.py's."""
+    from ipfs_accelerate_py import core
+    from ipfs_accelerate_py.resilience import shared
+
+    assert frozenset(shared.SHARED_NAMES) == core._SHARED_NAMES
