@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import datetime
-import email.utils
 import math
 import random
 import threading
@@ -67,6 +66,8 @@ def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> f
     seconds = _seconds(raw)
     if seconds is not None:
         return max(seconds, 0.0)
+    import email.utils  # an HTTP date: rare, and email is not needed before it
+
     try:
         when = email.utils.parsedate_to_datetime(raw.strip())
         # A date without a zone ("-0000") parses naive; HTTP dates are always GMT.
