@@ -14,8 +14,7 @@ import time
 from collections.abc import AsyncGenerator, Generator
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
+from . import fastattrs as attrs  # attrs.evolve for core's classes, without loading attrs
 from . import observability as _obs
 from .attempts import Attempts, CallOptions, PluginHooks, new_request_id
 from .calls import STREAM_END, CallableCall, EventParser, HttpCall

@@ -12,11 +12,14 @@ import json
 import sys
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
-from typing import Any
-
-import attrs
+from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidArgumentError, MalformedResponseError
+
+if TYPE_CHECKING:
+    from attrs import field, frozen
+else:
+    from .fastattrs import field, frozen
 
 __all__ = [
     "ChatRequest",
@@ -60,7 +63,7 @@ class _DictView:
         return self.to_dict().keys()
 
 
-@attrs.frozen(slots=True)
+@frozen(slots=True)
 class ToolCall:
     """A function call the model asked for; ``arguments`` is the JSON text the model wrote."""
 
@@ -92,7 +95,7 @@ _NO_EXTRA: Mapping[str, Any] = MappingProxyType({})
 _MESSAGE_FIELDS = frozenset(("role", "content", "name", "tool_calls", "tool_call_id"))
 
 
-@attrs.frozen(slots=True)
+@frozen(slots=True)
 class Message:
     """One chat message. ``content`` is text, or a list of provider-style content parts.
 
@@ -218,14 +221,14 @@ def token_count(value: Any) -> int:
     return int(value) if 0 <= value <= MAX_TOKENS else 0  # NaN compares False: 0
 
 
-@attrs.frozen(slots=True)
+@frozen(slots=True)
 class Usage:
     """Token counts for one call; ``extra`` keeps provider-specific figures (e.g. ``x_groq``)."""
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
-    extra: Mapping[str, Any] = attrs.field(factory=dict)
+    extra: Mapping[str, Any] = field(factory=dict)
 
     @classmethod
     def of(cls, prompt: Any, completion: Any, total: Any = None) -> Usage:
@@ -265,7 +268,7 @@ class Usage:
         return out
 
 
-@attrs.frozen(slots=True)
+@frozen(slots=True)
 class ChatResponse(_DictView):
     """A chat completion: the text, why it stopped, token usage, tool calls and the raw body."""
 
@@ -275,7 +278,7 @@ class ChatResponse(_DictView):
     usage: Usage | None = None
     tool_calls: tuple[ToolCall, ...] = ()
     id: str | None = None
-    raw: Any = attrs.field(default=None, repr=False, eq=False)
+    raw: Any = field(default=None, repr=False, eq=False)
 
     def to_dict(self) -> dict[str, Any]:
         """``{"text", "model", "finish_reason", "usage", "tool_calls", "id"}``."""
@@ -289,7 +292,7 @@ class ChatResponse(_DictView):
         }
 
 
-@attrs.frozen(slots=True)
+@frozen(slots=True)
 class ToolCallDelta:
     """A piece of a tool call arriving in a stream; pieces with one ``index`` concatenate."""
 
@@ -299,7 +302,7 @@ class ToolCallDelta:
     arguments: str = ""
 
 
-@attrs.frozen(slots=True)
+@frozen(slots=True)
 class StreamChunk(_DictView):
     """One piece of a streamed reply. The last chunk has ``done=True``, the finish reason and,
     when the provider reports it, the usage of the whole call."""
@@ -310,7 +313,7 @@ class StreamChunk(_DictView):
     usage: Usage | None = None
     tool_calls: tuple[ToolCallDelta, ...] = ()
     model: str | None = None
-    raw: Any = attrs.field(default=None, repr=False, eq=False)
+    raw: Any = field(default=None, repr=False, eq=False)
 
     def to_dict(self) -> dict[str, Any]:
         """``{"text", "done", "finish_reason", "usage"}``."""
@@ -322,14 +325,14 @@ class StreamChunk(_DictView):
         }
 
 
-@attrs.frozen(slots=True)
+@frozen(slots=True)
 class EmbeddingResponse(_DictView):
     """Embedding vectors, one per input text, in input order."""
 
     embeddings: list[list[float]]
     model: str | None = None
     usage: Usage | None = None
-    raw: Any = attrs.field(default=None, repr=False, eq=False)
+    raw: Any = field(default=None, repr=False, eq=False)
 
     @property
     def embedding(self) -> list[float]:
@@ -368,15 +371,15 @@ def decode_base64_floats(data: str, *, provider: str | None = None) -> list[floa
     return values.tolist()
 
 
-@attrs.frozen(slots=True)
+@frozen(slots=True)
 class ImageResponse(_DictView):
     """Generated images: URLs and/or base64 payloads, with any revised prompts."""
 
-    urls: list[str] = attrs.field(factory=list)
-    b64_images: list[str] = attrs.field(factory=list, repr=False)
-    revised_prompts: list[str] = attrs.field(factory=list)
+    urls: list[str] = field(factory=list)
+    b64_images: list[str] = field(factory=list, repr=False)
+    revised_prompts: list[str] = field(factory=list)
     model: str | None = None
-    raw: Any = attrs.field(default=None, repr=False, eq=False)
+    raw: Any = field(default=None, repr=False, eq=False)
 
     def image_bytes(self) -> list[bytes]:
         """The base64 images decoded to bytes."""
@@ -392,7 +395,7 @@ class ImageResponse(_DictView):
         }
 
 
-@attrs.frozen(slots=True)
+@frozen(slots=True)
 class GenerateResponse(_DictView):
     """Text generated from a bare prompt (TGI ``/generate``, Ollama ``/api/generate``...)."""
 
@@ -400,7 +403,7 @@ class GenerateResponse(_DictView):
     model: str | None = None
     finish_reason: str | None = None
     usage: Usage | None = None
-    raw: Any = attrs.field(default=None, repr=False, eq=False)
+    raw: Any = field(default=None, repr=False, eq=False)
 
     def to_dict(self) -> dict[str, Any]:
         """``{"text", "generated_text", "model", "finish_reason", "usage"}``."""
@@ -413,7 +416,7 @@ class GenerateResponse(_DictView):
         }
 
 
-@attrs.frozen(slots=True)
+@frozen(slots=True)
 class ModelInfo(_DictView):
     """A model a backend offers."""
 
@@ -423,7 +426,7 @@ class ModelInfo(_DictView):
     context_window: int | None = None
     description: str | None = None
     category: str | None = None
-    raw: Any = attrs.field(default=None, repr=False, eq=False)
+    raw: Any = field(default=None, repr=False, eq=False)
 
     def to_dict(self) -> dict[str, Any]:
         """``{"id", "owned_by", "created", "context_window", "description", "category"}``."""
@@ -440,33 +443,33 @@ class ModelInfo(_DictView):
 # --- requests: what the backend hands a plugin's hook --------------------------------------
 
 
-@attrs.frozen(slots=True)
+@frozen(slots=True)
 class ChatRequest:
     """A chat call: model, messages and generation parameters (``temperature``, ``tools``...)."""
 
     model: str
     messages: tuple[Message, ...]
-    params: Mapping[str, Any] = attrs.field(factory=dict)
+    params: Mapping[str, Any] = field(factory=dict)
 
 
-@attrs.frozen(slots=True)
+@frozen(slots=True)
 class EmbedRequest:
     """An embedding call: one vector is wanted per input text."""
 
     model: str
     inputs: tuple[str, ...]
     encoding_format: str = "float"
-    params: Mapping[str, Any] = attrs.field(factory=dict)
+    params: Mapping[str, Any] = field(factory=dict)
 
 
-@attrs.frozen(slots=True)
+@frozen(slots=True)
 class GenerateRequest:
     """A generation from a bare prompt; ``kind`` is ``"text"`` or ``"image"``."""
 
     model: str
     prompt: str
     kind: str = "text"
-    params: Mapping[str, Any] = attrs.field(factory=dict)
+    params: Mapping[str, Any] = field(factory=dict)
 
 
 def coerce_messages(messages: Any) -> list[Message]:

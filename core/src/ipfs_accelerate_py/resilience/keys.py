@@ -22,9 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
 from ipfs_accelerate_py.errors import ConfigurationError
+from ipfs_accelerate_py.fastattrs import evolve
 from ipfs_accelerate_py.masking import mask_secret
 from ipfs_accelerate_py.resilience import forks
 from ipfs_accelerate_py.resilience.clock import SYSTEM_CLOCK, Clock
@@ -236,9 +235,7 @@ class KeyPool:
             )
         if credential is None or credential.secret != secret:
             credential = (
-                Credential(secret)
-                if credential is None
-                else attrs.evolve(credential, secret=secret)
+                Credential(secret) if credential is None else evolve(credential, secret=secret)
             )
         with self._lock:
             key = self._keys.get(name)
