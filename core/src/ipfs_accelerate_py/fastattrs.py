@@ -130,6 +130,7 @@ else:
             "__setattr__",
             "__delattr__",
             "__match_args__",
+            "__replace__",
             "__slots__",
             "__attrs_pre_init__",
             "__attrs_post_init__",
@@ -265,6 +266,8 @@ else:
                 methods["__setattr__"] = _validating_setattr(cls, self)
                 cd["__attrs_own_setattr__"] = True
             methods["__getstate__"], methods["__setstate__"] = _state(names)
+            if sys.version_info >= (3, 13):  # copy.replace(), as attrs adds it there
+                methods["__replace__"] = _replace()
             for method in methods.values():
                 method.__module__ = cls.__module__
                 method.__qualname__ = f"{qualname}.{method.__name__}"
@@ -477,6 +480,12 @@ else:
             set_slot(self, name, val)
 
         return __setattr__
+
+    def _replace() -> Any:
+        def __replace__(self: Any, /, **changes: Any) -> Any:
+            return evolve(self, **changes)
+
+        return __replace__
 
     def _state(names: tuple[str, ...]) -> tuple[Any, Any]:
         def __getstate__(self: Any) -> dict[str, Any]:
