@@ -205,8 +205,8 @@ else:
             names, repr_names, eq_names = [], [], []
             seen_default = False
             for name, annotation in annotations.items():
-                if isinstance(annotation, str) and annotation.startswith(_CLASS_VARS):
-                    return None  # attrs skips ClassVars: let it
+                if "ClassVar" in str(annotation):
+                    return None  # attrs skips ClassVars (under any spelling): let it
                 if name.startswith("_"):
                     return None  # attrs' __init__ takes it by another name (its alias)
                 value = own.get(name, NOTHING)
@@ -348,7 +348,6 @@ else:
                 self.twin = getattr(attrs, self.kind)(body, **options)
             return self.twin
 
-    _CLASS_VARS = ("ClassVar", "typing.ClassVar", "t.ClassVar", "'typing.ClassVar")
     _DROP = ("__dict__", "__weakref__")
 
     def _plain_member(value: Any) -> bool:
