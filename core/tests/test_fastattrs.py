@@ -316,3 +316,20 @@ def test_an_attrs_subclass_extends_a_class_built_here() -> None:
         reply.text = "x"  # type: ignore[misc]
     assert attrs.evolve(reply, text="x").deployment == "a"
     assert not hasattr(reply, "__dict__")
+
+
+def test_every_init_comes_compiled_with_the_package() -> None:
+    """_fastattrs_inits.py holds, for each class, the same code fastattrs would compile; if a
+    class changed, regenerate it: .venv/bin/python scripts/fastattrs-inits"""
+    known = fastattrs._precompiled()  # type: ignore[attr-defined]
+    stale = [c.__qualname__ for c in built_here() if c.__fastattrs__.script not in known]
+    assert not stale, f"run scripts/fastattrs-inits: {stale} changed"
+    assert len(known) == len(built_here()), "run scripts/fastattrs-inits: a class is gone"
+    for cls in built_here():
+        script = cls.__fastattrs__.script  # type: ignore[attr-defined]
+        namespace: dict[str, Any] = {}
+        exec(compile(script, "<check>", "exec"), dict(cls.__init__.__globals__), namespace)  # type: ignore[misc]
+        fresh, ours = namespace["__init__"].__code__, cls.__init__.__code__  # type: ignore[misc]
+        for attribute in ("co_code", "co_consts", "co_names", "co_varnames", "co_argcount"):
+            assert getattr(ours, attribute) == getattr(fresh, attribute), (cls, attribute)
+        assert ours.co_name == "__init__" and ours.co_filename.startswith("<attrs generated")
