@@ -343,7 +343,11 @@ else:
             return init
 
         def build_twin(self) -> type:
-            """The same class built by attrs (for its ``__attrs_attrs__``)."""
+            """The same class built by attrs (for its ``__attrs_attrs__``), once."""
+            with _twin_lock:
+                return self._twin()
+
+        def _twin(self) -> type:
             if self.twin is None:
                 import attrs
 
@@ -366,6 +370,7 @@ else:
             return self.twin
 
     _DROP = ("__dict__", "__weakref__")
+    _twin_lock = threading.RLock()
     _inits: dict[str, Any] | None = None
 
     def _precompiled() -> dict[str, Any]:
