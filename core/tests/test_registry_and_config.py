@@ -392,6 +392,65 @@ def test_httpx_and_asyncio_load_only_when_needed(tmp_path: Path) -> None:
     assert out.stdout.splitlines() == ["get_backend False False", "sync call True False"]
 
 
+# Not needed between `import` and a first sync reply, so not loaded on the way (a guard on
+# cold-start time that no timing noise can fail): each costs milliseconds to import, or
+# builds classes. (email, hashlib, ssl, platform, inspect and logging come with httpx.)
+NOT_ON_THE_WAY_TO_A_FIRST_REPLY = (
+    "asyncio",
+    "attr",
+    "attrs",
+    "importlib.metadata",
+    "zipfile",
+    "numpy",
+    "redis",
+    "opentelemetry",
+    "dotenv",
+    "yaml",
+    "concurrent.futures",
+    "ipfs_accelerate_py.demo",
+    "ipfs_accelerate_py.resilience.shared",
+    "ipfs_accelerate_py.resilience.state",
+    "ipfs_accelerate_py.router",
+    "ipfs_accelerate_py.observability.call",
+    "ipfs_accelerate_py.observability.otel",
+    "ipfs_accelerate_py.api_backends",
+    "ipfs_accelerate_py.testing",
+)
+# ... and not by import + get_backend either, before the first request loads httpx
+NOT_BEFORE_THE_FIRST_REQUEST = (
+    "httpx",
+    "ssl",
+    "email",
+    "hashlib",
+    "importlib.resources",
+    "tempfile",
+)
+
+
+def test_a_first_reply_imports_only_what_it_needs(protocol_server: ProtocolServer) -> None:
+    """What benchmarks/run.py times as cold start: import, get_backend("openai") and one sync
+    chat, in a fresh interpreter; none of the modules above may load on the way."""
+    pytest.importorskip("ipfs_accelerate_openai")
+    protocol_server.on("POST", CHAT, default=ok("hello"))
+    code = textwrap.dedent(
+        f"""
+        import sys
+        from ipfs_accelerate_py.core import get_backend
+        b = get_backend("openai", api_key="sk-" + "k" * 20, base_url={protocol_server.url("/v1")!r})
+        loaded = lambda names: ",".join(m for m in names if m in sys.modules)
+        print(loaded({NOT_ON_THE_WAY_TO_A_FIRST_REPLY + NOT_BEFORE_THE_FIRST_REQUEST!r}))
+        print(b.chat(messages=[{{"role": "user", "content": "hi"}}], model="m")["text"])
+        print(loaded({NOT_ON_THE_WAY_TO_A_FIRST_REPLY!r}))
+        """
+    )
+    env = {**os.environ, "IPFS_ACCELERATE_NO_DOTENV": "1"}
+    env.pop("IPFS_ACCELERATE_REDIS_URL", None)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert out.stdout.splitlines() == ["", "hello", ""]
+
+
 def test_register_rejects_a_plugin_without_backends() -> None:
     class Empty:
         pass
@@ -450,3 +509,12 @@ def test_settings_repr_masks_the_key(installed_plugin: str) -> None:
     ):
         assert secret not in text
     assert "9876" in repr(b.settings)
+
+
+def test_get_backend_knows_every_shared_state_setting() -> None:
+    """get_backend imports resilience.shared only when one of its settings is given (or
+    IPFS_ACCELERATE_REDIS_URL is set): its list of them must be shared.py's."""
+    from ipfs_accelerate_py import core
+    from ipfs_accelerate_py.resilience import shared
+
+    assert frozenset(shared.SHARED_NAMES) == core._SHARED_NAMES

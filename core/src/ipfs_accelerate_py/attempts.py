@@ -15,8 +15,6 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
 from .calls import CallableCall, Credential, HttpCall
 from .config import new_idempotency_key
 from .errors import (
@@ -39,6 +37,11 @@ from .transport import error_from_exception, error_from_reply
 from .types import Usage
 
 if TYPE_CHECKING:
+    from attrs import frozen
+else:
+    from .fastattrs import frozen
+
+if TYPE_CHECKING:
     from .endpoint import Endpoint
     from .resilience.clock import Clock
     from .resilience.keys import KeyLease
@@ -54,7 +57,7 @@ def new_request_id() -> str:
     return "req_" + os.urandom(12).hex()
 
 
-@attrs.frozen(slots=True)
+@frozen(slots=True)
 class CallOptions:
     """Per-call pipeline options, split off the caller's keyword arguments."""
 
@@ -71,7 +74,7 @@ class CallOptions:
     obs: Any = None  # the call's observability.call.Observation, only while observing
 
 
-@attrs.frozen(slots=True)
+@frozen(slots=True)
 class PluginHooks:
     """The plugin's own say in an attempt: ``authorize(request, credential)`` places the
     credential on an HTTP request; ``refine(error)`` returns a more precise error for one

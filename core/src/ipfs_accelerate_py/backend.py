@@ -17,8 +17,6 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-import attrs
-
 from . import handlers, pipeline, plugins
 from . import observability as _obs
 from .caching import CacheControls
@@ -27,6 +25,7 @@ from .config import BackendSpec, Settings, seconds_setting
 from .controls import EndpointControls
 from .endpoint import POLICY_NAMES, Endpoint
 from .errors import ConfigurationError, InvalidArgumentError
+from .fastattrs import evolve
 from .masking import mask_url
 from .resilience.clock import SYSTEM_CLOCK, Clock
 from .resilience.gate import Priority
@@ -145,7 +144,7 @@ def _as_output(
     if output == "list" and type(vectors) is list:  # the common case: nothing to do
         return response
     converted = conform(vectors, output, provider=provider)
-    return response if converted is vectors else attrs.evolve(response, embeddings=converted)
+    return response if converted is vectors else evolve(response, embeddings=converted)
 
 
 def _plugin_hooks(registration: plugins.Registration) -> pipeline.PluginHooks | None:

@@ -22,10 +22,9 @@ import json
 from collections.abc import AsyncGenerator, Generator, Hashable
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
 from . import pipeline
 from .errors import ConfigurationError, InvalidArgumentError
+from .fastattrs import evolve
 from .types import ChatResponse, EmbeddingResponse, EmbedRequest, StreamChunk
 
 if TYPE_CHECKING:
@@ -477,7 +476,7 @@ class CacheControls:
         if batcher is not None and batcher.auto_batching and len(request.inputs) == 1:
 
             def send(texts: list[str]) -> list[Any]:
-                batch = attrs.evolve(request, inputs=tuple(texts))
+                batch = evolve(request, inputs=tuple(texts))
                 out = pipeline.run(
                     ep, self._call("embed", ep, request=batch), opts, hooks=self._hooks
                 )
@@ -509,7 +508,7 @@ class CacheControls:
         if batcher is not None and batcher.auto_batching and len(request.inputs) == 1:
 
             async def send(texts: list[str]) -> list[Any]:
-                batch = attrs.evolve(request, inputs=tuple(texts))
+                batch = evolve(request, inputs=tuple(texts))
                 out = await pipeline.arun(
                     ep, self._call("embed", ep, request=batch), opts, hooks=self._hooks
                 )
@@ -541,7 +540,7 @@ def _split(response: EmbeddingResponse[Any], n: int) -> list[EmbeddingResponse[A
 def _chunks(request: EmbedRequest, size: int) -> list[EmbedRequest]:
     """``request`` cut into requests of at most ``size`` texts, in order."""
     inputs = request.inputs
-    return [attrs.evolve(request, inputs=inputs[i : i + size]) for i in range(0, len(inputs), size)]
+    return [evolve(request, inputs=inputs[i : i + size]) for i in range(0, len(inputs), size)]
 
 
 def _joined(parts: list[EmbeddingResponse[Any]]) -> EmbeddingResponse[Any]:

@@ -19,13 +19,16 @@ argument for an SDK).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from typing import Any, Literal, TypeAlias
-
-import attrs
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from .errors import BackendError
 from .masking import mask_secret
 from .types import StreamChunk, Usage
+
+if TYPE_CHECKING:
+    from attrs import field, frozen
+else:
+    from .fastattrs import field, frozen
 
 __all__ = ["STREAM_END", "Call", "CallableCall", "Credential", "HttpCall", "StreamEnd"]
 
@@ -49,7 +52,7 @@ STREAM_END = StreamEnd()
 EventParser = Callable[[Any], "StreamChunk | StreamEnd | None"]
 
 
-@attrs.frozen(slots=True)
+@frozen(slots=True)
 class HttpCall:
     """One HTTP exchange with the provider.
 
@@ -95,7 +98,7 @@ class HttpCall:
     decode: Callable[[bytes], Any] | None = None
 
 
-@attrs.frozen(slots=True, repr=False)
+@frozen(slots=True, repr=False)
 class Credential:
     """A leased credential: ``secret`` (an API key, a secret access key) and, for providers
     whose credential has more parts, an ``id`` (an access key id) and ``extra`` fields
@@ -103,14 +106,14 @@ class Credential:
 
     secret: str
     id: str | None = None
-    extra: Mapping[str, str] = attrs.field(factory=dict)
+    extra: Mapping[str, str] = field(factory=dict)
 
     def __repr__(self) -> str:
         who = f"id={self.id!r}, " if self.id else ""
         return f"Credential({who}secret={mask_secret(self.secret)!r})"
 
 
-@attrs.frozen(slots=True)
+@frozen(slots=True)
 class CallableCall:
     """A call made by running Python code instead of an HTTP exchange.
 

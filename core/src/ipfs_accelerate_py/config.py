@@ -26,14 +26,18 @@ import math
 import os
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import attrs
 
 from .calls import Credential
 from .errors import ConfigurationError
 from .masking import mask_secret, mask_url
+
+if TYPE_CHECKING:
+    import attrs
+    from attrs import field, frozen
+else:
+    from .fastattrs import field, frozen
 
 __all__ = [
     "BackendSpec",
@@ -57,7 +61,7 @@ def _header_name(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> 
         raise ConfigurationError(f"{attribute.name} must be an HTTP header name, got {value!r}")
 
 
-@attrs.frozen(slots=True)
+@frozen(slots=True)
 class BackendSpec:
     """What a plugin declares about its backend: names, defaults and capabilities.
 
@@ -94,16 +98,16 @@ class BackendSpec:
     api_key_required: bool = True
     auth_header: str = "Authorization"
     auth_prefix: str = "Bearer "
-    default_headers: Mapping[str, str] = attrs.field(factory=dict)
+    default_headers: Mapping[str, str] = field(factory=dict)
     request_id_header: str | None = None
     capabilities: frozenset[str] = CAPABILITIES
     display_name: str = ""
-    extra_config: Mapping[str, Any] = attrs.field(factory=dict)
+    extra_config: Mapping[str, Any] = field(factory=dict)
     model_required: bool = True
     seed_class: str | None = None
     http: bool = True
     free: bool = False
-    idempotency_header: str | None = attrs.field(default=None, validator=_header_name)
+    idempotency_header: str | None = field(default=None, validator=_header_name)
     max_batch_inputs: int | None = None
 
     def auth_headers(self, api_key: str | None) -> dict[str, str]:
@@ -126,7 +130,7 @@ def new_idempotency_key() -> str:
     return "idem_" + os.urandom(16).hex()
 
 
-@attrs.frozen(slots=True, repr=False)
+@frozen(slots=True, repr=False)
 class Settings:
     """A backend's resolved settings. The key never appears in ``repr``."""
 
@@ -136,7 +140,7 @@ class Settings:
     default_model: str | None = None
     timeout: float = 600.0
     connect_timeout: float = 5.0
-    extra: Mapping[str, Any] = attrs.field(factory=dict)
+    extra: Mapping[str, Any] = field(factory=dict)
 
     def __repr__(self) -> str:
         key = self.api_key

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -15,6 +16,10 @@ if TYPE_CHECKING:
     from .resilience.clock import Clock
 
 __all__ = ["get_backend", "list_backends"]
+
+# resilience.shared's SHARED_NAMES (a test keeps them equal): shared state loads only when
+# one of them is given or IPFS_ACCELERATE_REDIS_URL is set
+_SHARED_NAMES = frozenset(("shared_state", "shared_namespace", "rpm", "tpm", "rate_window"))
 
 
 def get_backend(
@@ -41,10 +46,13 @@ def get_backend(
     from .config import resolve_settings
     from .endpoint import normalize_policy
     from .resilience.clock import SYSTEM_CLOCK
-    from .resilience.shared import pop_shared_settings
 
     spec = plugins.load_spec(name)
-    shared = pop_shared_settings(settings)  # shared_state=, rpm=, tpm=: resilience/shared.py
+    shared = None
+    if os.environ.get("IPFS_ACCELERATE_REDIS_URL") or not _SHARED_NAMES.isdisjoint(settings):
+        from .resilience.shared import pop_shared_settings
+
+        shared = pop_shared_settings(settings)  # shared_state=, rpm=, tpm=: resilience/shared.py
     policy = normalize_policy(settings)
     resolved = resolve_settings(
         spec, api_key=api_key, base_url=base_url, model=model, timeout=timeout, metadata=metadata

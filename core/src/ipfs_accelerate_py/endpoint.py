@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
 from .config import BackendSpec, Settings, missing_key_error
 from .errors import ConfigurationError
+from .fastattrs import evolve
 from .masking import mask_url
 from .resilience.breaker import CircuitBreaker
 from .resilience.clock import Clock
@@ -138,7 +137,7 @@ class Endpoint:
 
     def with_settings(self, **changes: Any) -> Settings:
         """This endpoint's settings with some fields replaced."""
-        return attrs.evolve(self.settings, **changes)
+        return evolve(self.settings, **changes)
 
     def missing_key(self) -> ConfigurationError:
         """The error for a call made with no key configured."""

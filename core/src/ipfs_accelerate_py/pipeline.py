@@ -15,8 +15,7 @@ from collections.abc import AsyncGenerator, Generator
 from time import monotonic
 from typing import TYPE_CHECKING, Any, NoReturn
 
-import attrs
-
+from . import fastattrs as attrs  # attrs.evolve for core's classes, without loading attrs
 from . import observability as _obs
 from .attempts import Attempts, CallOptions, PluginHooks, new_request_id
 from .calls import STREAM_END, CallableCall, EventParser, HttpCall, StreamEnd

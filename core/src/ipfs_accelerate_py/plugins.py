@@ -22,12 +22,16 @@ import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import attrs
 import pluggy
 
 from . import handlers, hookspecs, known_plugins
 from .config import BackendSpec
 from .errors import BackendNotInstalledError, ConfigurationError, UnknownBackendError
+
+if TYPE_CHECKING:
+    from attrs import frozen
+else:
+    from .fastattrs import frozen
 
 ENTRY_POINT_GROUP = "ipfs_accelerate.backends"
 
@@ -64,7 +68,7 @@ class PluginWarning(UserWarning):
     """A plugin could not be loaded or registered; other backends are not affected."""
 
 
-@attrs.frozen(eq=False)
+@frozen(eq=False)
 class Registration:
     """A backend as registered: its spec, the plugin object that declared it, the
     distribution it came from, and that plugin's hook functions by hook name."""

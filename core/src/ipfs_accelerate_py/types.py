@@ -14,16 +14,17 @@ from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-import attrs
-
 from .errors import InvalidArgumentError, MalformedResponseError
 
 if TYPE_CHECKING:
+    from attrs import field, frozen
     from typing_extensions import TypeVar as _TypeVarWithDefault
 
     # bare ``EmbeddingResponse`` means lists, so annotations without a parameter stay valid
     Vectors = _TypeVarWithDefault("Vectors", covariant=True, default=list[list[float]])
 else:
+    from .fastattrs import field, frozen
+
     Vectors = TypeVar("Vectors", covariant=True)
 
 _Row = TypeVar("_Row", covariant=True)
@@ -71,7 +72,7 @@ class _DictView:
         return self.to_dict().keys()
 
 
-@attrs.frozen(slots=True)
+@frozen(slots=True)
 class ToolCall:
     """A function call the model asked for; ``arguments`` is the JSON text the model wrote."""
 
@@ -103,7 +104,7 @@ _NO_EXTRA: Mapping[str, Any] = MappingProxyType({})
 _MESSAGE_FIELDS = frozenset(("role", "content", "name", "tool_calls", "tool_call_id"))
 
 
-@attrs.frozen(slots=True)
+@frozen(slots=True)
 class Message:
     """One chat message. ``content`` is text, or a list of provider-style content parts.
 
@@ -229,14 +230,14 @@ def token_count(value: Any) -> int:
     return int(value) if 0 <= value <= MAX_TOKENS else 0  # NaN compares False: 0
 
 
-@attrs.frozen(slots=True)
+@frozen(slots=True)
 class Usage:
     """Token counts for one call; ``extra`` keeps provider-specific figures (e.g. ``x_groq``)."""
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
-    extra: Mapping[str, Any] = attrs.field(factory=dict)
+    extra: Mapping[str, Any] = field(factory=dict)
 
     @classmethod
     def of(cls, prompt: Any, completion: Any, total: Any = None) -> Usage:
@@ -289,7 +290,7 @@ class Usage:
         return out
 
 
-@attrs.frozen(slots=True)
+@frozen(slots=True)
 class ChatResponse(_DictView):
     """A chat completion: the text, why it stopped, token usage, tool calls and the raw body."""
 
@@ -299,7 +300,7 @@ class ChatResponse(_DictView):
     usage: Usage | None = None
     tool_calls: tuple[ToolCall, ...] = ()
     id: str | None = None
-    raw: Any = attrs.field(default=None, repr=False, eq=False)
+    raw: Any = field(default=None, repr=False, eq=False)
 
     def to_dict(self) -> dict[str, Any]:
         """``{"text", "model", "finish_reason", "usage", "tool_calls", "id"}``."""
@@ -313,7 +314,7 @@ class ChatResponse(_DictView):
         }
 
 
-@attrs.frozen(slots=True)
+@frozen(slots=True)
 class ToolCallDelta:
     """A piece of a tool call arriving in a stream; pieces with one ``index`` concatenate."""
 
@@ -323,7 +324,7 @@ class ToolCallDelta:
     arguments: str = ""
 
 
-@attrs.frozen(slots=True)
+@frozen(slots=True)
 class StreamChunk(_DictView):
     """One piece of a streamed reply. The last chunk has ``done=True``, the finish reason and,
     when the provider reports it, the usage of the whole call."""
@@ -334,7 +335,7 @@ class StreamChunk(_DictView):
     usage: Usage | None = None
     tool_calls: tuple[ToolCallDelta, ...] = ()
     model: str | None = None
-    raw: Any = attrs.field(default=None, repr=False, eq=False)
+    raw: Any = field(default=None, repr=False, eq=False)
 
     def to_dict(self) -> dict[str, Any]:
         """``{"text", "done", "finish_reason", "usage"}``."""
@@ -346,18 +347,20 @@ class StreamChunk(_DictView):
         }
 
 
-def _slot_setters(cls: type) -> tuple[Any, ...]:
-    """The ``__set__`` of each slot of a frozen attrs class, in field order: setting slots
-    directly skips the frozen class's generic ``__init__`` (about twice as fast)."""
-    fields = vars(cls)
-    return tuple(fields[name].__set__ for name in attrs.fields_dict(cls))
+def _setter(cls: type, name: str) -> Any:
+    """The ``__set__`` of slot ``name`` of a frozen slotted class: setting slots directly
+    skips the frozen class's generic ``__init__`` (about twice as fast)."""
+    return vars(cls)[name].__set__
 
 
 _new = object.__new__
-(_set_text, _set_done, _set_finish, _set_usage, _set_calls, _set_model, _set_raw) = _slot_setters(
-    StreamChunk
+_set_text, _set_done, _set_finish, _set_usage, _set_calls, _set_model, _set_raw = (
+    _setter(StreamChunk, name)
+    for name in ("text", "done", "finish_reason", "usage", "tool_calls", "model", "raw")
 )
-_set_prompt, _set_completion, _set_total, _set_extra = _slot_setters(Usage)
+_set_prompt, _set_completion, _set_total, _set_extra = (
+    _setter(Usage, name) for name in ("prompt_tokens", "completion_tokens", "total_tokens", "extra")
+)
 
 
 def _usage(prompt: int, completion: int, total: int, extra: Mapping[str, Any]) -> Usage:
@@ -401,7 +404,7 @@ def _vectors_key(vectors: Any) -> Any:
     return tolist() if tolist is not None else list(vectors)
 
 
-@attrs.frozen(slots=True)
+@frozen(slots=True)
 class EmbeddingResponse(_DictView, Generic[Vectors]):
     """Embedding vectors, one per input text, in input order.
 
@@ -411,10 +414,10 @@ class EmbeddingResponse(_DictView, Generic[Vectors]):
     (``EmbeddingResponse[numpy.typing.NDArray[numpy.float32]]``).
     """
 
-    embeddings: Vectors = attrs.field(eq=_vectors_key)
+    embeddings: Vectors = field(eq=_vectors_key)
     model: str | None = None
     usage: Usage | None = None
-    raw: Any = attrs.field(default=None, repr=False, eq=False)
+    raw: Any = field(default=None, repr=False, eq=False)
 
     @property
     def embedding(self: EmbeddingResponse[_Rows[_Row]]) -> _Row:
@@ -455,15 +458,15 @@ def decode_base64_floats(data: str, *, provider: str | None = None) -> list[floa
     return values.tolist()
 
 
-@attrs.frozen(slots=True)
+@frozen(slots=True)
 class ImageResponse(_DictView):
     """Generated images: URLs and/or base64 payloads, with any revised prompts."""
 
-    urls: list[str] = attrs.field(factory=list)
-    b64_images: list[str] = attrs.field(factory=list, repr=False)
-    revised_prompts: list[str] = attrs.field(factory=list)
+    urls: list[str] = field(factory=list)
+    b64_images: list[str] = field(factory=list, repr=False)
+    revised_prompts: list[str] = field(factory=list)
     model: str | None = None
-    raw: Any = attrs.field(default=None, repr=False, eq=False)
+    raw: Any = field(default=None, repr=False, eq=False)
 
     def image_bytes(self) -> list[bytes]:
         """The base64 images decoded to bytes."""
@@ -479,7 +482,7 @@ class ImageResponse(_DictView):
         }
 
 
-@attrs.frozen(slots=True)
+@frozen(slots=True)
 class GenerateResponse(_DictView):
     """Text generated from a bare prompt (TGI ``/generate``, Ollama ``/api/generate``...)."""
 
@@ -487,7 +490,7 @@ class GenerateResponse(_DictView):
     model: str | None = None
     finish_reason: str | None = None
     usage: Usage | None = None
-    raw: Any = attrs.field(default=None, repr=False, eq=False)
+    raw: Any = field(default=None, repr=False, eq=False)
 
     def to_dict(self) -> dict[str, Any]:
         """``{"text", "generated_text", "model", "finish_reason", "usage"}``."""
@@ -500,7 +503,7 @@ class GenerateResponse(_DictView):
         }
 
 
-@attrs.frozen(slots=True)
+@frozen(slots=True)
 class ModelInfo(_DictView):
     """A model a backend offers."""
 
@@ -510,7 +513,7 @@ class ModelInfo(_DictView):
     context_window: int | None = None
     description: str | None = None
     category: str | None = None
-    raw: Any = attrs.field(default=None, repr=False, eq=False)
+    raw: Any = field(default=None, repr=False, eq=False)
 
     def to_dict(self) -> dict[str, Any]:
         """``{"id", "owned_by", "created", "context_window", "description", "category"}``."""
@@ -527,16 +530,16 @@ class ModelInfo(_DictView):
 # --- requests: what the backend hands a plugin's hook --------------------------------------
 
 
-@attrs.frozen(slots=True)
+@frozen(slots=True)
 class ChatRequest:
     """A chat call: model, messages and generation parameters (``temperature``, ``tools``...)."""
 
     model: str
     messages: tuple[Message, ...]
-    params: Mapping[str, Any] = attrs.field(factory=dict)
+    params: Mapping[str, Any] = field(factory=dict)
 
 
-@attrs.frozen(slots=True)
+@frozen(slots=True)
 class EmbedRequest:
     """An embedding call: one vector is wanted per input text.
 
@@ -550,18 +553,18 @@ class EmbedRequest:
     model: str
     inputs: tuple[str, ...]
     encoding_format: str | None = None
-    params: Mapping[str, Any] = attrs.field(factory=dict)
+    params: Mapping[str, Any] = field(factory=dict)
     output: str = "list"
 
 
-@attrs.frozen(slots=True)
+@frozen(slots=True)
 class GenerateRequest:
     """A generation from a bare prompt; ``kind`` is ``"text"`` or ``"image"``."""
 
     model: str
     prompt: str
     kind: str = "text"
-    params: Mapping[str, Any] = attrs.field(factory=dict)
+    params: Mapping[str, Any] = field(factory=dict)
 
 
 def coerce_messages(messages: Any) -> list[Message]:

@@ -22,9 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
 from ipfs_accelerate_py.errors import ConfigurationError
+from ipfs_accelerate_py.fastattrs import evolve
 from ipfs_accelerate_py.masking import mask_secret
 from ipfs_accelerate_py.resilience import forks
 from ipfs_accelerate_py.resilience.clock import SYSTEM_CLOCK, Clock
@@ -37,13 +36,23 @@ __all__ = ["DEFAULT_MAX_COOLDOWN", "ApiKey", "KeyLease", "KeyPool", "parse_durat
 
 _STRATEGIES = {"round-robin": "round-robin", "least-loaded": "least-loaded"}
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|us|µs|ns|h|m|s)")
+# regular expressions compiled on first use (_regex): not on the way to a first reply
+_DURATION_PART = r"(\d+(?:\.\d*)?|\.\d+)(ms|us|µs|ns|h|m|s)"
 _UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
-_RATE_HEADER = re.compile(
+_RATE_HEADER = (
     r"x-ratelimit-(remaining|reset)-(requests|tokens)"
     r"|anthropic-ratelimit-(requests|tokens|input-tokens|output-tokens)-(remaining|reset)"
 )
-_RFC3339 = re.compile(r"(\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d)(\.\d+)?\s*([Zz]|[+-]\d\d:?\d\d)?")
+_RFC3339 = r"(\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d)(\.\d+)?\s*([Zz]|[+-]\d\d:?\d\d)?"
+_compiled: dict[str, re.Pattern[str]] = {}
+
+
+def _regex(source: str) -> re.Pattern[str]:
+    """``re.compile(source)``, once."""
+    pattern = _compiled.get(source)
+    if pattern is None:
+        pattern = _compiled[source] = re.compile(source)
+    return pattern
 
 
 DEFAULT_MAX_COOLDOWN = 300.0
@@ -76,7 +85,7 @@ def parse_duration(text: str) -> float | None:
     else:
         return value if value >= 0 and math.isfinite(value) else None
     total, pos = 0.0, 0
-    for match in _DURATION_PART.finditer(text):
+    for match in _regex(_DURATION_PART).finditer(text):
         if match.start() != pos:
             return None
         total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
@@ -86,7 +95,7 @@ def parse_duration(text: str) -> float | None:
 
 def _parse_timestamp(text: str) -> float | None:
     """Parse an RFC 3339 timestamp into epoch seconds; ``None`` if it is not one."""
-    m = _RFC3339.fullmatch(text.strip())
+    m = _regex(_RFC3339).fullmatch(text.strip())
     if m is None:
         return None
     zone = (m[3] or "Z").upper().replace("Z", "+00:00")
@@ -226,9 +235,7 @@ class KeyPool:
             )
         if credential is None or credential.secret != secret:
             credential = (
-                Credential(secret)
-                if credential is None
-                else attrs.evolve(credential, secret=secret)
+                Credential(secret) if credential is None else evolve(credential, secret=secret)
             )
         with self._lock:
             key = self._keys.get(name)
@@ -402,8 +409,9 @@ class KeyPool:
         Unknown names are ignored."""
         remaining: dict[str, int] = {}
         resets: dict[str, str] = {}
+        rate_header = _regex(_RATE_HEADER)
         for header, value in headers.items():
-            m = _RATE_HEADER.fullmatch(header.lower()) if "ratelimit" in header.lower() else None
+            m = rate_header.fullmatch(header.lower()) if "ratelimit" in header.lower() else None
             if m is None:
                 continue
             field, kind = (m[1], m[2]) if m[1] else (m[4], m[3])

@@ -14,18 +14,21 @@
 from __future__ import annotations
 
 import datetime
-import email.utils
 import math
 import random
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
-
-import attrs
+from typing import TYPE_CHECKING, Any
 
 from ipfs_accelerate_py.errors import BackendError, ConfigurationError
 from ipfs_accelerate_py.resilience import forks
+
+if TYPE_CHECKING:
+    import attrs
+    from attrs import define, field, setters
+else:
+    from ..fastattrs import define, field, setters
 
 __all__ = ["RetryBudget", "RetryPolicy", "parse_retry_after", "should_retry_header"]
 
@@ -67,6 +70,8 @@ def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> f
     seconds = _seconds(raw)
     if seconds is not None:
         return max(seconds, 0.0)
+    import email.utils  # an HTTP date: rare, and email is not needed before it
+
     try:
         when = email.utils.parsedate_to_datetime(raw.strip())
         # A date without a zone ("-0000") parses naive; HTTP dates are always GMT.
@@ -107,7 +112,7 @@ def _fraction(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> Non
         raise ConfigurationError(f"{attribute.name} must be between 0 and 1, got {value!r}")
 
 
-@attrs.define(on_setattr=attrs.setters.validate)
+@define(on_setattr=setters.validate)
 class RetryPolicy:
     """How many times to retry and how long to wait before each retry.
 
@@ -115,12 +120,12 @@ class RetryPolicy:
     value raises :class:`ConfigurationError`.
     """
 
-    max_retries: int = attrs.field(default=5, validator=_at_least(0, integer=True))
-    initial_retry_delay: float = attrs.field(default=1.0, validator=_at_least(0))
-    backoff_factor: float = attrs.field(default=2.0, validator=_at_least(1))
-    max_retry_delay: float = attrs.field(default=60.0, validator=_at_least(0))
-    max_retry_after: float = attrs.field(default=60.0, validator=_at_least(0))
-    jitter: float = attrs.field(default=0.25, validator=_fraction)
+    max_retries: int = field(default=5, validator=_at_least(0, integer=True))
+    initial_retry_delay: float = field(default=1.0, validator=_at_least(0))
+    backoff_factor: float = field(default=2.0, validator=_at_least(1))
+    max_retry_delay: float = field(default=60.0, validator=_at_least(0))
+    max_retry_after: float = field(default=60.0, validator=_at_least(0))
+    jitter: float = field(default=0.25, validator=_fraction)
 
     def backoff(self, retry_number: int) -> float:
         """The jittered exponential delay before retry ``retry_number`` (0 for the first).

@@ -13,7 +13,6 @@ import math
 import os
 import threading
 from collections.abc import Mapping
-from importlib import resources
 from typing import Any
 
 from ipfs_accelerate_py.errors import ConfigurationError
@@ -26,6 +25,26 @@ PRICING_ENV_VAR = "IPFS_ACCELERATE_PRICING"
 _SEPARATORS = ("-", ":", "@")
 
 _Prices = dict[str, dict[str, tuple[float, float]]]
+
+
+def _packaged_pricing() -> str:
+    """The text of the packaged ``pricing.json``: read by this module's loader (a file next to
+    this one, or a member of the same zip), which is what ``importlib.resources`` ends up doing
+    for an installed package without importing its readers (and ``zipfile``) on the way to a
+    first reply; ``importlib.resources`` itself for any other kind of loader."""
+    get_data = getattr(getattr(__spec__, "loader", None), "get_data", None)
+    if get_data is not None and __file__:
+        try:
+            data = get_data(os.path.join(os.path.dirname(__file__), "pricing.json"))
+            if isinstance(data, bytes):
+                return data.decode("utf-8")
+        except OSError:
+            pass
+    from importlib import resources
+
+    return (
+        resources.files("ipfs_accelerate_py.resilience").joinpath("pricing.json").read_text("utf-8")
+    )
 
 
 class Pricing:
@@ -48,11 +67,7 @@ class Pricing:
     def load(cls, path: str | os.PathLike[str] | None = None) -> Pricing:
         """The packaged prices overlaid by ``path`` or, if ``path`` is None, by the file named
         in ``IPFS_ACCELERATE_PRICING`` (if set). Overlay entries replace whole models."""
-        packaged = (
-            resources.files("ipfs_accelerate_py.resilience")
-            .joinpath("pricing.json")
-            .read_text("utf-8")
-        )
+        packaged = _packaged_pricing()
         prices = _parse(_decode(packaged, "packaged pricing.json"), "packaged pricing.json")
         overlay = path if path is not None else os.environ.get(PRICING_ENV_VAR) or None
         if overlay is not None:

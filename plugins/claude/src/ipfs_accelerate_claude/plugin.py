@@ -8,11 +8,10 @@ this module declares the backend and builds each hook's HttpCall.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ipfs_accelerate_py.calls import HttpCall
 from ipfs_accelerate_py.config import BackendSpec
-from ipfs_accelerate_py.demo import DemoReport
 from ipfs_accelerate_py.hookspecs import hookimpl
 from ipfs_accelerate_py.types import ChatRequest
 
@@ -20,6 +19,9 @@ from .events import new_event_parser
 from .reply import parse_message, parse_models
 from .request import messages_body
 from .structured_output import as_json_reply, as_json_stream, forced_tool_request
+
+if TYPE_CHECKING:
+    from ipfs_accelerate_py.demo import DemoReport
 
 NAME = "claude"
 API_VERSION = "2023-06-01"

@@ -8,11 +8,10 @@ in :mod:`.wire`, replies read in :mod:`.replies`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ipfs_accelerate_py.calls import HttpCall
 from ipfs_accelerate_py.config import BackendSpec
-from ipfs_accelerate_py.demo import DemoReport
 from ipfs_accelerate_py.errors import BackendError
 from ipfs_accelerate_py.hookspecs import hookimpl
 from ipfs_accelerate_py.types import (
@@ -24,6 +23,9 @@ from ipfs_accelerate_py.types import (
 )
 
 from . import errors, replies, wire
+
+if TYPE_CHECKING:
+    from ipfs_accelerate_py.demo import DemoReport
 
 NAME = "gemini"
 DEFAULT_MODEL = "gemini-2.5-flash"

@@ -17,7 +17,7 @@ this module adds only what differs:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -25,7 +25,6 @@ from ipfs_accelerate_py import openai_compat
 from ipfs_accelerate_py.calls import HttpCall, StreamEnd
 from ipfs_accelerate_py.config import BackendSpec, Settings
 from ipfs_accelerate_py.decoders import ServerSentEvent
-from ipfs_accelerate_py.demo import DemoReport
 from ipfs_accelerate_py.errors import (
     BackendError,
     InvalidArgumentError,
@@ -38,6 +37,9 @@ from ipfs_accelerate_py.hookspecs import hookimpl
 from ipfs_accelerate_py.types import ChatRequest, StreamChunk
 
 from . import catalog
+
+if TYPE_CHECKING:
+    from ipfs_accelerate_py.demo import DemoReport
 
 NAME = "groq"
 

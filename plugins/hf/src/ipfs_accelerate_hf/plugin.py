@@ -20,18 +20,21 @@ are listed as unpriced in both modes.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import attrs
 
 from ipfs_accelerate_py import openai_compat
 from ipfs_accelerate_py.calls import HttpCall
 from ipfs_accelerate_py.config import BackendSpec, Settings
-from ipfs_accelerate_py.demo import DemoReport
 from ipfs_accelerate_py.errors import BackendError, InvalidArgumentError
 from ipfs_accelerate_py.hookspecs import hookimpl
 from ipfs_accelerate_py.types import ChatRequest, EmbedRequest, GenerateRequest
 
 from . import errors, tei, tgi
+
+if TYPE_CHECKING:
+    from ipfs_accelerate_py.demo import DemoReport
 
 TGI = "hf_tgi"
 TEI = "hf_tei"

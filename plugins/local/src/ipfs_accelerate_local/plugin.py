@@ -17,17 +17,20 @@ each hook. All four are self-hosted (``free=True``): usage is counted, cost is 0
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import attrs
 
 from ipfs_accelerate_py import openai_compat
 from ipfs_accelerate_py.calls import HttpCall
 from ipfs_accelerate_py.config import BackendSpec
-from ipfs_accelerate_py.demo import DemoReport
 from ipfs_accelerate_py.hookspecs import hookimpl
 from ipfs_accelerate_py.types import ChatRequest, EmbedRequest, GenerateRequest
 
 from . import opea
+
+if TYPE_CHECKING:
+    from ipfs_accelerate_py.demo import DemoReport
 
 LLVM = "llvm"
 VLLM = "vllm"

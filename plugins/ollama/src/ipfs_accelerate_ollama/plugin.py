@@ -9,17 +9,19 @@ an Ollama behind an authenticating proxy or ollama.com.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ipfs_accelerate_py.calls import HttpCall
 from ipfs_accelerate_py.config import BackendSpec, Settings
-from ipfs_accelerate_py.demo import DemoReport
 from ipfs_accelerate_py.errors import BackendError, InvalidArgumentError
 from ipfs_accelerate_py.hookspecs import hookimpl
 from ipfs_accelerate_py.types import ChatRequest, EmbedRequest, GenerateRequest
 
 from . import hints, wire
 from .wire import NAME
+
+if TYPE_CHECKING:
+    from ipfs_accelerate_py.demo import DemoReport
 
 SPEC = BackendSpec(
     name=NAME,

@@ -8,13 +8,16 @@ each hook there.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ipfs_accelerate_py import openai_compat
 from ipfs_accelerate_py.calls import HttpCall
 from ipfs_accelerate_py.config import BackendSpec
-from ipfs_accelerate_py.demo import DemoReport
 from ipfs_accelerate_py.hookspecs import hookimpl
 from ipfs_accelerate_py.types import ChatRequest, EmbedRequest, GenerateRequest
+
+if TYPE_CHECKING:
+    from ipfs_accelerate_py.demo import DemoReport
 
 NAME = "openai"
 

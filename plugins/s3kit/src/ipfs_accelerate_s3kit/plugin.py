@@ -10,12 +10,15 @@ the LLM capabilities; its operations are :class:`~.kit.S3Kit`'s (and the guide's
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ipfs_accelerate_py.config import BackendSpec
-from ipfs_accelerate_py.demo import DemoReport
 from ipfs_accelerate_py.hookspecs import hookimpl
 
 from .config import EXTRA_CONFIG, NAME
+
+if TYPE_CHECKING:
+    from ipfs_accelerate_py.demo import DemoReport
 
 SPEC = BackendSpec(
     name=NAME,
