@@ -110,6 +110,23 @@ class ServerSentEvent:
         )
 
 
+def _data_event(
+    name: str, body: bytes, last_id: str | None, provider: str | None
+) -> ServerSentEvent:
+    """The event of a fast path: ``body`` is its data, as read (a data-only event)."""
+    event: ServerSentEvent = _new(ServerSentEvent)  # without __init__'s keyword handling
+    try:
+        event.data = body.decode()
+    except UnicodeDecodeError:
+        event.data = body.decode("utf-8", "replace")
+    event.encoded = body if _BYTES_FIRST else None
+    event.event = name
+    event.id = last_id
+    event.retry = None
+    event.provider = provider
+    return event
+
+
 class _LineSplitter:
     """Cut byte chunks into complete decoded lines, keeping the partial last line.
 
@@ -197,6 +214,7 @@ class SSEDecoder:
         self._last_id: str | None = None
         self._retry: int | None = None
         self._clean = False  # between events, no partial line: a chunk may be one whole event
+        self._names: dict[bytes, str] = {}  # event names seen, decoded
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         """Return the events completed by ``chunk``, in order."""
@@ -211,8 +229,8 @@ class SSEDecoder:
                     body = chunk[6:-4]
                 else:
                     body = None
-                if body is not None:
-                    event: ServerSentEvent = _new(ServerSentEvent)  # no __init__ frame
+                if body is not None:  # _data_event("message", ...), inlined: the hot path
+                    event: ServerSentEvent = _new(ServerSentEvent)
                     try:
                         event.data = body.decode()
                     except UnicodeDecodeError:
@@ -244,20 +262,7 @@ class SSEDecoder:
             if part[:6] != b"data: " or b"\n" in part or (crlf and b"\r" in part):
                 return None
         last_id, provider = self._last_id, self.provider
-        events: list[ServerSentEvent] = []
-        for part in parts:
-            body = part[6:]
-            event: ServerSentEvent = _new(ServerSentEvent)
-            try:
-                event.data = body.decode()
-            except UnicodeDecodeError:
-                event.data = body.decode("utf-8", "replace")
-            event.encoded = body if _BYTES_FIRST else None
-            event.event = "message"
-            event.id = last_id
-            event.retry = None
-            event.provider = provider
-            events.append(event)
+        events = [_data_event("message", part[6:], last_id, provider) for part in parts]
         if tail:
             events += self._general(tail)
         return events
@@ -309,16 +314,13 @@ class SSEDecoder:
         start = nl + 1
         if chunk[start : start + 6] != b"data: ":
             return None
-        name = chunk[7 : nl - 1 if end == -4 else nl].decode("utf-8", "replace") or "message"
-        data = chunk[start + 6 : end]
-        return ServerSentEvent(
-            name,
-            data.decode("utf-8", "replace"),
-            self._last_id,
-            None,
-            self.provider,
-            data if _BYTES_FIRST else None,
-        )
+        raw_name = chunk[7 : nl - 1 if end == -4 else nl]
+        name = self._names.get(raw_name)
+        if name is None:  # a stream uses a handful of event names: decode each once
+            name = raw_name.decode("utf-8", "replace") or "message"
+            if len(self._names) < 64:
+                self._names[raw_name] = name
+        return _data_event(name, chunk[start + 6 : end], self._last_id, self.provider)
 
     def _field(self, line: str) -> None:
         """Process a field line other than ``data:``."""
