@@ -416,7 +416,7 @@ def render(cancel: dict[str, Any], memory: dict[str, Any]) -> list[str]:
     return [
         "## Cancellation and long runs",
         "",
-        f"**Cancellations** ({c['transport']}): {c['cancelled']:,} async chat calls and "
+        f"**Cancellations**, on {c['transport']}: {c['cancelled']:,} async chat calls and "
         f"100-chunk streams (half of each with a slow reply) cancelled, each at its own random "
         f"point, in {c['waves']} waves of {WAVE} on one backend ({_phase_text(c)}; "
         f"{c['completed']:,} more finished before their cancel came) in "
