@@ -648,39 +648,62 @@ def bench_decoder(scale: float) -> dict[str, float]:
     }
 
 
-def bench_steps(scale: float) -> list[tuple[str, float | None, str]]:
-    """The cost of each pipeline step of one successful chat call, taken apart (µs).
-
-    Uses internals (Backend._chat_call, Attempts...); what no longer fits the code is
-    reported as n/a rather than failing the run."""
-    try:
-        return _steps(scale)
-    except Exception as exc:
-        return [("pipeline steps", None, f"n/a: {type(exc).__name__}: {exc}")]
+class StepsBroken(RuntimeError):
+    """Section 4's steps table no longer fits core: a refactor moved the internals it uses."""
 
 
-def _steps(scale: float) -> list[tuple[str, float | None, str]]:
-    from ipfs_accelerate_py.resilience.gate import Priority
-    from ipfs_accelerate_py.transport import parse_json
-    from ipfs_accelerate_py.types import ChatRequest, Message
+Step = tuple[str, Callable[[], Any], Callable[..., Any], bool]
+"""(label, the step to run alone, the function it times, whether a real ``backend.chat``
+call runs that function: checked on a traced call, so the table follows the code path)."""
+
+
+def chat_steps() -> list[Step]:
+    """The steps of one successful sync ``backend.chat`` call, in the order the call runs
+    them: Backend.chat → _chat_call → pipeline.run → gate slot → Attempts → Attempts.start
+    → HttpExecutor.attempt (build, send, read, finish) → Attempts.succeeded; each made
+    runnable alone on the MockTransport backend. Uses core's internals: what no longer fits
+    raises here, at once."""
+    from ipfs_accelerate_py import attempts, executors
+    from ipfs_accelerate_py.backend import Backend
+    from ipfs_accelerate_py.resilience.breaker import CircuitBreaker
+    from ipfs_accelerate_py.resilience.gate import Priority, PriorityGate
+    from ipfs_accelerate_py.resilience.keys import KeyPool
+    from ipfs_accelerate_py.resilience.usage import UsageTracker
+    from ipfs_accelerate_py.transport import Transport, parse_json
 
     backend = mock_backend()
     ep = backend.default_endpoint
+    hooks = backend._hooks
     client = ep.transport.client()
     raw_client = httpx.Client(transport=httpx.MockTransport(mock_handler))
     url = MOCK_BASE + "/chat/completions"
-    response = client.post("/chat/completions", json=BODY, headers=AUTH)
-    content = response.content
-    headers = response.headers
-    _, opts, call = backend._chat_call("chat", MESSAGES, MODEL, None, dict(PARAMS))
-    chat_resp = pipeline.Attempts(ep, call, opts).parse(response, content)
-    req_headers = {**AUTH, "X-Client-Request-Id": opts.request_id}
-    abs_url = httpx.URL(url)
-    call_request = ChatRequest(MODEL, (Message("user", "Say hello."),), dict(PARAMS))
+    same_ep, opts, call, request = backend._chat_call("chat", MESSAGES, MODEL, None, dict(PARAMS))
+    assert same_ep is ep, (same_ep, ep)
+    http = executors.executor_for(call)
+    assert isinstance(http, executors.HttpExecutor), http
+    lease = ep.keys.acquire(None, avoid=set())
+    ep.keys.release(lease, ok=True)
+    credential = lease.key.credential
 
-    def lease_cycle() -> None:
-        lease = ep.keys.acquire(None, avoid=set())
-        ep.keys.release(lease, ok=True)
+    def new_attempts() -> attempts.Attempts:
+        return attempts.Attempts(ep, call, opts, hooks)
+
+    att = new_attempts()
+    built = http.build(att, client, credential)
+    response = client.send(built, stream=True)
+    content = ep.transport.read(response, None)
+    response.close()
+    headers = response.headers
+    outcome = http.finish(att, response, content)
+    if outcome.error is not None:
+        raise outcome.error
+    usage = att.usage_of(outcome.result, headers)
+    abs_url = ep.transport.url(call.path)
+
+    def start() -> None:
+        a = new_attempts()
+        a.start()
+        a.abandoned()
 
     def gate_cycle() -> None:
         with ep.gate.slot(Priority.NORMAL, None):
@@ -690,119 +713,228 @@ def _steps(scale: float) -> list[tuple[str, float | None, str]]:
         ep.breaker.before_call()
         ep.breaker.on_success()
 
+    def lease_cycle() -> None:
+        ep.keys.release(ep.keys.acquire(None, avoid=set()), ok=True)
+
+    def send_read() -> bytes:
+        r = client.send(built, stream=True)
+        try:
+            return ep.transport.read(r, None)
+        finally:
+            r.close()
+
     def succeeded() -> None:
-        att = pipeline.Attempts(ep, call, opts)
-        att.lease = ep.keys.acquire(None, avoid=set())
-        att.succeeded(headers, chat_resp.usage)
+        a = new_attempts()
+        a.lease = ep.keys.acquire(None, avoid=set())
+        a.succeeded(headers, usage)
 
-    def start() -> None:
-        att = pipeline.Attempts(ep, call, opts)
-        att.start(client)
-        att.abandoned()
-
-    steps: list[tuple[str, Callable[[], Any], str]] = [
+    return [
         (
             "whole call, MockTransport: backend.chat(...)",
             lambda: backend.chat(messages=MESSAGES, model=MODEL, **PARAMS),
-            "backend.py:Backend.chat",
+            Backend.chat,
+            True,
         ),
         (
             "raw: client.post(...).json(), MockTransport",
             lambda: raw_client.post(url, json=BODY, headers=AUTH).json(),
-            "(httpx)",
+            httpx.Client.post,
+            False,
         ),
         (
-            "build the call: messages, options, plugin hook, body",
+            "build the call: options, messages, checks, ChatRequest, plugin hook",
             lambda: backend._chat_call("chat", MESSAGES, MODEL, None, dict(PARAMS)),
-            "backend.py:Backend._chat_call",
+            Backend._chat_call,
+            True,
+        ),
+        (
+            "  of which: pipeline options and a new request id",
+            lambda: backend._split(dict(PARAMS)),
+            Backend._split,
+            True,
         ),
         (
             "  of which: plugin hook through pluggy (chat_call)",
-            lambda: backend._call("chat", ep, request=call_request),
-            "backend.py:Backend._call",
+            lambda: backend._call("chat", ep, request=request),
+            Backend._call,
+            True,
         ),
-        ("  of which: new_request_id()", pipeline.new_request_id, "pipeline.py:new_request_id"),
         (
-            "Attempts.start: breaker, key lease, headers, build_request",
+            "the pipeline: pipeline.run (every row below)",
+            lambda: pipeline.run(ep, call, opts, hooks=hooks),
+            pipeline.run,
+            True,
+        ),
+        ("  priority gate slot (enter + exit)", gate_cycle, PriorityGate.slot, True),
+        (
+            "  Attempts(...): the call's state across attempts",
+            new_attempts,
+            attempts.Attempts,
+            True,
+        ),
+        (
+            "  Attempts.start (+ abandoned, to give back): breaker, key lease",
             start,
-            "pipeline.py:Attempts.start",
+            attempts.Attempts.start,
+            True,
         ),
         (
-            "  of which: client.build_request (relative path on a base_url client)",
+            "    of which: breaker before_call + on_success",
+            breaker_cycle,
+            CircuitBreaker.before_call,
+            True,
+        ),
+        ("    of which: key pool acquire + release", lease_cycle, KeyPool.acquire, True),
+        (
+            "  HttpExecutor.attempt: build, send, read, parse",
+            lambda: http.attempt(att, credential),
+            executors.HttpExecutor.attempt,
+            True,
+        ),
+        (
+            "    of which: HttpExecutor.build: headers, cached absolute URL, build_request",
+            lambda: http.build(att, client, credential),
+            executors.HttpExecutor.build,
+            True,
+        ),
+        (
+            "      of which: client.build_request",
             lambda: client.build_request(
-                "POST", "/chat/completions", json=BODY, params=None, headers=req_headers
+                "POST", abs_url, json=BODY, params=None, headers=built.headers
             ),
-            "httpx",
+            httpx.Client.build_request,
+            True,
         ),
         (
-            "  for comparison: the same with a prebuilt absolute `httpx.URL`",
-            lambda: client.build_request(
-                "POST", abs_url, json=BODY, params=None, headers=req_headers
-            ),
-            "httpx",
-        ),
-        (
-            "  raw: client.build_request (URL string)",
+            "      raw: client.build_request (URL string)",
             lambda: raw_client.build_request("POST", url, json=BODY, headers=AUTH),
-            "httpx",
-        ),
-        ("priority gate slot (enter + exit)", gate_cycle, "resilience/gate.py"),
-        ("breaker before_call + on_success", breaker_cycle, "resilience/breaker.py"),
-        ("key pool acquire + release", lease_cycle, "resilience/keys.py"),
-        (
-            "Attempts.succeeded: breaker, budget, rate-limit headers, usage, key release",
-            succeeded,
-            "pipeline.py:Attempts.succeeded",
+            httpx.Client.build_request,
+            False,
         ),
         (
-            "  of which: keys.observe_headers (x-ratelimit-*)",
-            lambda: ep.keys.observe_headers("default", headers),
-            "resilience/keys.py:KeyPool.observe_headers",
+            "    of which: client.send(stream=True) + Transport.read + close",
+            send_read,
+            Transport.read,
+            True,
         ),
         (
-            "  of which: usage.record (price lookup + counters)",
-            lambda: ep.usage.record(MODEL, 9, 12, endpoint_id="default", key_name="default"),
-            "resilience/usage.py:UsageTracker.record",
+            "    of which: HttpExecutor.finish: status, JSON, ChatResponse",
+            lambda: http.finish(att, response, content),
+            executors.HttpExecutor.finish,
+            True,
         ),
         (
-            "parse the reply: json + ChatResponse",
-            lambda: pipeline.Attempts(ep, call, opts).parse(response, content),
-            "pipeline.py:Attempts.parse",
-        ),
-        (
-            "  raw: json.loads(content)",
+            "      of which: parse_json(content) (orjson when installed)",
             lambda: parse_json(content, provider="openai"),
-            "transport.py:parse_json",
+            parse_json,
+            True,
+        ),
+        (
+            "  Attempts.succeeded: breaker, retry budget, usage, key release",
+            succeeded,
+            attempts.Attempts.succeeded,
+            True,
+        ),
+        (
+            "    of which: usage.record (price lookup + counters)",
+            lambda: ep.usage.record(MODEL, 9, 12, endpoint_id=ep.id, key_name=lease.key.name),
+            UsageTracker.record,
+            True,
+        ),
+        (
+            "  with several keys only: keys.observe_headers (x-ratelimit-*)",
+            lambda: ep.keys.observe_headers(lease.key.name, headers),
+            KeyPool.observe_headers,
+            False,
         ),
     ]
-    out: list[tuple[str, float | None, str]] = []
-    for label, fn, where in steps:
+
+
+def _function(func: Callable[..., Any]) -> Any:
+    """The Python function a step names (a class: its ``__init__``)."""
+    return inspect.unwrap(func.__init__ if isinstance(func, type) else func)  # type: ignore[misc]
+
+
+def code_of(func: Callable[..., Any]) -> Any:
+    """The code object of the function a step times."""
+    return _function(func).__code__
+
+
+def where(func: Callable[..., Any]) -> str:
+    """``file:Qualname`` of the function a step times, for the table's code column."""
+    f = _function(func)
+    return f"{rel_path(f.__code__.co_filename)}:{f.__qualname__}"
+
+
+def check_steps(steps: list[Step]) -> None:
+    """Run every step once, and check that a real ``backend.chat`` call runs each function
+    the table says it does (a refactor that reroutes the call shows up here); raise
+    StepsBroken otherwise."""
+    backend = mock_backend()
+    backend.chat(messages=MESSAGES, model=MODEL, **PARAMS)  # first-call work out of the way
+    called: set[Any] = set()
+
+    def trace(frame: Any, event: str, arg: Any) -> None:
+        if event == "call":
+            called.add(frame.f_code)
+
+    before = sys.getprofile()
+    sys.setprofile(trace)
+    try:
+        backend.chat(messages=MESSAGES, model=MODEL, **PARAMS)
+    finally:
+        sys.setprofile(before)
+    for label, fn, func, in_call in steps:
         try:
-            out.append((label, per_call_ns(fn, 0.3 * scale) / 1000, where))
-        except Exception as exc:  # the internals moved on: say so, keep going
-            out.append((label, None, f"{where} (n/a: {type(exc).__name__}: {exc})"))
-    return out
+            fn()
+        except Exception as exc:
+            raise StepsBroken(
+                f"pipeline step {label.strip()!r} ({where(func)}) fails: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        if in_call and code_of(func) not in called:
+            raise StepsBroken(
+                f"pipeline step {label.strip()!r}: a backend.chat call no longer runs "
+                f"{where(func)}; update chat_steps() in benchmarks/run.py"
+            )
+
+
+def bench_steps(scale: float) -> list[tuple[str, float, str]]:
+    """The cost of each pipeline step of one successful chat call, taken apart (µs)."""
+    try:
+        steps = chat_steps()
+    except Exception as exc:
+        raise StepsBroken(f"the pipeline steps table: {type(exc).__name__}: {exc}") from exc
+    check_steps(steps)
+    return [
+        (label, per_call_ns(fn, 0.3 * scale) / 1000, where(func)) for label, fn, func, _ in steps
+    ]
 
 
 def short_name(func: tuple[str, int, str]) -> str:
     path, line, name = func
     if path == "~":
         return name
+    return f"{rel_path(path)}:{line}({name})"
+
+
+def rel_path(path: str) -> str:
+    """A source file's path for the tables: in site-packages (a venv inside the checkout
+    too), under the checkout, or in the standard library."""
     p = Path(path)
+    parts = p.parts
+    if "site-packages" in parts:
+        return "/".join(parts[parts.index("site-packages") + 1 :])
     try:
         rel = str(p.resolve().relative_to(ROOT))
-        rel = rel.replace("core/src/ipfs_accelerate_py/", "ipfs_accelerate_py/")
+        return rel.replace("core/src/ipfs_accelerate_py/", "ipfs_accelerate_py/")
     except ValueError:
-        parts = p.parts
-        if "site-packages" in parts:
-            rel = "/".join(parts[parts.index("site-packages") + 1 :])
-        else:
-            stdlib = Path(sysconfig.get_paths()["stdlib"])
-            try:
-                rel = "stdlib/" + str(p.relative_to(stdlib))
-            except ValueError:
-                rel = p.name
-    return f"{rel}:{line}({name})"
+        pass
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    try:
+        return "stdlib/" + str(p.relative_to(stdlib))
+    except ValueError:
+        return p.name
 
 
 def group_of(func: tuple[str, int, str]) -> str:
@@ -906,6 +1038,7 @@ def render(r: dict[str, Any]) -> str:
     w("```bash")
     w(".venv/bin/python benchmarks/run.py --compare # writes this file and benchmarks.png")
     w(".venv/bin/python benchmarks/run.py --quick   # ~30 s, fewer samples (noisier)")
+    w(".venv/bin/python benchmarks/run.py --soak    # and the full soak: soak.md (minutes)")
     w("```")
     w("")
     w("| machine | |")
@@ -1150,15 +1283,20 @@ def render(r: dict[str, Any]) -> str:
     w("")
     w(
         "Each step timed alone in a loop (best of 7 repeats, µs per call), on the backend "
-        'with the MockTransport. Steps overlap ("of which" rows are inside the row above), '
-        "so they do not add up exactly; a loop keeps caches warm, so in a real call each "
-        "step costs more (up to about twice, see the evicted-caches row above)."
+        "with the MockTransport, in the order a call runs them. Indented rows are inside "
+        "the row above, so rows do not add up exactly; a loop keeps caches warm, so in a real "
+        "call each step costs more (up to about twice, see the evicted-caches row above). "
+        "Before timing, every step runs once and a traced `backend.chat` call must run each "
+        "function in the code column (raw and comparison rows aside): the suite stops "
+        "if a refactor left the table behind."
     )
     w("")
     w("| step | µs | code |")
     w("|---|---:|---|")
     for label, us, where in r["steps"]:
-        w(f"| {label} | {'n/a' if us is None else f'{us:.1f}'} | `{where}` |")
+        text = label.lstrip(" ")
+        indent = "&emsp;" * ((len(label) - len(text)) // 2)
+        w(f"| {indent}{text} | {us:.1f} | `{where}` |")
     w("")
     prof = r["profile"]
     w(f"### cProfile of {prof['calls']} `backend.chat` calls (MockTransport)")
@@ -1240,7 +1378,8 @@ def main() -> int:
     parser.add_argument(
         "--soak",
         action="store_true",
-        help="the full cancellation and memory runs (10,000 and 100,000 requests, minutes)",
+        help="also the full soak (10,000 cancellations on each async transport, 100,000 "
+        "requests; minutes), written to soak.md next to --out",
     )
     args = parser.parse_args()
     q = args.quick
@@ -1254,6 +1393,7 @@ def main() -> int:
     started = time.perf_counter()
     results: dict[str, Any] = {"quick": q, "machine": machine_info()}
     check_same_request()
+    check_steps(chat_steps())  # section 4's table still fits core: fail now, not at the end
     with loopback_server() as port:
         log(f"loopback server on port {port}")
         log(f"1. chat, sync: {chat_n} calls x 3 variants")
@@ -1273,12 +1413,23 @@ def main() -> int:
             duration=0.25 if q else 0.3,
             warmup=0.1 if q else 0.2,
         )
-        cancels, requests = (
-            (10_000, 100_000) if args.soak else (300 if q else 2_000, 1_000 if q else 10_000)
-        )
+        cancels, requests = (300, 1_000) if q else (2_000, 10_000)
         log(f"7. {cancels:,} cancellations, then {requests:,} requests for memory")
         results["cancel"] = soak.bench_cancellations(port, cancels, 0.5 if q else 1.0)
         results["memory"] = soak.bench_memory(port, requests)
+        if args.soak:
+            out = Path(args.out).with_name("soak.md")
+            log(f"7. the full soak (benchmarks/soak.py), written to {out}")
+            soak.write_full(
+                port,
+                out,
+                {**results["machine"], "commit": soak.commit()},
+                ".venv/bin/python benchmarks/run.py --soak",
+                cancels=soak.FULL_CANCELS,
+                requests=soak.FULL_REQUESTS,
+                seconds=5.0,
+                windows=5,
+            )
         log("8. every plugin: chat and a 1,000-chunk stream in its own framing")
         results["plugins"] = plugins_bench.bench_plugins(port, 150 if q else 500, 3 if q else 6)
         log("9. embeddings, 256 x 384")

@@ -12,7 +12,10 @@ streams, HTTP/1.1 keep-alive, requests read by ``Content-Length``; no routing be
   error status (an OpenAI error body);
 * Anthropic, Gemini and Ollama requests (by path) get those providers' replies and streams
   (benchmarks/plugin_wire.py), sized by the same prefix;
-* ``/embeddings``: 256 vectors of 384 float32 values, base64 when the body asks for it.
+* ``/embeddings``: 256 vectors of 384 float32 values, base64 when the body asks for it;
+* a request with an ``x-bench-pace: HEAD_MS,PIECES,GAP_MS`` header gets its reply slowly (the
+  head after HEAD_MS, the body in PIECES parts GAP_MS apart): the soak's cancellations
+  catch calls waiting for the head, mid-body and mid-stream with it.
 
 Replies carry the headers api.openai.com sends (``x-request-id``, ``x-ratelimit-*``...),
 so a client that reads them pays for it here too. Run as a script it prints its port on
@@ -216,6 +219,28 @@ def reply_for(head: bytes, body: bytes) -> bytes:
     return reply
 
 
+async def paced(writer: asyncio.StreamWriter, reply: bytes, spec: bytes) -> None:
+    """Send ``reply`` slowly, as ``x-bench-pace: HEAD_MS,PIECES,GAP_MS`` asks: wait HEAD_MS
+    before the head, then send the body in PIECES parts GAP_MS apart (the head goes with the
+    first part), so that a client can be caught waiting for the head, mid-body or
+    mid-stream."""
+    head_ms, pieces, gap_ms = (float(x) for x in spec.split(b","))
+    if head_ms:
+        await asyncio.sleep(head_ms / 1000)
+    cut = reply.index(b"\r\n\r\n") + 4
+    body = reply[cut:]
+    size = max(1, -(-len(body) // max(1, int(pieces))))
+    parts = [body[at : at + size] for at in range(0, len(body), size)] or [b""]
+    writer.write(reply[:cut] + parts[0])
+    await writer.drain()
+    for part in parts[1:]:
+        await asyncio.sleep(gap_ms / 1000)
+        if writer.is_closing():  # the client went away (cancelled)
+            return
+        writer.write(part)
+        await writer.drain()
+
+
 async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     try:
         while True:
@@ -227,6 +252,11 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
                 end = lower.find(b"\r\n", at + 2)
                 length = int(lower[at + 17 : end])
             body = await reader.readexactly(length) if length else b""
+            pace = lower.find(b"\r\nx-bench-pace:")
+            if pace >= 0:  # the soak's slow replies (benchmarks/soak.py)
+                end = lower.find(b"\r\n", pace + 2)
+                await paced(writer, reply_for(head, body), lower[pace + 15 : end])
+                continue
             writer.write(reply_for(head, body))
             await writer.drain()
     except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):

@@ -1,10 +1,11 @@
 """Cancelling async calls at random points leaks nothing: afterwards every call succeeds at
-once, no pool slot or gate slot is held, and the breaker is closed (the short version of the
-10,000-cancellation run in benchmarks/soak.py), on both async transports."""
+once, no pool slot, gate slot or key lease is held, and the breaker is closed (the short
+version of the 10,000-cancellation run in benchmarks/soak.py), on both async transports."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Callable
 
@@ -14,7 +15,7 @@ from ipfs_accelerate_py.aio_transport import aiohttp_available
 from ipfs_accelerate_py.backend import Backend
 from ipfs_accelerate_py.resilience.breaker import CircuitState
 from ipfs_accelerate_py.testing import openai_wire as wire
-from ipfs_accelerate_py.testing.server import ProtocolServer, Reply
+from ipfs_accelerate_py.testing.server import ProtocolServer, RecordedRequest, Reply
 
 CANCELLATIONS = 300
 
@@ -73,4 +74,56 @@ def test_random_cancellations_leak_no_slot(
     assert texts == ["abcd"] * 40
     gate = backend.default_endpoint.gate.info()
     assert gate["size"] == 0 and gate["active_requests"] == 0
+    assert [k["in_flight"] for k in backend.default_endpoint.keys.stats().values()] == [0]
     assert backend.default_endpoint.breaker.state == CircuitState.CLOSED
+
+
+@pytest.mark.parametrize("kind", ["chat", "stream"])
+def test_a_cancellation_while_the_reply_closes_leaks_nothing(
+    transport: str,
+    kind: str,
+    make_backend: Callable[..., Backend],
+    protocol_server: ProtocolServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The caller is cancelled just as its reply is being closed (on httpx's pool, httpcore's
+    close takes a lock: a point where a cancellation lands). The pool's one connection and
+    the key lease must come back: the next call gets its reply at once."""
+    import httpx
+
+    protocol_server.on("POST", "/v1/chat/completions", default=_reply)
+    backend = make_backend()
+    backend.default_endpoint.transport._max_connections = 1
+    close = httpx.Response.aclose
+    caller: list[asyncio.Task[object]] = []
+
+    async def cancelled_while_closing(response: httpx.Response) -> None:
+        if caller:
+            caller.pop().cancel()  # lands at the close's first suspension point, if any
+        await close(response)
+
+    monkeypatch.setattr(httpx.Response, "aclose", cancelled_while_closing)
+
+    async def one() -> str:
+        if kind == "chat":
+            return (await backend.achat(messages=wire.user(), model="m")).text
+        return "".join([c.text async for c in backend.astream(messages=wire.user(), model="m")])
+
+    async def main() -> list[str]:
+        task = asyncio.create_task(one())
+        caller.append(task)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return await asyncio.wait_for(asyncio.gather(one(), one()), 10)
+
+    assert asyncio.run(main()) == ["ab", "ab"]
+    ep = backend.default_endpoint
+    assert [k["in_flight"] for k in ep.keys.stats().values()] == [0]
+    assert ep.gate.info()["active_requests"] == 0
+    assert ep.breaker.state == CircuitState.CLOSED
+
+
+def _reply(request: RecordedRequest) -> Reply:
+    if request.json().get("stream"):
+        return Reply.sse(wire.chat_stream(["a", "b"]))
+    return Reply.json(wire.chat_completion("ab"))

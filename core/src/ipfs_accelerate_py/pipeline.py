@@ -455,6 +455,7 @@ async def arun_stream(
                 source: StreamSource | None = None
                 final: StreamChunk | None = None
                 failure: BackendError | None = None
+                gone = False  # the caller went away, accounted for
                 try:
                     if wait:
                         await ep.clock.asleep(wait)
@@ -479,11 +480,19 @@ async def arun_stream(
                 except Exception as exc:
                     failure = ex.wrap(att, exc, streaming=True)
                 except BaseException:  # GeneratorExit / CancelledError: the caller went away
+                    gone = True
                     att.abandoned(sent=source is not None, usage=state.usage_so_far())
                     raise
                 finally:
                     if source is not None:
-                        await source.aclose()
+                        try:
+                            await source.aclose()
+                        except BaseException:
+                            # cancelled while the reply was closing: unless accounted above,
+                            # the attempt ends here (its key lease given back)
+                            if not gone:
+                                att.abandoned(sent=True, usage=state.usage_so_far())
+                            raise
                 if final is not None:
                     headers = source.headers if source else {}
                     att.succeeded(headers, final.usage or att.usage_of(None, headers))

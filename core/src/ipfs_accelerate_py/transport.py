@@ -12,7 +12,7 @@ import json
 import threading
 import time
 import weakref
-from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import aio_transport, fastjson
@@ -261,17 +261,22 @@ class Transport:
         leak the pool slot (httpcore's open bug encode/httpcore#1093: enough cancellations and
         every later call waits for a pool timeout), so there the send runs in its own task that
         a cancellation does not interrupt: it finishes in the background and its reply is
-        closed. aiohttp's pool (the ``aio`` extra) has no such bug and sends directly."""
+        closed. So does the reply's close (httpcore's close takes a lock: a caller cancelled
+        there leaves the request in the pool for good), whoever closes it: the caller, or
+        httpx at the end of the body. aiohttp's pool (the ``aio`` extra) has no such bug and
+        sends directly."""
         if id(client) not in self._httpx_pools:
             return await client.send(request, stream=True)
         import asyncio
 
         send = asyncio.ensure_future(client.send(request, stream=True))
         try:
-            return await asyncio.shield(send)
+            response = await asyncio.shield(send)
         except asyncio.CancelledError:
             send.add_done_callback(_close_abandoned)
             raise
+        response.stream = _shielded_close(response.stream)
+        return response
 
     def _sweep(self) -> None:
         """Forget clients of loops that are gone or closed without shutting down."""
@@ -300,6 +305,47 @@ class Transport:
 
 
 _closing: set[asyncio.Future[None]] = set()
+
+
+_shielded: list[Any] = []  # the class below, built on first use (httpx loads lazily)
+
+
+def _shielded_close(stream: Any) -> httpx.AsyncByteStream:
+    """``stream`` (a reply's body on httpx's pool) with a close a cancellation does not
+    interrupt: it runs in its own task, which a cancelled caller leaves finishing in the
+    background (see Transport.asend)."""
+    if not _shielded:
+        import asyncio
+
+        import httpx
+
+        class ShieldedClose(httpx.AsyncByteStream):
+            __slots__ = ("_inner",)
+
+            def __init__(self, inner: httpx.AsyncByteStream) -> None:
+                self._inner = inner
+
+            def __aiter__(self) -> AsyncIterator[bytes]:
+                return self._inner.__aiter__()
+
+            async def aclose(self) -> None:
+                close = asyncio.ensure_future(self._inner.aclose())
+                try:
+                    await asyncio.shield(close)
+                except asyncio.CancelledError:
+                    _closing.add(close)  # a task nobody holds may be collected before it runs
+                    close.add_done_callback(_closed)
+                    raise
+
+        _shielded.append(ShieldedClose)
+    return _shielded[0](stream)  # type: ignore[no-any-return]
+
+
+def _closed(close: asyncio.Future[None]) -> None:
+    """A background close ended: forget it, and its error (a broken connection) with it."""
+    _closing.discard(close)
+    if not close.cancelled():
+        close.exception()
 
 
 def _close_abandoned(send: asyncio.Future[httpx.Response]) -> None:
