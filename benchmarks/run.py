@@ -1431,7 +1431,8 @@ def main() -> int:
                 windows=5,
             )
         log("8. every plugin: chat and a 1,000-chunk stream in its own framing")
-        results["plugins"] = plugins_bench.bench_plugins(port, 150 if q else 500, 3 if q else 6)
+        results["plugins"] = plugins_bench.bench_plugins(port, 150 if q else 500, 4 if q else 20)
+        results["plugins"]["stdjson"] = plugins_bench.bench_stdjson(port, 4 if q else 20)
         log("9. embeddings, 256 x 384")
         results["embeddings"] = embeddings_bench.bench_embeddings(port, 10 if q else 40)
         log("6. side by side" + (" with openai and litellm" if args.compare else ""))
