@@ -6,8 +6,11 @@ and what follows the end marker is never handed to the caller."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
+
+import httpx
 
 from ipfs_accelerate_py.backend import Backend
 from ipfs_accelerate_py.testing import openai_wire as wire
@@ -73,3 +76,17 @@ def test_async_a_body_held_open_after_the_end_marker_costs_at_most_the_idle_time
     texts = asyncio.run(_atexts(backend))
     assert time.monotonic() - started < 3.0
     assert texts == ["a", "b", ""]
+
+
+def test_a_reply_already_in_memory_streams_too(backend: Backend) -> None:
+    """httpx.MockTransport (as users' own tests use it) hands over a body already read."""
+    body = b"".join(
+        f"data: {json.dumps(e) if not isinstance(e, str) else e}\n\n".encode()
+        for e in wire.chat_stream(["a", "b"])
+    )
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+
+    backend.default_endpoint.transport.client()._transport = httpx.MockTransport(handler)
+    assert _texts(backend) == ["a", "b", ""]

@@ -150,8 +150,12 @@ def parse_reply(att: Attempts, call: HttpCall, content: bytes) -> Any:
 
 
 def _identity(response: httpx.Response) -> bool:
-    """The body is not content-encoded: its raw bytes are the bytes to decode, so a stream
-    reads them directly (``iter_raw``), without httpx's per-piece decoding layers."""
+    """The body is not content-encoded and not read yet: its raw bytes are the bytes to
+    decode, so a stream reads them directly (``iter_raw``), without httpx's per-piece
+    decoding layers. (A reply already in memory, as ``httpx.MockTransport`` makes from
+    ``content=``, has no raw stream left: ``iter_bytes`` serves it.)"""
+    if response.is_stream_consumed:
+        return False
     encoding = response.headers.get("content-encoding")
     return encoding is None or encoding.strip().lower() in ("", "identity")
 
