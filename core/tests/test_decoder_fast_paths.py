@@ -96,3 +96,28 @@ def test_ndjson_line_chunks_match_one_buffer(objs: list[dict[str, object]]) -> N
     lines = [b"{}\n"] + [json.dumps(o).encode() + b"\n" for o in objs] + [b"\n"]
     one, many = NDJSONDecoder(), NDJSONDecoder()
     assert [v for c in lines for v in many.feed(c)] == one.feed(b"".join(lines))
+
+
+def test_sse_reads_cut_anywhere_keep_the_fast_path() -> None:
+    """A body read in pieces cut at any byte (a Content-Length stream read 64 KiB at a time):
+    the start of an event is kept for the next read, and a byte order mark is only ever
+    read at the very start."""
+    body = b"".join(b'data: {"i": %d}\n\n' % i for i in range(50))
+    for size in (1, 5, 7, 64, 1000):
+        pieces = [body[i : i + size] for i in range(0, len(body), size)]
+        assert [e.data for e in _feed(pieces)] == [f'{{"i": {i}}}' for i in range(50)]
+    assert [e.data for e in _feed([b"\xef\xbb\xbfdata: a\n\n", b"\xef\xbb\xbfdata: b\n\n"])] == [
+        "a"
+    ]  # a second mark is not one: its line is no field (WHATWG), so nothing is dispatched
+
+
+def test_sse_a_stream_ending_inside_a_kept_event_is_truncated() -> None:
+    decoder = SSEDecoder()
+    assert [e.data for e in decoder.feed(b'data: a\n\ndata: {"b')] == ["a"]
+    decoder.close()
+    assert decoder.truncated
+
+
+def _feed(pieces: list[bytes]) -> list[object]:
+    decoder = SSEDecoder()
+    return [e for p in pieces for e in decoder.feed(p)]

@@ -127,6 +127,18 @@ def _data_event(
     return event
 
 
+def _holdable(start: bytes) -> bool:
+    """Whether ``start`` can only begin a data-only event, LF line ends (``data: {...``, a
+    piece of ``data:``, or a whole data line awaiting its blank line), and is small enough
+    to keep back until the next read completes it."""
+    if len(start) > 65536 or b"\r" in start:
+        return False
+    if start[:6] != b"data: " and not b"data: ".startswith(start):
+        return False
+    end = start.find(b"\n")
+    return end == -1 or end == len(start) - 1
+
+
 class _LineSplitter:
     """Cut byte chunks into complete decoded lines, keeping the partial last line.
 
@@ -185,6 +197,10 @@ class _LineSplitter:
         lines.pop()  # the empty string after the last line end
         return lines
 
+    def begin(self) -> None:
+        """The stream does not start with a byte order mark: no chunk is checked for one."""
+        self._started = True
+
     def idle(self) -> bool:
         """No partial line is pending: the next chunk starts a line."""
         return self._started and not self._parts and not self._skip_lf
@@ -215,57 +231,71 @@ class SSEDecoder:
         self._retry: int | None = None
         self._clean = False  # between events, no partial line: a chunk may be one whole event
         self._names: dict[bytes, str] = {}  # event names seen, decoded
+        self._held = b""  # the start of a data-only event, until a read completes it
+        self._begun = False  # the first bytes were seen
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         """Return the events completed by ``chunk``, in order."""
+        if self._held:  # the start of a data-only event, kept back by the fast path
+            chunk, self._held = self._held + chunk, b""
+        elif not self._begun and chunk:
+            self._begun = True
+            if chunk[:1] != _BOM[:1]:  # no byte order mark: the fast paths may take it
+                self._lines.begin()
+                self._clean = True
         if self._clean and len(chunk) <= MAX_LINE:
-            # the fast path: the chunk is one whole data-only event, as providers send them
-            # (LF or CRLF line ends throughout); anything else takes the general path below
+            # the fast paths: the chunk is one whole data-only event, as providers send them
+            # (LF or CRLF line ends throughout), one named event, or several data-only
+            # events; anything else takes the general path below
             lines = chunk.count(b"\n")
-            if lines == 2 and chunk[:6] == b"data: ":
-                if chunk[-2:] == b"\n\n" and b"\r" not in chunk:
-                    body = chunk[6:-2]
-                elif chunk[-4:] == b"\r\n\r\n" and chunk.count(b"\r") == 2:
-                    body = chunk[6:-4]
-                else:
-                    body = None
-                if body is not None:  # _data_event("message", ...), inlined: the hot path
-                    event: ServerSentEvent = _new(ServerSentEvent)
-                    try:
-                        event.data = body.decode()
-                    except UnicodeDecodeError:
-                        event.data = body.decode("utf-8", "replace")
-                    event.encoded = body if _BYTES_FIRST else None
-                    event.event = "message"
-                    event.id = self._last_id
-                    event.retry = None
-                    event.provider = self.provider
-                    return [event]
+            if chunk[:6] == b"data: ":
+                if lines == 2:
+                    if chunk[-2:] == b"\n\n" and b"\r" not in chunk:
+                        body = chunk[6:-2]
+                    elif chunk[-4:] == b"\r\n\r\n" and chunk.count(b"\r") == 2:
+                        body = chunk[6:-4]
+                    else:
+                        body = None
+                    if body is not None:  # _data_event("message", ...), inlined: the hot path
+                        event: ServerSentEvent = _new(ServerSentEvent)
+                        try:
+                            event.data = body.decode()
+                        except UnicodeDecodeError:
+                            event.data = body.decode("utf-8", "replace")
+                        event.encoded = body if _BYTES_FIRST else None
+                        event.event = "message"
+                        event.id = self._last_id
+                        event.retry = None
+                        event.provider = self.provider
+                        return [event]
+                many = self._data_events(chunk)
+                if many is not None:
+                    return many
             elif lines == 3 and chunk[:7] == b"event: ":
                 named = self._named_event(chunk)
                 if named is not None:
                     return [named]
-            elif lines > 3 and chunk[:6] == b"data: ":
-                many = self._data_events(chunk)
-                if many is not None:
-                    return many
+            elif _holdable(chunk):  # a read cut inside "data: "
+                self._held = chunk
+                return []
         return self._general(chunk)
 
     def _data_events(self, chunk: bytes) -> list[ServerSentEvent] | None:
-        """The fast path for a read holding several whole data-only events (a client reading
-        slower than the server sends, or a Content-Length body); what follows the last blank
-        line goes to the general path. None if any event has other fields or lines."""
+        """The fast path for a read holding whole data-only events, maybe none, and then the
+        start of the next (a client reading slower than the server sends, a Content-Length
+        body read in large pieces): the events, and that start kept for the next read. None
+        if any event has other fields or lines (the general path then reads the chunk)."""
         crlf = b"\r" in chunk
         parts = chunk.split(b"\r\n\r\n" if crlf else b"\n\n")
         tail = parts.pop()  # after the last blank line: the start of the next event, or b""
+        if tail and (crlf or not _holdable(tail)):
+            return None
         for part in parts:
             if part[:6] != b"data: " or b"\n" in part or (crlf and b"\r" in part):
                 return None
+        self._held = tail
         last_id, provider = self._last_id, self.provider
-        events = [_data_event("message", part[6:], last_id, provider) for part in parts]
-        if tail:
-            events += self._general(tail)
-        return events
+        return [_data_event("message", part[6:], last_id, provider) for part in parts]
 
     def _general(self, chunk: bytes) -> list[ServerSentEvent]:
         """Any chunk, line by line, by the WHATWG rules."""
@@ -342,7 +372,8 @@ class SSEDecoder:
 
         ``truncated`` becomes True if a partial line or undispatched data lines remained.
         """
-        self.truncated = bool(self._lines.pending()) or bool(self._data)
+        self.truncated = bool(self._lines.pending()) or bool(self._data) or bool(self._held)
+        self._held = b""
         self._data.clear()
         self._event = ""
         self._retry = None
