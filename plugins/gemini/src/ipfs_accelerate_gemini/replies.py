@@ -161,24 +161,28 @@ def parse_generate(body: Any) -> ChatResponse:
 
 def _lone_text(body: Any) -> str | None:
     """The text of the common stream event, else None: an object without error or prompt
-    feedback whose one candidate (index 0, no finish reason) has one plain text part."""
-    if type(body) is not dict or "error" in body or "promptFeedback" in body:
+    feedback whose one candidate (index 0, no finish reason) has one plain text part. Any
+    other shape (a wrong type included) is None, and the general path reads it."""
+    try:
+        if "error" in body or "promptFeedback" in body:
+            return None
+        (candidate,) = body["candidates"]
+        (part,) = candidate["content"]["parts"]
+        text = part["text"]
+    except (KeyError, TypeError, ValueError, IndexError):
         return None
-    candidates = body.get("candidates")
-    if type(candidates) is not list or len(candidates) != 1:
+    if (
+        type(text) is not str
+        or type(body) is not dict
+        or type(candidate) is not dict
+        or type(part) is not dict
+        or "finishReason" in candidate
+        or candidate.get("index", 0) != 0
+        or "functionCall" in part
+        or "thought" in part
+    ):
         return None
-    candidate = candidates[0]
-    if type(candidate) is not dict or "finishReason" in candidate or candidate.get("index", 0) != 0:
-        return None
-    content = candidate.get("content")
-    parts = content.get("parts") if type(content) is dict else None
-    if type(parts) is not list or len(parts) != 1:
-        return None
-    part = parts[0]
-    if type(part) is not dict or "functionCall" in part or "thought" in part:
-        return None
-    text = part.get("text")
-    return text if type(text) is str else None
+    return text
 
 
 def stream_parser() -> Callable[[ServerSentEvent], StreamChunk | StreamEnd | None]:
