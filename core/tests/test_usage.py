@@ -133,6 +133,8 @@ def test_record_returns_cost_and_stats_add_up(pricing: Pricing) -> None:
         (None, None, None, (0, 0, 0)),
         (3, 4, 100, (3, 4, 100)),  # a larger total (reasoning, cached tokens) is kept
         (3, 4, 5, (3, 4, 7)),  # a total below the sum is the sum
+        ("²", "٣", "9" * 5000, (0, 0, 0)),  # digits int() refuses, or too many for it
+        (" 12 ", "0013", None, (12, 13, 25)),
     ],
 )
 def test_usage_of_clamps_nonsense_counts(

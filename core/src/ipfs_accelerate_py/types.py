@@ -223,8 +223,11 @@ def token_count(value: Any) -> int:
     NaN, a bool, junk) is 0."""
     if type(value) is int:
         return value if 0 <= value <= MAX_TOKENS else 0
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
+    if isinstance(value, str):
+        digits = value.strip()
+        # ASCII digits only ("²".isdigit() is True, and int() refuses it), and not so many
+        # that int() refuses them (4,300): more than 13 is above MAX_TOKENS anyway
+        value = int(digits) if digits.isascii() and digits.isdigit() and len(digits) <= 13 else 0
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return 0
     return int(value) if 0 <= value <= MAX_TOKENS else 0  # NaN compares False: 0
