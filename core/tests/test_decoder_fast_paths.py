@@ -121,3 +121,15 @@ def test_sse_a_stream_ending_inside_a_kept_event_is_truncated() -> None:
 def _feed(pieces: list[bytes]) -> list[object]:
     decoder = SSEDecoder()
     return [e for p in pieces for e in decoder.feed(p)]
+
+
+def test_sse_a_trickle_of_single_bytes_is_held_in_place() -> None:
+    """A 32 KiB event read one byte at a time: what the fast path holds back grows in place
+    (a copy per read would make this quadratic), and the event comes out whole."""
+    payload = "x" * 32 * 1024
+    body = b"data: a\n\n" + f"data: {payload}\n\n".encode()
+    decoder = SSEDecoder()
+    events = [e for i in range(len(body)) for e in decoder.feed(body[i : i + 1])]
+    assert [e.data for e in events] == ["a", payload]
+    decoder.close()
+    assert not decoder.truncated

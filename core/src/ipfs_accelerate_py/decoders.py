@@ -127,11 +127,14 @@ def _data_event(
     return event
 
 
+_HOLD_MAX = 64 * 1024  # the most held back; a longer event goes to the general path
+
+
 def _holdable(start: bytes) -> bool:
     """Whether ``start`` can only begin a data-only event, LF line ends (``data: {...``, a
     piece of ``data:``, or a whole data line awaiting its blank line), and is small enough
     to keep back until the next read completes it."""
-    if len(start) > 65536 or b"\r" in start:
+    if len(start) > _HOLD_MAX or b"\r" in start:
         return False
     if start[:6] != b"data: " and not b"data: ".startswith(start):
         return False
@@ -231,13 +234,18 @@ class SSEDecoder:
         self._retry: int | None = None
         self._clean = False  # between events, no partial line: a chunk may be one whole event
         self._names: dict[bytes, str] = {}  # event names seen, decoded
-        self._held = b""  # the start of a data-only event, until a read completes it
+        self._held = bytearray()  # the start of a data-only event, until a read completes it
         self._begun = False  # the first bytes were seen
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         """Return the events completed by ``chunk``, in order."""
-        if self._held:  # the start of a data-only event, kept back by the fast path
-            chunk, self._held = self._held + chunk, b""
+        held = self._held
+        if held:  # the start of a data-only event, kept back by the fast path
+            if b"\n" not in chunk and b"\r" not in chunk and len(held) + len(chunk) <= _HOLD_MAX:
+                held += chunk  # still no line end (a trickle): appended in place, not copied
+                return []
+            chunk = bytes(held) + chunk
+            held.clear()
         elif not self._begun and chunk:
             self._begun = True
             if chunk[:1] != _BOM[:1]:  # no byte order mark: the fast paths may take it
@@ -276,7 +284,7 @@ class SSEDecoder:
                 if named is not None:
                     return [named]
             elif _holdable(chunk):  # a read cut inside "data: "
-                self._held = chunk
+                self._held += chunk
                 return []
         return self._general(chunk)
 
@@ -293,7 +301,7 @@ class SSEDecoder:
         for part in parts:
             if part[:6] != b"data: " or b"\n" in part or (crlf and b"\r" in part):
                 return None
-        self._held = tail
+        self._held += tail  # empty before: this read began with what it held
         last_id, provider = self._last_id, self.provider
         return [_data_event("message", part[6:], last_id, provider) for part in parts]
 
@@ -373,7 +381,7 @@ class SSEDecoder:
         ``truncated`` becomes True if a partial line or undispatched data lines remained.
         """
         self.truncated = bool(self._lines.pending()) or bool(self._data) or bool(self._held)
-        self._held = b""
+        self._held.clear()
         self._data.clear()
         self._event = ""
         self._retry = None
