@@ -78,6 +78,24 @@ def test_async_a_body_held_open_after_the_end_marker_costs_at_most_the_idle_time
     assert texts == ["a", "b", ""]
 
 
+def test_a_trickle_after_the_end_marker_is_not_read_for_long(
+    make_backend: Callable[..., Backend], protocol_server: ProtocolServer
+) -> None:
+    """A server that goes on sending a comment every 50 ms after [DONE]: the stream stops
+    reading about a second after its end marker, not when the server stops (10 s here)."""
+    payload = Reply.sse(wire.chat_stream(["a", "b"]), split=10**6)
+    keepalives = [b": still here\n"] * 200
+    protocol_server.on(
+        "POST",
+        CHAT,
+        Reply(headers=payload.headers, chunks=[*payload.chunks, *keepalives], chunk_delay=0.05),
+    )
+    backend = make_backend(timeout=5.0)
+    started = time.monotonic()
+    assert _texts(backend) == ["a", "b", ""]
+    assert time.monotonic() - started < 4.0
+
+
 def test_a_reply_already_in_memory_streams_too(backend: Backend) -> None:
     """httpx.MockTransport (as users' own tests use it) hands over a body already read."""
     body = b"".join(

@@ -20,6 +20,7 @@ callable), the reply's headers, and a ``close``.
 from __future__ import annotations
 
 import builtins
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +45,9 @@ __all__ = ["CallableExecutor", "HttpExecutor", "Outcome", "StreamSource", "execu
 _NO_HEADERS: Mapping[str, str] = {}
 DRAIN_LIMIT = 64 * 1024
 """The most a stream reads past its end marker to keep its connection (see drain())."""
+DRAIN_SECONDS = 1.0
+"""How long a stream goes on reading past its end marker (a read already waiting may still
+take up to the read timeout)."""
 _JSON_TYPES = ("application/json", "application/problem+json")
 
 
@@ -88,14 +92,14 @@ class StreamSource:
     def drain(self) -> None:
         """After the protocol's end marker: read what is left of the body (normally only
         the chunked encoding's last chunk) so that the connection goes back to the pool
-        instead of being closed, as the official SDKs do. Gives up past 64 KiB; a failure
-        is ignored (the stream's result is complete)."""
+        instead of being closed, as the official SDKs do. Gives up past 64 KiB or 1 s (a
+        server trickling bytes after its end); a failure is ignored (the result is complete)."""
         if self.drainable and self.pieces is not None:
-            size = 0
+            size, deadline = 0, time.monotonic() + DRAIN_SECONDS
             try:
                 for piece in self.pieces:
                     size += len(piece)
-                    if size > DRAIN_LIMIT:
+                    if size > DRAIN_LIMIT or time.monotonic() > deadline:
                         return
             except Exception:
                 return
@@ -103,11 +107,11 @@ class StreamSource:
     async def adrain(self) -> None:
         """Async :meth:`drain`."""
         if self.drainable and self.apieces is not None:
-            size = 0
+            size, deadline = 0, time.monotonic() + DRAIN_SECONDS
             try:
                 async for piece in self.apieces:
                     size += len(piece)
-                    if size > DRAIN_LIMIT:
+                    if size > DRAIN_LIMIT or time.monotonic() > deadline:
                         return
             except Exception:
                 return
