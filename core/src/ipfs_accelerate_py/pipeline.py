@@ -277,7 +277,10 @@ class StreamState:
         """The usage reported so far: the chunks' usage, merged with what the parser kept
         back (``parse.usage_so_far()``, for providers that report it on every event)."""
         kept = getattr(self.parse, "usage_so_far", None)
-        later = kept() if kept is not None else None
+        try:
+            later = kept() if kept is not None else None
+        except Exception:  # never in the way of accounting (an abandoned call's key lease)
+            later = None
         if later is None:
             return self.usage
         return later if self.usage is None else self.usage.merge(later)

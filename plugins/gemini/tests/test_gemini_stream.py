@@ -155,3 +155,19 @@ def test_async_a_stream_closed_early_records_the_usage_reported_so_far(
     stats = gemini.get_usage_stats()
     # the async transport may read several events at once: what they reported counts
     assert stats["prompt_tokens"] == 8 and 2 <= stats["completion_tokens"] <= len(PIECES)
+
+
+def test_unreadable_usage_reports_cost_nothing_and_hold_nothing(
+    gemini: Backend, protocol_server: ProtocolServer
+) -> None:
+    """Counts int() refuses ("²" passes str.isdigit): read as 0, and a stream closed early
+    still gives its key back."""
+    events = _growing_usage(PIECES, True)
+    for event in events:
+        event["usageMetadata"] = {"promptTokenCount": "²", "candidatesTokenCount": "9" * 5000}
+    protocol_server.on("POST", STREAM, wire.sse(events), wire.sse(events))
+    final = list(gemini.stream(messages=MESSAGES))[-1]
+    assert final.usage is not None and final.usage.total_tokens == 0
+    with gemini.stream(messages=MESSAGES) as stream:
+        next(stream)
+    assert all(k["in_flight"] == 0 for k in gemini.get_key_usage_stats().values())
