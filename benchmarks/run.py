@@ -1361,6 +1361,15 @@ def render(r: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+NEEDED = (
+    "numpy",
+    "opentelemetry.sdk",
+    *(f"ipfs_accelerate_{p}" for p in ("openai", "claude", "groq", "gemini", "ollama", "hf")),
+    "ipfs_accelerate_local",
+)
+"""What the whole run imports; checked first, so that a partial environment fails at once."""
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="~20 s run with fewer samples")
@@ -1382,6 +1391,14 @@ def main() -> int:
         "requests; minutes), written to soak.md next to --out",
     )
     args = parser.parse_args()
+    missing = [name for name in NEEDED if not clients.installed(name)]
+    if missing:
+        print(
+            f"benchmarks/run.py needs {', '.join(missing)}: run it in the environment "
+            "./scripts/setup makes (every plugin, and core's numpy and otel-test extras)",
+            file=sys.stderr,
+        )
+        return 2
     q = args.quick
     scale = 0.2 if q else 1.0
     chat_n, achat_n, stream_n = (400, 300, 6) if q else (5000, 3000, 60)
