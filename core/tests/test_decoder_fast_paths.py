@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from ipfs_accelerate_py.decoders import NDJSONDecoder, SSEDecoder
+from ipfs_accelerate_py.errors import MalformedResponseError
 
 _text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12)
 _field = st.sampled_from(["data", "event", "id", "retry", ": comment", "data:", "event:"])
@@ -133,3 +135,47 @@ def test_sse_a_trickle_of_single_bytes_is_held_in_place() -> None:
     assert [e.data for e in events] == ["a", payload]
     decoder.close()
     assert not decoder.truncated
+
+
+def _bytewise(pieces: list[bytes]) -> list[tuple[str, str, str | None, int | None]]:
+    whole = b"".join(pieces)
+    return _sse([whole[i : i + 1] for i in range(len(whole))])
+
+
+def test_sse_fast_path_reads_match_the_general_path_field_by_field() -> None:
+    cases = [
+        [b": s\n\n", b"data: a\rb\r\n\r\n"],  # a lone CR inside: two data lines
+        [b": s\n\n", b"data: a\rb\n\n"],
+        [b": s\n\n", b"event: e\r\ndata: a\rb\r\n\r\n"],
+        [b"id: 7\n\n", b"data: x\n\ndata: y\n\n"],  # the last id goes on every event
+        [b"id: 7\n\n", b"event: e\ndata: x\n\n"],
+        [b": s\n\n", b"event: a\ndata: 1\n\n", b"event: b\ndata: 2\n\n"],
+        [b": s\n\n", b"data: a\r", b"\n\r\n"],
+    ]
+    for pieces in cases:
+        assert _sse(pieces) == _bytewise(pieces), pieces
+    ids = _sse([b"id: 7\n\n", b"data: x\n\ndata: y\n\n", b"event: e\ndata: z\n\n"])
+    assert [e[2] for e in ids] == ["7", "7", "7"]
+    names = _sse([b": s\n\n", b"event: a\ndata: 1\n\n", b"event: b\ndata: 2\n\n"])
+    assert [e[0] for e in names] == ["a", "b"]
+
+
+def test_sse_fast_path_events_parse_their_own_bytes() -> None:
+    decoder = SSEDecoder("p")
+    decoder.feed(b": s\n\n")
+    one = decoder.feed(b'data: {"a": 1}\n\n')
+    many = decoder.feed(b'data: {"b": 2}\n\ndata: {"c": 3}\n\n')
+    named = decoder.feed(b'event: e\ndata: {"d": 4}\n\n')
+    assert [e.json() for e in one + many + named] == [{"a": 1}, {"b": 2}, {"c": 3}, {"d": 4}]
+    [bad] = decoder.feed(b"data: {nope\n\n")
+    with pytest.raises(MalformedResponseError) as caught:
+        bad.json()
+    assert caught.value.provider == "p"
+
+
+def test_ndjson_fast_path_waits_for_a_partial_line() -> None:
+    decoder = NDJSONDecoder()
+    assert decoder.feed(b'{"a":') == []
+    assert decoder.feed(b"1}\n") == [{"a": 1}]
+    assert decoder.feed(b"{}\n") == [{}]
+    assert decoder.feed(b"\n") == []
