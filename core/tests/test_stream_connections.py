@@ -6,11 +6,13 @@ and what follows the end marker is never handed to the caller."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import time
 from collections.abc import Callable
 
 import httpx
+import pytest
 
 from ipfs_accelerate_py.backend import Backend
 from ipfs_accelerate_py.testing import openai_wire as wire
@@ -108,3 +110,39 @@ def test_a_reply_already_in_memory_streams_too(backend: Backend) -> None:
 
     backend.default_endpoint.transport.client()._transport = httpx.MockTransport(handler)
     assert _texts(backend) == ["a", "b", ""]
+
+
+def test_async_streams_on_httpx_pool_reuse_one_connection(
+    make_backend: Callable[..., Backend],
+    protocol_server: ProtocolServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """httpx's own async pool, with the body's last chunk arriving late (so it is not in a
+    buffer already when the end marker is read): the drain is what keeps the connection."""
+    monkeypatch.setenv("IPFS_ACCELERATE_ASYNC_TRANSPORT", "httpx")
+    backend = make_backend()
+    payload = Reply.sse(wire.chat_stream(["a", "b"]))
+    late = Reply(headers=payload.headers, chunks=payload.chunks, chunk_delay=0.02)
+    protocol_server.on("POST", CHAT, default=late)
+
+    async def three() -> None:
+        for _ in range(3):
+            assert await _atexts(backend) == ["a", "b", ""]
+
+    asyncio.run(three())
+    assert protocol_server.connections == 1
+
+
+def test_a_gzip_encoded_stream_is_decoded(
+    backend: Backend, protocol_server: ProtocolServer
+) -> None:
+    """A content-encoded body is read through httpx's decoders, not raw."""
+    body = b"".join(Reply.sse(wire.chat_stream(["a", "b"])).chunks or [])
+    packed = gzip.compress(body)
+    headers = {"content-type": "text/event-stream", "content-encoding": "gzip"}
+    half = len(packed) // 2
+    protocol_server.on(
+        "POST", CHAT, default=Reply(headers=headers, chunks=[packed[:half], packed[half:]])
+    )
+    assert _texts(backend) == ["a", "b", ""]
+    assert asyncio.run(_atexts(backend)) == ["a", "b", ""]
