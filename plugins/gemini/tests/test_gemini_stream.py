@@ -145,7 +145,7 @@ def test_a_stream_closed_early_records_the_usage_reported_so_far(
 def test_async_a_stream_closed_early_records_the_usage_reported_so_far(
     gemini: Backend, protocol_server: ProtocolServer
 ) -> None:
-    protocol_server.on("POST", STREAM, wire.sse(_growing_usage(PIECES, True)))
+    protocol_server.on("POST", STREAM, wire.sse(_growing_usage(PIECES, False)))
 
     async def two() -> None:
         async with gemini.astream(messages=MESSAGES) as stream:
@@ -153,8 +153,9 @@ def test_async_a_stream_closed_early_records_the_usage_reported_so_far(
 
     asyncio.run(two())
     stats = gemini.get_usage_stats()
-    # the async transport may read several events at once: what they reported counts
-    assert stats["prompt_tokens"] == 8 and 2 <= stats["completion_tokens"] <= len(PIECES)
+    # the async transport may read several events at once: what they reported counts (the
+    # final event has no usage here, so only what the parser kept back can give these)
+    assert stats["prompt_tokens"] == 8 and 2 <= stats["completion_tokens"] <= len(PIECES) - 1
 
 
 def test_unreadable_usage_reports_cost_nothing_and_hold_nothing(
