@@ -241,7 +241,8 @@ class SSEDecoder:
         """Return the events completed by ``chunk``, in order."""
         held = self._held
         if held:  # the start of a data-only event, kept back by the fast path
-            if b"\n" not in chunk and b"\r" not in chunk and len(held) + len(chunk) <= _HOLD_MAX:
+            size = len(held) + len(chunk)
+            if b"\n" not in chunk and b"\r" not in chunk and size <= min(_HOLD_MAX, MAX_LINE):
                 held += chunk  # still no line end (a trickle): appended in place, not copied
                 return []
             chunk = bytes(held) + chunk
