@@ -24,6 +24,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from .aio_transport import encode_json
 from .calls import CallableCall, Credential, HttpCall
 from .errors import (
     BackendError,
@@ -38,6 +39,7 @@ from .transport import error_from_reply, parse_json
 if TYPE_CHECKING:
     import httpx
 
+    from .aio_transport import Direct, DirectReply
     from .attempts import Attempts
 
 __all__ = ["CallableExecutor", "HttpExecutor", "Outcome", "StreamSource", "executor_for"]
@@ -153,6 +155,19 @@ def parse_reply(att: Attempts, call: HttpCall, content: bytes) -> Any:
         ) from None
 
 
+def _merge_headers(headers: dict[str, str], more: Mapping[str, Any]) -> None:
+    """Add ``more`` to ``headers``, a name given again in another case replacing the first
+    (so an ``Authorization`` of the caller's replaces the key's rather than joining it);
+    numbers are sent as their text."""
+    names = {name.lower(): name for name in headers}
+    for name, value in more.items():
+        old = names.get(name.lower())
+        if old is not None and old != name:
+            del headers[old]
+        headers[name] = value if type(value) is str else str(value)
+        names[name.lower()] = name
+
+
 def _identity(response: httpx.Response) -> bool:
     """The body is not content-encoded and not read yet: its raw bytes are the bytes to
     decode, so a stream reads them directly (``iter_raw``), without httpx's per-piece
@@ -169,10 +184,11 @@ class HttpExecutor:
 
     # -- the request -------------------------------------------------------------------------
     @staticmethod
-    def build(
-        att: Attempts, client: httpx.Client | httpx.AsyncClient, credential: Credential | None
-    ) -> httpx.Request:
-        """The request for this attempt, with the credential placed by the plugin."""
+    def parts(
+        att: Attempts, credential: Credential | None
+    ) -> tuple[dict[str, str], Any, Mapping[str, Any] | None, float | None]:
+        """The request's headers (with the credential placed by the spec, unless the plugin
+        places it), JSON body, query parameters and timeout, the caller's extras merged."""
         call, opts, spec = att.call, att.opts, att.spec
         assert isinstance(call, HttpCall)
         place = credential is not None and att.authorize is None
@@ -180,11 +196,11 @@ class HttpExecutor:
         if spec.request_id_header:
             headers[spec.request_id_header] = opts.request_id
         if att.idempotency_key:
-            headers.update(spec.idempotency_headers(att.idempotency_key))
+            _merge_headers(headers, spec.idempotency_headers(att.idempotency_key))
         if call.headers:
-            headers.update(call.headers)
+            _merge_headers(headers, call.headers)
         if opts.extra_headers:
-            headers.update(opts.extra_headers)
+            _merge_headers(headers, opts.extra_headers)
         body = call.json
         if opts.extra_body:
             if not isinstance(body, dict):
@@ -193,10 +209,27 @@ class HttpExecutor:
         params = call.params
         if opts.extra_query:
             params = {**(params or {}), **opts.extra_query}
+        return headers, body, params, opts.timeout
+
+    @staticmethod
+    def _unencodable(att: Attempts, exc: Exception) -> InvalidArgumentError:
+        return InvalidArgumentError(
+            f"the request could not be encoded: {type(exc).__name__}: {str(exc)[:200]}",
+            provider=att.spec.name,
+            request_id=att.opts.request_id,
+        )
+
+    def build(
+        self, att: Attempts, client: httpx.Client | httpx.AsyncClient, credential: Credential | None
+    ) -> httpx.Request:
+        """The request for this attempt, with the credential placed by the plugin."""
+        headers, body, params, timeout = self.parts(att, credential)
         extensions = None
-        if opts.timeout is not None:
-            t = opts.timeout
+        if timeout is not None:
+            t = timeout
             extensions = {"timeout": {"connect": min(5.0, t), "read": t, "write": t, "pool": t}}
+        call = att.call
+        assert isinstance(call, HttpCall)
         try:
             request = client.build_request(
                 call.method,
@@ -207,15 +240,28 @@ class HttpExecutor:
                 extensions=extensions,
             )
         except (TypeError, ValueError, RecursionError) as exc:
-            raise InvalidArgumentError(
-                f"the request could not be encoded: {type(exc).__name__}: {str(exc)[:200]}",
-                provider=spec.name,
-                request_id=opts.request_id,
-            ) from None
+            raise self._unencodable(att, exc) from None
         authorize = att.authorize
         if authorize is not None and credential is not None:
             authorize(request, credential)
         return request
+
+    async def _asend_direct(
+        self, att: Attempts, direct: Direct, credential: Credential | None
+    ) -> DirectReply:
+        """Send this attempt's request through aiohttp without httpx's objects (a plain call
+        whose plugin has no ``authorize`` hook: see :mod:`.aio_transport`)."""
+        headers, body, params, timeout = self.parts(att, credential)
+        call = att.call
+        assert isinstance(call, HttpCall)
+        content = None
+        if body is not None:
+            try:
+                content = encode_json(body)
+            except (TypeError, ValueError, RecursionError) as exc:
+                raise self._unencodable(att, exc) from None
+        url = att.ep.transport.address(call.path, params)
+        return await direct.send(call.method, url, headers, content, timeout)
 
     # -- a plain call -------------------------------------------------------------------------
     def attempt(self, att: Attempts, credential: Credential | None) -> Outcome:
@@ -240,14 +286,21 @@ class HttpExecutor:
     async def aattempt(self, att: Attempts, credential: Credential | None) -> Outcome:
         """Send the request from a coroutine and read the whole reply."""
         ep = att.ep
-        client = await ep.transport.aclient()
-        try:
-            request = self.build(att, client, credential)
-        except BackendError as err:
-            return Outcome(error=err)
+        client, direct = await ep.transport.asender()
+        request = None
+        if direct is None or att.authorize is not None:  # the plugin signs httpx's request
+            try:
+                request = self.build(att, client, credential)
+            except BackendError as err:
+                return Outcome(error=err)
         deadline = att.deadline()
         try:
-            response = await ep.transport.asend(client, request)
+            response: httpx.Response | DirectReply
+            if request is not None:
+                response = await ep.transport.asend(client, request)
+            else:
+                assert direct is not None
+                response = await self._asend_direct(att, direct, credential)
             try:
                 content = await ep.transport.aread(response, deadline, att.clock)
             finally:
@@ -257,7 +310,7 @@ class HttpExecutor:
         return self.finish(att, response, content)
 
     @staticmethod
-    def finish(att: Attempts, response: httpx.Response, content: bytes) -> Outcome:
+    def finish(att: Attempts, response: httpx.Response | DirectReply, content: bytes) -> Outcome:
         """Classify a complete reply: an error status, a redirect, or a result to parse."""
         status = response.status_code
         headers = response.headers

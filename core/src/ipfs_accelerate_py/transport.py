@@ -51,8 +51,13 @@ if TYPE_CHECKING:  # httpx, ssl and asyncio load on first use: importing core st
 
     import httpx
 
+    from .aio_transport import Direct, DirectReply
+
     _LoopClient = tuple[
-        weakref.ref[asyncio.AbstractEventLoop], httpx.AsyncClient, AsyncGenerator[None, None]
+        weakref.ref[asyncio.AbstractEventLoop],
+        httpx.AsyncClient,
+        AsyncGenerator[None, None],
+        Direct | None,
     ]
 
 
@@ -80,6 +85,53 @@ def _prepare_async() -> None:
     aio_transport.aiohttp_available()
 
 
+_classes: list[Any] = []  # (Client, AsyncClient), built on first use (httpx loads lazily)
+_SET_COOKIE = (b"set-cookie", b"set-cookie2")
+
+
+def _client_classes() -> tuple[type[httpx.Client], type[httpx.AsyncClient]]:
+    """httpx's clients with a cookie jar that looks at a reply's cookies only when it sets
+    one. httpx's own adapts every reply and its request to ``http.cookiejar``'s interfaces
+    (a ``urllib.request.Request``, the headers copied into an ``email.message.Message``,
+    twice): a sixth of an async call's cost at high concurrency, for APIs that rarely set
+    cookies. Cookies that are set are kept and sent back as before."""
+    if not _classes:
+        import httpx
+
+        class RareCookies(httpx.Cookies):
+            def extract_cookies(self, response: httpx.Response) -> None:
+                for name, _ in response.headers.raw:
+                    if name.lower() in _SET_COOKIE:
+                        super().extract_cookies(response)
+                        return
+
+        class KeepsRareCookies:
+            """Gives a client the cookie jar above (``cookies=`` as httpx takes it)."""
+
+            _rare: httpx.Cookies
+
+            @property
+            def cookies(self) -> httpx.Cookies:
+                return self._rare
+
+            @cookies.setter
+            def cookies(self, cookies: Any) -> None:
+                self._rare = RareCookies(cookies)
+
+            def __init__(self, **options: Any) -> None:
+                super().__init__(**options)
+                self.cookies = options.get("cookies") or {}
+
+        class Client(KeepsRareCookies, httpx.Client):
+            """An ``httpx.Client`` with the cookie jar above."""
+
+        class AsyncClient(KeepsRareCookies, httpx.AsyncClient):
+            """An ``httpx.AsyncClient`` with the cookie jar above."""
+
+        _classes.append((Client, AsyncClient))
+    return _classes[0]  # type: ignore[no-any-return]
+
+
 class Transport:
     """Pooled HTTP clients for one base URL, safe to share across threads and event loops."""
 
@@ -99,6 +151,7 @@ class Transport:
         self._headers = dict(headers or {})
         self._max_connections = max_connections
         self._urls: dict[str, httpx.URL] = {}
+        self._addresses: dict[str, str] = {}
         self._lock = threading.Lock()
         self._client: httpx.Client | None = None
         # id(loop) -> (weak ref to the loop, its client, the generator that closes it)
@@ -145,6 +198,17 @@ class Transport:
                 self._urls[path] = url
         return url
 
+    def address(self, path: str, params: Mapping[str, Any] | None = None) -> str:
+        """The text of :meth:`url`, with ``params`` merged into its query as httpx does."""
+        if params:
+            return str(self.url(path).copy_merge_params(params))
+        text = self._addresses.get(path)
+        if text is None:
+            text = str(self.url(path))
+            if len(self._addresses) < 256:
+                self._addresses[path] = text
+        return text
+
     def read(self, response: httpx.Response, deadline: float | None, clock: Any = None) -> bytes:
         """Read a reply's body within the attempt's deadline and the size limit."""
         limit = self._limit(response)
@@ -160,7 +224,7 @@ class Transport:
         return b"".join(parts)
 
     async def aread(
-        self, response: httpx.Response, deadline: float | None, clock: Any = None
+        self, response: httpx.Response | DirectReply, deadline: float | None, clock: Any = None
     ) -> bytes:
         """Async :meth:`read`."""
         limit = self._limit(response)
@@ -175,7 +239,7 @@ class Transport:
                 raise TimeoutError("timed out reading the reply (the call's deadline passed)")
         return b"".join(parts)
 
-    def _limit(self, response: httpx.Response) -> int:
+    def _limit(self, response: httpx.Response | DirectReply) -> int:
         limit = self.max_error_body if response.status_code >= 300 else self.max_body
         declared = response.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -183,7 +247,7 @@ class Transport:
         return limit
 
     @staticmethod
-    def _too_large(response: httpx.Response, limit: int) -> MalformedResponseError:
+    def _too_large(response: httpx.Response | DirectReply, limit: int) -> MalformedResponseError:
         what = "error reply" if response.status_code >= 300 else "reply"
         return MalformedResponseError(
             f"the {what} body is larger than the {limit:,} byte limit (HTTP "
@@ -194,11 +258,10 @@ class Transport:
         """The shared sync client, created on first use."""
         client = self._client
         if client is None:
-            import httpx
-
             with self._lock:
                 if self._client is None:
-                    self._client = httpx.Client(base_url=self.base_url, **self._options())
+                    client_class = _client_classes()[0]
+                    self._client = client_class(base_url=self.base_url, **self._options())
                     # a backend dropped without close() still frees its sockets
                     weakref.finalize(self, self._client.close)
                 client = self._client
@@ -211,12 +274,22 @@ class Transport:
 
         loop = asyncio.get_running_loop()
         entry = self._aclients.get(id(loop))
-        if entry is not None and entry[0]() is loop:
-            return entry[1]
-        return await self._open_aclient(loop)
+        if entry is None or entry[0]() is not loop:
+            entry = await self._open_aclient(loop)
+        return entry[1]
 
-    async def _open_aclient(self, loop: asyncio.AbstractEventLoop) -> httpx.AsyncClient:
-        import httpx
+    async def asender(self) -> tuple[httpx.AsyncClient, Direct | None]:
+        """The running loop's async client (see :meth:`aclient`) and, on aiohttp's pool, the
+        :class:`~.aio_transport.Direct` sender over the same connections for plain calls."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        entry = self._aclients.get(id(loop))
+        if entry is None or entry[0]() is not loop:
+            entry = await self._open_aclient(loop)
+        return entry[1], entry[3]
+
+    async def _open_aclient(self, loop: asyncio.AbstractEventLoop) -> _LoopClient:
 
         self._sweep()
         if _ssl is None or not aio_transport.resolved():
@@ -226,9 +299,11 @@ class Transport:
         options = self._options()
         # aiohttp's pool when the `aio` extra is installed (see aio_transport), else httpx's
         transport = async_transport(verify=options["verify"], limits=options["limits"])
-        client = httpx.AsyncClient(base_url=self.base_url, transport=transport, **options)
+        client_class = _client_classes()[1]
+        client = client_class(base_url=self.base_url, transport=transport, **options)
         if transport is None:  # httpx's own pool: sends are shielded from cancellation
             self._httpx_pools.add(id(client))
+        direct = aio_transport.direct(transport, client)
         # An async generator, once started, is closed by the loop's shutdown_asyncgens()
         # (asyncio.run does this before closing the loop): its finally closes the client
         # in its own loop, so no connection outlives the loop that opened it.
@@ -237,10 +312,11 @@ class Transport:
         with self._lock:
             entry = self._aclients.get(id(loop))
             if entry is None or entry[0]() is not loop:
-                self._aclients[id(loop)] = (weakref.ref(loop), client, closer)
-                return client
+                entry = (weakref.ref(loop), client, closer, direct)
+                self._aclients[id(loop)] = entry
+                return entry
         await closer.aclose()  # another task of this loop won the race
-        return entry[1]
+        return entry
 
     async def _close_at_shutdown(
         self, key: int, client: httpx.AsyncClient
@@ -281,7 +357,7 @@ class Transport:
     def _sweep(self) -> None:
         """Forget clients of loops that are gone or closed without shutting down."""
         with self._lock:
-            for key, (ref, _, _) in list(self._aclients.items()):
+            for key, (ref, *_) in list(self._aclients.items()):
                 loop = ref()
                 if loop is None or loop.is_closed():
                     del self._aclients[key]

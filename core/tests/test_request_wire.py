@@ -1,0 +1,184 @@
+"""The request a plain call puts on the wire, and the reply it reads back, are the same
+whichever way it travels: the sync client, httpx's async pool, or aiohttp's pool (where a
+plain call skips httpx's request and response objects): headers merged without duplicates,
+the JSON body and its type, the query, a compressed reply, cookies, the per-call timeout, the
+size limit, and a clear error for a request that cannot be sent."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from ipfs_accelerate_py import errors
+from ipfs_accelerate_py.aio_transport import aiohttp_available
+from ipfs_accelerate_py.backend import Backend
+from ipfs_accelerate_py.testing import openai_wire as wire
+from ipfs_accelerate_py.testing.server import ProtocolServer, Reply
+
+CHAT = "/v1/chat/completions"
+
+
+@pytest.fixture(params=["sync", "async httpx", "async aiohttp"])
+def via(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """How the test's calls travel."""
+    name = str(request.param)
+    if name != "sync":
+        monkeypatch.setenv("IPFS_ACCELERATE_ASYNC_TRANSPORT", name.split()[1])
+    if name == "async aiohttp" and not aiohttp_available():
+        pytest.skip("the aio extra (httpx-aiohttp) is not installed")
+    return name
+
+
+def chats(backend: Backend, via: str, *calls: dict[str, Any]) -> list[Any]:
+    """Make one chat call per keyword set, in order (async: all on one event loop, so on one
+    client); each result is the reply's text or the exception raised."""
+    if via == "sync":
+        out: list[Any] = []
+        for kw in calls:
+            try:
+                out.append(backend.chat(messages=wire.user(), model="m", **kw).text)
+            except Exception as exc:
+                out.append(exc)
+        return out
+
+    async def run() -> list[Any]:
+        out: list[Any] = []
+        for kw in calls:
+            try:
+                out.append((await backend.achat(messages=wire.user(), model="m", **kw)).text)
+            except Exception as exc:
+                out.append(exc)
+        return out
+
+    return asyncio.run(run())
+
+
+def test_headers_are_merged_without_case_duplicates(
+    via: str, make_backend: Callable[..., Backend], protocol_server: ProtocolServer
+) -> None:
+    protocol_server.on("POST", CHAT, default=wire.chat_reply("ok"))
+    backend = make_backend()
+    extra = {
+        "AUTHORIZATION": "Bearer replaced",
+        "x-client-request-id": "mine",
+        "user-agent": "caller/1.0",
+        "X-Count": 3,
+    }
+    assert chats(backend, via, {"extra_headers": extra}) == ["ok"]
+    headers = protocol_server.requests[0].headers
+    assert headers.get_all("authorization") == ["Bearer replaced"]
+    assert headers.get_all("x-client-request-id") == ["mine"]
+    assert headers.get_all("user-agent") == ["caller/1.0"]
+    assert headers.get_all("x-count") == ["3"]  # numbers are accepted as header values
+    assert headers.get_all("content-type") == ["application/json"]
+
+
+def test_the_json_body_and_query_arrive_as_sent(
+    via: str, make_backend: Callable[..., Backend], protocol_server: ProtocolServer, secret: str
+) -> None:
+    protocol_server.on("POST", CHAT, default=wire.chat_reply("ok"))
+    backend = make_backend()
+    sent = chats(
+        backend,
+        via,
+        {"extra_body": {"note": "café ☕", "n": 2}, "extra_query": {"q": "a b&c", "v": "é"}},
+    )
+    assert sent == ["ok"]
+    seen = protocol_server.requests[0]
+    assert seen.json()["note"] == "café ☕" and seen.json()["n"] == 2
+    assert seen.json()["messages"] == wire.user()
+    assert seen.query == {"q": "a b&c", "v": "é"}
+    assert seen.headers["authorization"] == f"Bearer {secret}"
+    assert int(seen.headers["content-length"]) == len(seen.body)
+
+
+def test_a_content_type_of_the_callers_own_is_kept(
+    via: str, make_backend: Callable[..., Backend], protocol_server: ProtocolServer
+) -> None:
+    protocol_server.on("POST", CHAT, default=wire.chat_reply("ok"))
+    backend = make_backend()
+    own = "application/json; charset=utf-8"
+    assert chats(backend, via, {"extra_headers": {"Content-Type": own}}) == ["ok"]
+    assert protocol_server.requests[0].headers.get_all("content-type") == [own]
+
+
+def test_a_gzip_reply_is_decoded(
+    via: str, make_backend: Callable[..., Backend], protocol_server: ProtocolServer
+) -> None:
+    body = gzip.compress(json.dumps(wire.chat_completion("squeezed")).encode())
+    protocol_server.on("POST", CHAT, default=Reply.raw(body, headers={"content-encoding": "gzip"}))
+    backend = make_backend()
+    assert chats(backend, via, {}) == ["squeezed"]
+    assert "gzip" in protocol_server.requests[0].headers["accept-encoding"]
+
+
+def test_a_cookie_the_server_sets_is_sent_back(
+    via: str, make_backend: Callable[..., Backend], protocol_server: ProtocolServer
+) -> None:
+    protocol_server.on(
+        "POST",
+        CHAT,
+        Reply.json(wire.chat_completion("first"), headers={"set-cookie": "route=b7; Path=/"}),
+        default=wire.chat_reply("second"),
+    )
+    backend = make_backend()
+    assert chats(backend, via, {}, {}) == ["first", "second"]
+    first, second = protocol_server.requests
+    assert "cookie" not in first.headers
+    assert second.headers.get_all("cookie") == ["route=b7"]
+
+
+def test_the_per_call_timeout_bounds_a_slow_reply(
+    via: str, make_backend: Callable[..., Backend], protocol_server: ProtocolServer
+) -> None:
+    protocol_server.on("POST", CHAT, default=Reply.json(wire.chat_completion("late"), delay=2.0))
+    backend = make_backend(max_retries=0, timeout=30)
+    [result] = chats(backend, via, {"timeout": 0.3})
+    assert isinstance(result, errors.TimeoutError), result
+
+
+def test_an_oversized_reply_is_refused(
+    via: str, make_backend: Callable[..., Backend], protocol_server: ProtocolServer
+) -> None:
+    backend = make_backend(max_retries=0)
+    backend.default_endpoint.transport.max_body = 1000
+    protocol_server.on(
+        "POST",
+        CHAT,
+        Reply.json({"x": "y" * 5000}),  # declared too long
+        Reply(headers={"content-type": "application/json"}, chunks=[b"z" * 600] * 5),
+    )
+    declared, chunked = chats(backend, via, {}, {})
+    for result in (declared, chunked):
+        assert isinstance(result, errors.MalformedResponseError), result
+        assert "1,000 byte limit" in str(result)
+
+
+def test_a_header_value_with_a_line_break_is_an_invalid_argument(
+    via: str, make_backend: Callable[..., Backend], protocol_server: ProtocolServer, secret: str
+) -> None:
+    protocol_server.on("POST", CHAT, default=wire.chat_reply("ok"))
+    backend = make_backend(max_retries=2)
+    [result] = chats(backend, via, {"extra_headers": {"x-note": "one\r\nx-injected: two"}})
+    assert isinstance(result, errors.InvalidArgumentError), result
+    assert secret not in str(result) and secret not in repr(result)
+    assert protocol_server.requests == []  # nothing sent, nothing retried
+
+
+def test_a_body_json_cannot_encode_is_an_invalid_argument(
+    via: str, make_backend: Callable[..., Backend], protocol_server: ProtocolServer
+) -> None:
+    protocol_server.on("POST", CHAT, default=wire.chat_reply("ok"))
+    backend = make_backend()
+    nan, obj = chats(
+        backend, via, {"extra_body": {"t": float("nan")}}, {"extra_body": {"t": object()}}
+    )
+    for result in (nan, obj):
+        assert isinstance(result, errors.InvalidArgumentError), result
+        assert "could not be encoded" in str(result)
+    assert protocol_server.requests == []
