@@ -8,6 +8,7 @@ suite runs with whatever is there; ``--compare`` adds the official ``openai`` cl
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib.util
 import os
@@ -231,3 +232,18 @@ def _litellm() -> Any:
     litellm.telemetry = False
     litellm.suppress_debug_info = True
     return litellm
+
+
+async def mock_async(backend: Any, handler: Callable[[httpx.Request], httpx.Response]) -> None:
+    """Send ``backend``'s async calls on the running loop through ``httpx.MockTransport``:
+    the httpx client its transport made gets MockTransport as its underlying transport
+    (httpx's ``_transport``). On aiohttp's pool a plain call normally skips httpx's objects
+    (``aio_transport.Direct``), which would bypass the mock: that route is turned off for
+    this client (a second intrusion), so what is measured is the pipeline plus the route
+    through httpx's objects."""
+    transport = backend.default_endpoint.transport
+    client = await transport.aclient()
+    client._transport = httpx.MockTransport(handler)
+    entries = transport._aclients
+    key = id(asyncio.get_running_loop())
+    entries[key] = (*entries[key][:3], None)

@@ -46,16 +46,9 @@ def bench_router(
     sync = interleave(fns, rounds, warmup)
 
     async def amain() -> dict[str, list[int]]:
-        import inspect
+        from clients import mock_async
 
-        import httpx
-
-        client = backend.default_endpoint.transport.aclient()
-        if inspect.isawaitable(client):
-            client = await client
-        client._transport = httpx.MockTransport(
-            backend.default_endpoint.transport.client()._transport.handler
-        )
+        await mock_async(backend, backend.default_endpoint.transport.client()._transport.handler)
         return await ainterleave(  # type: ignore[no-any-return]
             {
                 "direct": lambda: backend.achat(messages=MESSAGES, model=MODEL),
