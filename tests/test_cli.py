@@ -188,7 +188,25 @@ def test_not_installed_backend_names_the_package() -> None:
     ran = run("chat", "Hi", "-b", "s3_kit")
     if "not installed" not in ran.err:
         pytest.skip("the s3_kit plugin is installed here")
-    assert ran.code == 2 and "pip install ipfs-accelerate-s3kit" in ran.err
+    assert ran.code == 2 and "pip install ./plugins/s3kit" in ran.err
+
+
+def test_install_hints_name_the_plugins_folders() -> None:
+    from pathlib import Path
+
+    from ipfs_accelerate_py import plugins
+
+    root = Path(__file__).resolve().parent.parent
+    for package in set(plugins.KNOWN_PACKAGES.values()):
+        folder = plugins.install_command(package).removeprefix("pip install ./")
+        project = (root / folder / "pyproject.toml").read_text()
+        assert f'name = "{package}"' in project, (package, folder)
+
+
+def test_demo_of_an_unknown_backend_is_one_line_and_exit_2() -> None:
+    ran = run("demo", "nope")
+    assert ran.code == 2 and "no backend named 'nope'" in ran.err and ran.out == ""
+    _no_traceback(ran.err)
 
 
 def test_unknown_model(protocol_server: ProtocolServer) -> None:

@@ -29,8 +29,13 @@ from .errors import BackendError, ConfigurationError, InvalidArgumentError
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from . import plugins
     from .demo import run_demos
 
+    installed = plugins.installed_backends()
+    for name in args.backends:
+        if name not in installed:
+            plugins.load(name)  # raises the one-line "no backend named" error: exit 2
     logging.basicConfig(level=logging.ERROR, format="  log: %(message)s")
     steps = run_demos(args.backends or None)
     return 0 if steps and all(s.ok for s in steps) else 1

@@ -255,14 +255,25 @@ def load_spec(name: str) -> BackendSpec:
     return load(name).spec
 
 
+def install_command(package: str) -> str:
+    """The command that installs a known plugin from a checkout of the repository (the
+    plugins are installed from their folders, not from PyPI)."""
+    return f"pip install ./plugins/{package.removeprefix('ipfs-accelerate-')}"
+
+
+def install_hint(package: str) -> str:
+    """How to install a known plugin: the command, and its distribution's name."""
+    return f"{install_command(package)} from a checkout of the repository ({package})"
+
+
 def _unknown(name: str) -> UnknownBackendError:
     have = installed_backends()
     listing = ", ".join(have) if have else "none"
     package = KNOWN_PACKAGES.get(name)
     if package:
         return BackendNotInstalledError(
-            f"backend {name!r} is not installed: pip install {package} "
-            f"(installed backends: {listing})"
+            f"backend {name!r} is not installed: {install_hint(package)}; "
+            f"installed backends: {listing}"
         )
     known = ", ".join(sorted(KNOWN_PACKAGES))
     return UnknownBackendError(

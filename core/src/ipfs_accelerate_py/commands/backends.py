@@ -74,7 +74,7 @@ def describe(name: str) -> BackendRow:
         if name not in plugins.KNOWN_PACKAGES:
             plugins.load(name)  # raises UnknownBackendError listing the installed ones
         package = plugins.KNOWN_PACKAGES[name]
-        return BackendRow(name, False, package, credentials=f"pip install {package}")
+        return BackendRow(name, False, package, credentials=plugins.install_command(package))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the row says what went wrong
