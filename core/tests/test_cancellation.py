@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 from collections.abc import Callable
 
 import pytest
 
-from ipfs_accelerate_py.aio_transport import aiohttp_available
+from ipfs_accelerate_py.aio_transport import DirectReply, aiohttp_available
 from ipfs_accelerate_py.backend import Backend
 from ipfs_accelerate_py.resilience.breaker import CircuitState
 from ipfs_accelerate_py.testing import openai_wire as wire
@@ -29,27 +30,34 @@ def transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     return str(request.param)
 
 
-def _script(server: ProtocolServer) -> None:
+def _slow(request: RecordedRequest) -> Reply:
     # slow enough that cancellations land queued, connecting, waiting and mid-body
-    server.on(
-        "POST",
-        "/v1/chat/completions",
-        default=Reply.sse(wire.chat_stream(["a", "b", "c", "d"]), chunk_delay=0.002),
+    if request.json().get("stream"):
+        return Reply.sse(wire.chat_stream(["a", "b", "c", "d"]), chunk_delay=0.002)
+    body = json.dumps(wire.chat_completion("abcd")).encode()
+    return Reply(
+        headers={"content-type": "application/json"},
+        chunks=[body[: len(body) // 2], body[len(body) // 2 :]],
+        chunk_delay=0.004,
     )
 
 
+@pytest.mark.parametrize("kind", ["chat", "stream"])
 def test_random_cancellations_leak_no_slot(
     transport: str,
+    kind: str,
     make_backend: Callable[..., Backend],
     protocol_server: ProtocolServer,
 ) -> None:
-    _script(protocol_server)
+    protocol_server.on("POST", "/v1/chat/completions", default=_slow)
     # the pool (3 connections) and the gate (4 slots, 1,000 queued) both get full
     backend = make_backend(max_concurrent_requests=4, queue_size=1000)
     backend.default_endpoint.transport._max_connections = 3
     rng = random.Random(7)
 
     async def stream_all() -> str:
+        if kind == "chat":  # on aiohttp's pool: the direct route, without httpx's objects
+            return (await backend.achat(messages=wire.user(), model="m")).text
         return "".join([c.text async for c in backend.astream(messages=wire.user(), model="m")])
 
     async def main() -> tuple[int, list[str]]:
@@ -103,6 +111,14 @@ def test_a_cancellation_while_the_reply_closes_leaks_nothing(
         await close(response)
 
     monkeypatch.setattr(httpx.Response, "aclose", cancelled_while_closing)
+    direct_close = DirectReply.aclose  # a plain call on aiohttp's pool closes this instead
+
+    async def direct_cancelled_while_closing(reply: DirectReply) -> None:
+        if caller:
+            caller.pop().cancel()
+        await direct_close(reply)
+
+    monkeypatch.setattr(DirectReply, "aclose", direct_cancelled_while_closing)
 
     async def one() -> str:
         if kind == "chat":
@@ -117,6 +133,7 @@ def test_a_cancellation_while_the_reply_closes_leaks_nothing(
         return await asyncio.wait_for(asyncio.gather(one(), one()), 10)
 
     assert asyncio.run(main()) == ["ab", "ab"]
+    assert caller == []  # the cancellation was sent from inside the reply's close
     ep = backend.default_endpoint
     assert [k["in_flight"] for k in ep.keys.stats().values()] == [0]
     assert ep.gate.info()["active_requests"] == 0

@@ -182,3 +182,43 @@ def test_a_body_json_cannot_encode_is_an_invalid_argument(
         assert isinstance(result, errors.InvalidArgumentError), result
         assert "could not be encoded" in str(result)
     assert protocol_server.requests == []
+
+
+def test_a_corrupt_compressed_reply_is_malformed_and_sent_once(
+    via: str, make_backend: Callable[..., Backend], protocol_server: ProtocolServer
+) -> None:
+    protocol_server.on(
+        "POST", CHAT, default=Reply.raw(b"not gzip at all", headers={"content-encoding": "gzip"})
+    )
+    backend = make_backend(max_retries=2)
+    [result] = chats(backend, via, {})
+    assert isinstance(result, errors.MalformedResponseError), result
+    assert len(protocol_server.requests) == 1  # a POST is not sent again for a bad body
+
+
+def test_reply_headers_read_as_httpx_reads_them(
+    via: str, make_backend: Callable[..., Backend], protocol_server: ProtocolServer
+) -> None:
+    """Latin-1 bytes decode as Latin-1; a name sent twice reads as its values joined."""
+    protocol_server.on(
+        "POST",
+        CHAT,
+        wire.error_reply(400, {"x-request-id": "café-1"}),
+        # the scripted server writes header lines as given: this value makes two headers
+        wire.error_reply(400, {"x-request-id": "a\r\nx-request-id: b"}),
+    )
+    backend = make_backend(max_retries=0)
+    latin, twice = chats(backend, via, {}, {})
+    assert isinstance(latin, errors.BackendError) and isinstance(twice, errors.BackendError)
+    assert latin.provider_request_id == "café-1"
+    assert twice.provider_request_id == "a, b"
+
+
+def test_a_header_value_outside_ascii_is_an_invalid_argument(
+    via: str, make_backend: Callable[..., Backend], protocol_server: ProtocolServer
+) -> None:
+    protocol_server.on("POST", CHAT, default=wire.chat_reply("ok"))
+    backend = make_backend()
+    [result] = chats(backend, via, {"extra_headers": {"x-user": "José"}})
+    assert isinstance(result, errors.InvalidArgumentError), result
+    assert protocol_server.requests == []

@@ -91,12 +91,17 @@ def _session(verify: ssl.SSLContext, limits: httpx.Limits) -> aiohttp.ClientSess
     return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.CookieJar(unsafe=True))
 
 
-def direct(transport: httpx.AsyncBaseTransport | None, client: httpx.AsyncClient) -> Direct | None:
-    """A :class:`Direct` sender for ``client`` when ``transport`` (its transport) is ours."""
+def direct(
+    transport: httpx.AsyncBaseTransport | None,
+    client: httpx.AsyncClient,
+    own: Mapping[str, str],
+) -> Direct | None:
+    """A :class:`Direct` sender for ``client`` when ``transport`` (its transport) is ours;
+    ``own`` are the headers core gave the client (httpx adds its defaults)."""
     cls = _state.get("cls")
     if cls is None or not isinstance(transport, cls):
         return None
-    return Direct(transport, client.headers, client.timeout)
+    return Direct(transport, client.headers, client.timeout, own)
 
 
 def encode_json(body: Any) -> bytes:
@@ -132,10 +137,12 @@ class DirectReply:
 
     is_stream_consumed = False
 
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
+    def __init__(self, response: aiohttp.ClientResponse, headers: type[httpx.Headers]) -> None:
         self._response = response
         self.status_code: int = response.status
-        self.headers: Mapping[str, str] = response.headers
+        # httpx's own class over the raw bytes: the same decoding (ASCII, UTF-8, else
+        # Latin-1) and a name sent twice read as its values joined, as on the other routes
+        self.headers: Mapping[str, str] = headers(response.raw_headers)
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
         """The body's pieces as they arrive, decoded if content-encoded; aiohttp's errors
@@ -166,16 +173,23 @@ class Direct:
     that client's default headers and timeouts, without httpx's objects (see the module's
     docstring)."""
 
-    __slots__ = ("_headers", "_session", "_timeout", "_transport", "_urls")
+    __slots__ = ("_headers", "_reply_headers", "_session", "_timeout", "_transport", "_urls")
 
     def __init__(
-        self, transport: httpx.AsyncBaseTransport, headers: httpx.Headers, timeout: httpx.Timeout
+        self,
+        transport: httpx.AsyncBaseTransport,
+        headers: httpx.Headers,
+        timeout: httpx.Timeout,
+        own: Mapping[str, str],
     ) -> None:
+        import httpx
         from multidict import CIMultiDict
 
         base: CIMultiDict[str] = CIMultiDict(headers.multi_items())
-        base["Accept-Encoding"] = _accepted_encodings()  # aiohttp decodes, not httpx
+        if not any(name.lower() == "accept-encoding" for name in own):
+            base["Accept-Encoding"] = _accepted_encodings()  # aiohttp decodes, not httpx
         self._headers = base
+        self._reply_headers = httpx.Headers
         self._timeout = _client_timeout(timeout.connect, timeout.read, timeout.pool)
         self._transport: Any = transport
         self._session: aiohttp.ClientSession | None = None
@@ -230,7 +244,7 @@ class Direct:
             )
         except Exception as exc:
             raise _request_error(exc) from exc
-        return DirectReply(response)
+        return DirectReply(response, self._reply_headers)
 
 
 def _request_error(exc: Exception) -> BaseException:
@@ -256,6 +270,7 @@ def _httpx_error(cause: BaseException) -> type[Exception] | None:
 
     import aiohttp
     import httpx
+    from aiohttp.http_exceptions import ContentEncodingError
 
     timeout_connect = getattr(aiohttp, "ConnectionTimeoutError", None)
     timeout_read = getattr(aiohttp, "SocketTimeoutError", None)
@@ -276,6 +291,10 @@ def _httpx_error(cause: BaseException) -> type[Exception] | None:
         return httpx.UnsupportedProtocol
     if isinstance(cause, aiohttp.ServerDisconnectedError):
         return httpx.RemoteProtocolError
+    if isinstance(cause, aiohttp.ClientPayloadError) and isinstance(
+        cause.__cause__, ContentEncodingError
+    ):
+        return httpx.DecodingError  # a corrupt compressed body: malformed, not retried
     if isinstance(cause, (aiohttp.ClientPayloadError, aiohttp.ClientResponseError)):
         return httpx.RemoteProtocolError  # a cut or malformed reply
     if isinstance(cause, aiohttp.ClientOSError):

@@ -158,13 +158,14 @@ def parse_reply(att: Attempts, call: HttpCall, content: bytes) -> Any:
 def _merge_headers(headers: dict[str, str], more: Mapping[str, Any]) -> None:
     """Add ``more`` to ``headers``, a name given again in another case replacing the first
     (so an ``Authorization`` of the caller's replaces the key's rather than joining it);
-    numbers are sent as their text."""
+    numbers are sent as their text (anything else but a string is refused when sent)."""
     names = {name.lower(): name for name in headers}
     for name, value in more.items():
         old = names.get(name.lower())
         if old is not None and old != name:
             del headers[old]
-        headers[name] = value if type(value) is str else str(value)
+        kind = type(value)
+        headers[name] = str(value) if kind is int or kind is float else value
         names[name.lower()] = name
 
 
@@ -254,6 +255,11 @@ class HttpExecutor:
         headers, body, params, timeout = self.parts(att, credential)
         call = att.call
         assert isinstance(call, HttpCall)
+        for name, value in headers.items():  # what httpx refuses to send, refused here too
+            if type(value) is not str or not (value.isascii() and name.isascii()):
+                raise self._unencodable(
+                    att, ValueError(f"header {name!r} needs an ASCII string value")
+                )
         content = None
         if body is not None:
             try:

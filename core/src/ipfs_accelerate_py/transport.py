@@ -303,7 +303,7 @@ class Transport:
         client = client_class(base_url=self.base_url, transport=transport, **options)
         if transport is None:  # httpx's own pool: sends are shielded from cancellation
             self._httpx_pools.add(id(client))
-        direct = aio_transport.direct(transport, client)
+        direct = aio_transport.direct(transport, client, self._headers)
         # An async generator, once started, is closed by the loop's shutdown_asyncgens()
         # (asyncio.run does this before closing the loop): its finally closes the client
         # in its own loop, so no connection outlives the loop that opened it.
