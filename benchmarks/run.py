@@ -1152,7 +1152,7 @@ def render(r: dict[str, Any]) -> str:
         "`http.cookiejar` through adapters (a `urllib.request.Request` built from the "
         "request, the reply's headers copied into an `email.message.Message`, twice); core's "
         "clients keep cookies but skip that for a reply that sets none. And on aiohttp's "
-        "pool (the `aio` extra) an async plain call skips httpx's request and response "
+        "pool (the `aio` extra) an async call skips httpx's request and response "
         "objects altogether (`aio_transport.Direct`), while raw is `httpx.AsyncClient` on "
         "httpx's own pool. The MockTransport rows run our route through httpx's objects "
         "(MockTransport is an httpx transport), so they show the pipeline's cost against "

@@ -111,7 +111,7 @@ def test_a_cancellation_while_the_reply_closes_leaks_nothing(
         await close(response)
 
     monkeypatch.setattr(httpx.Response, "aclose", cancelled_while_closing)
-    direct_close = DirectReply.aclose  # a plain call on aiohttp's pool closes this instead
+    direct_close = DirectReply.aclose  # on aiohttp's pool a reply is this instead
 
     async def direct_cancelled_while_closing(reply: DirectReply) -> None:
         if caller:

@@ -1,6 +1,6 @@
-"""The request a plain call puts on the wire, and the reply it reads back, are the same
-whichever way it travels: the sync client, httpx's async pool, or aiohttp's pool (where a
-plain call skips httpx's request and response objects): headers merged without duplicates,
+"""The request a call puts on the wire, and the reply it reads back, are the same whichever
+way it travels: the sync client, httpx's async pool, or aiohttp's pool (where a request
+skips httpx's request and response objects): headers merged without duplicates,
 the JSON body and its type, the query, a compressed reply, cookies, the per-call timeout, the
 size limit, and a clear error for a request that cannot be sent."""
 
@@ -17,6 +17,7 @@ import pytest
 from ipfs_accelerate_py import errors
 from ipfs_accelerate_py.aio_transport import aiohttp_available
 from ipfs_accelerate_py.backend import Backend
+from ipfs_accelerate_py.core import get_backend
 from ipfs_accelerate_py.testing import openai_wire as wire
 from ipfs_accelerate_py.testing.server import ProtocolServer, Reply
 
@@ -222,3 +223,45 @@ def test_a_header_value_outside_ascii_is_an_invalid_argument(
     [result] = chats(backend, via, {"extra_headers": {"x-user": "José"}})
     assert isinstance(result, errors.InvalidArgumentError), result
     assert protocol_server.requests == []
+
+
+def test_the_environments_proxy_carries_every_call(
+    via: str,
+    loopback_plugin: object,
+    secret: str,
+    protocol_server: ProtocolServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``HTTP_PROXY`` is honoured on every route (streams too), as httpx's clients honour it;
+    the scripted server plays the proxy for a host that does not exist."""
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "http://user:pw@" + protocol_server.base_url.split("//")[1])
+    protocol_server.on(
+        "POST",
+        CHAT,
+        default=lambda r: (
+            Reply.sse(wire.chat_stream(["p", "x"]))
+            if r.json().get("stream")
+            else wire.chat_reply("via proxy")
+        ),
+    )
+    backend = get_backend("loopback", api_key=secret, base_url="http://llm.invalid/v1")
+    try:
+        assert chats(backend, via, {}) == ["via proxy"]
+        assert _streamed(backend, via) == "px"
+    finally:
+        backend.close()
+    for seen in protocol_server.requests:
+        assert seen.headers["host"] == "llm.invalid"
+        assert seen.headers["proxy-authorization"] == "Basic dXNlcjpwdw=="  # user:pw
+
+
+def _streamed(backend: Backend, via: str) -> str:
+    if via == "sync":
+        return "".join(c.text for c in backend.stream(messages=wire.user(), model="m"))
+
+    async def stream() -> str:
+        return "".join([c.text async for c in backend.astream(messages=wire.user(), model="m")])
+
+    return asyncio.run(stream())

@@ -14,12 +14,12 @@ to the httpx exception httpcore raises for the same failure, so core's error tra
 (``transport.error_from_exception``) gives the same error class and retry decision on both
 transports. ``IPFS_ACCELERATE_ASYNC_TRANSPORT=httpx`` keeps httpx's own pool.
 
-A plain call (not a stream, no plugin ``authorize`` hook) skips httpx's request and response
-objects altogether: :class:`Direct` sends it through the same aiohttp session with the
-client's headers and timeouts, and :class:`DirectReply` gives core the part of
-``httpx.Response`` it reads (status, headers, body pieces, close). httpx's objects and its
-client's send (headers merged and copied several times, a cookie jar, the adapter's
-translation of each object) cost about a third of an async call at 200 in flight.
+A request (a plain call or a stream) whose plugin has no ``authorize`` hook skips httpx's
+request and response objects altogether: :class:`Direct` sends it through the same aiohttp
+session with the client's headers, timeouts and proxy, and :class:`DirectReply` gives core
+the part of ``httpx.Response`` it reads (status, headers, body pieces, close). httpx's
+objects and its client's send (headers merged and copied several times, a cookie jar, the
+adapter's translation of each object) cost about a third of an async call at 200 in flight.
 """
 
 from __future__ import annotations
@@ -61,16 +61,23 @@ def resolved() -> bool:
 
 
 def async_transport(
-    *, verify: ssl.SSLContext, limits: httpx.Limits
+    *, verify: ssl.SSLContext, limits: httpx.Limits, proxy: str | None = None
 ) -> httpx.AsyncBaseTransport | None:
-    """A fresh aiohttp-backed transport, or ``None`` to let httpx build its own pool."""
+    """A fresh aiohttp-backed transport, or ``None`` to let httpx build its own pool (also
+    for a SOCKS ``proxy``, which aiohttp cannot use and httpx can with ``httpx[socks]``).
+    ``proxy`` is the HTTP(S) proxy every request goes through (see ``transport.env_proxy``)."""
     if not aiohttp_available():
         return None
+    if proxy is not None and not proxy.lower().startswith(("http://", "https://")):
+        return None
+    import httpx
+
     cls = _state["cls"]
     transport: httpx.AsyncBaseTransport = cls(
         verify=verify,
         limits=limits,
         trust_env=False,
+        proxy=httpx.Proxy(proxy) if proxy else None,  # its repr masks credentials
         client=lambda: _session(verify, limits),
     )
     return transport
@@ -173,7 +180,16 @@ class Direct:
     that client's default headers and timeouts, without httpx's objects (see the module's
     docstring)."""
 
-    __slots__ = ("_headers", "_reply_headers", "_session", "_timeout", "_transport", "_urls")
+    __slots__ = (
+        "_headers",
+        "_proxy",
+        "_proxy_token",
+        "_reply_headers",
+        "_session",
+        "_timeout",
+        "_transport",
+        "_urls",
+    )
 
     def __init__(
         self,
@@ -190,6 +206,7 @@ class Direct:
             base["Accept-Encoding"] = _accepted_encodings()  # aiohttp decodes, not httpx
         self._headers = base
         self._reply_headers = httpx.Headers
+        self._proxy, self._proxy_token = _proxy_parts(getattr(transport, "proxy", None))
         self._timeout = _client_timeout(timeout.connect, timeout.read, timeout.pool)
         self._transport: Any = transport
         self._session: aiohttp.ClientSession | None = None
@@ -233,6 +250,12 @@ class Direct:
         limits = self._timeout
         if timeout is not None:
             limits = _client_timeout(min(5.0, timeout), timeout, timeout)
+        proxy_headers = None
+        if self._proxy_token is not None:
+            if target.scheme == "https":  # to the proxy alone, never through the tunnel
+                proxy_headers = {"Proxy-Authorization": self._proxy_token}
+            else:
+                merged["Proxy-Authorization"] = self._proxy_token
         try:
             response = await session.request(
                 method,
@@ -241,10 +264,27 @@ class Direct:
                 data=body,
                 allow_redirects=False,
                 timeout=limits,
+                proxy=self._proxy,
+                proxy_headers=proxy_headers,
             )
         except Exception as exc:
             raise _request_error(exc) from exc
         return DirectReply(response, self._reply_headers)
+
+
+def _proxy_parts(proxy: httpx.Proxy | None) -> tuple[Any, str | None]:
+    """``proxy``'s URL for aiohttp, and its credentials (httpx takes them out of the URL) as
+    a ``Proxy-Authorization`` value (aiohttp deprecates its ``proxy_auth``)."""
+    if proxy is None:
+        return None, None
+    import base64
+
+    from yarl import URL
+
+    token = None
+    if proxy.auth:
+        token = "Basic " + base64.b64encode(":".join(proxy.auth).encode()).decode("ascii")
+    return URL(str(proxy.url)), token
 
 
 def _request_error(exc: Exception) -> BaseException:

@@ -24,7 +24,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .aio_transport import encode_json
+from .aio_transport import Direct, DirectReply, encode_json
 from .calls import CallableCall, Credential, HttpCall
 from .errors import (
     BackendError,
@@ -39,7 +39,6 @@ from .transport import error_from_reply, parse_json
 if TYPE_CHECKING:
     import httpx
 
-    from .aio_transport import Direct, DirectReply
     from .attempts import Attempts
 
 __all__ = ["CallableExecutor", "HttpExecutor", "Outcome", "StreamSource", "executor_for"]
@@ -169,7 +168,7 @@ def _merge_headers(headers: dict[str, str], more: Mapping[str, Any]) -> None:
         names[name.lower()] = name
 
 
-def _identity(response: httpx.Response) -> bool:
+def _identity(response: httpx.Response | DirectReply) -> bool:
     """The body is not content-encoded and not read yet: its raw bytes are the bytes to
     decode, so a stream reads them directly (``iter_raw``), without httpx's per-piece
     decoding layers. (A reply already in memory, as ``httpx.MockTransport`` makes from
@@ -247,10 +246,22 @@ class HttpExecutor:
             authorize(request, credential)
         return request
 
+    async def _asend(
+        self, att: Attempts, credential: Credential | None
+    ) -> httpx.Response | DirectReply:
+        """Send this attempt's request from a coroutine (the reply's body not read yet): on
+        aiohttp's pool straight through aiohttp, unless the plugin's ``authorize`` hook signs
+        an ``httpx.Request``; otherwise through the loop's httpx client."""
+        transport = att.ep.transport
+        client, direct = await transport.asender()
+        if direct is not None and att.authorize is None:
+            return await self._asend_direct(att, direct, credential)
+        return await transport.asend(client, self.build(att, client, credential))
+
     async def _asend_direct(
         self, att: Attempts, direct: Direct, credential: Credential | None
     ) -> DirectReply:
-        """Send this attempt's request through aiohttp without httpx's objects (a plain call
+        """Send this attempt's request through aiohttp without httpx's objects (a request
         whose plugin has no ``authorize`` hook: see :mod:`.aio_transport`)."""
         headers, body, params, timeout = self.parts(att, credential)
         call = att.call
@@ -291,24 +302,12 @@ class HttpExecutor:
 
     async def aattempt(self, att: Attempts, credential: Credential | None) -> Outcome:
         """Send the request from a coroutine and read the whole reply."""
-        ep = att.ep
-        client, direct = await ep.transport.asender()
-        request = None
-        if direct is None or att.authorize is not None:  # the plugin signs httpx's request
-            try:
-                request = self.build(att, client, credential)
-            except BackendError as err:
-                return Outcome(error=err)
+        transport = att.ep.transport
         deadline = att.deadline()
         try:
-            response: httpx.Response | DirectReply
-            if request is not None:
-                response = await ep.transport.asend(client, request)
-            else:
-                assert direct is not None
-                response = await self._asend_direct(att, direct, credential)
+            response = await self._asend(att, credential)
             try:
-                content = await ep.transport.aread(response, deadline, att.clock)
+                content = await transport.aread(response, deadline, att.clock)
             finally:
                 await response.aclose()
         except Exception as exc:
@@ -348,9 +347,7 @@ class HttpExecutor:
 
     async def aopen(self, att: Attempts, credential: Credential | None) -> StreamSource:
         """Send a streamed request from a coroutine; raises on transport failure."""
-        client = await att.ep.transport.aclient()
-        request = self.build(att, client, credential)
-        response = await att.ep.transport.asend(client, request)
+        response = await self._asend(att, credential)
         try:
             content = None
             if self._not_a_stream(att, response):
@@ -368,7 +365,7 @@ class HttpExecutor:
         )
 
     @staticmethod
-    def _not_a_stream(att: Attempts, response: httpx.Response) -> bool:
+    def _not_a_stream(att: Attempts, response: httpx.Response | DirectReply) -> bool:
         if response.status_code >= 300:
             return True
         kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -377,13 +374,14 @@ class HttpExecutor:
         return att.call.stream == "sse" and kind in _JSON_TYPES
 
     def _refused(
-        self, att: Attempts, response: httpx.Response, content: bytes | None
+        self, att: Attempts, response: httpx.Response | DirectReply, content: bytes | None
     ) -> BackendError | None:
         """The error for a streamed request the provider did not answer with a stream: an
         error status, or a 200 whose body is JSON or HTML (sent once, never retried)."""
         if not self._not_a_stream(att, response):
             return None
-        if content is None:
+        if content is None:  # the sync side, which reads here (httpx's reply)
+            assert not isinstance(response, DirectReply)
             content = att.ep.transport.read(response, att.deadline(), att.clock)
         status = response.status_code
         if status >= 300:

@@ -79,6 +79,23 @@ def _ssl_context() -> ssl.SSLContext:
     return _ssl
 
 
+def env_proxy(base_url: str) -> str | None:
+    """The proxy the environment names for ``base_url`` (``HTTPS_PROXY``, ``HTTP_PROXY`` or
+    ``ALL_PROXY``, in either case, unless ``NO_PROXY`` lists its host), as httpx's own
+    clients read it; ``None`` for none. aiohttp's pool is given it explicitly: its own
+    reading of the environment runs in a worker thread on every request."""
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(base_url)
+    proxies = urllib.request.getproxies_environment()
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]  # not in typeshed
+    if not proxy or bypass(parts.hostname or "", proxies):
+        return None
+    return proxy if "://" in proxy else "http://" + proxy
+
+
 def _prepare_async() -> None:
     """What building the first async client needs, done in a worker thread."""
     _ssl_context()
@@ -280,7 +297,7 @@ class Transport:
 
     async def asender(self) -> tuple[httpx.AsyncClient, Direct | None]:
         """The running loop's async client (see :meth:`aclient`) and, on aiohttp's pool, the
-        :class:`~.aio_transport.Direct` sender over the same connections for plain calls."""
+        :class:`~.aio_transport.Direct` sender over the same connections."""
         import asyncio
 
         loop = asyncio.get_running_loop()
@@ -298,7 +315,9 @@ class Transport:
             await loop.run_in_executor(None, _prepare_async)
         options = self._options()
         # aiohttp's pool when the `aio` extra is installed (see aio_transport), else httpx's
-        transport = async_transport(verify=options["verify"], limits=options["limits"])
+        transport = async_transport(
+            verify=options["verify"], limits=options["limits"], proxy=env_proxy(self.base_url)
+        )
         client_class = _client_classes()[1]
         client = client_class(base_url=self.base_url, transport=transport, **options)
         if transport is None:  # httpx's own pool: sends are shielded from cancellation
