@@ -1451,6 +1451,7 @@ def main() -> int:
                 out,
                 {**results["machine"], "commit": soak.commit()},
                 ".venv/bin/python benchmarks/run.py --soak",
+                write=not args.no_write,
                 cancels=soak.FULL_CANCELS,
                 requests=soak.FULL_REQUESTS,
                 seconds=5.0,

@@ -723,16 +723,21 @@ def write_full(
     machine: dict[str, str],
     command: str,
     json_out: str | None = None,
+    write: bool = True,
     **counts: Any,
 ) -> bool:
-    """Run the full soak, write ``out`` (and the raw results to ``json_out``), print the
-    summary; True when every target was met."""
+    """Run the full soak, write ``out`` (or print the page when ``write`` is false; the raw
+    results to ``json_out``), print the summary; True when every target was met."""
     r = run_full(port, **counts)
     r["load_end"] = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    out.write_text(render_page(r, machine, command))
+    page = render_page(r, machine, command)
+    if write:
+        out.write_text(page)
+        print(f"soak: wrote {out}", file=sys.stderr)
+    else:
+        print(page)
     if json_out:
         Path(json_out).write_text(json.dumps({"machine": machine, **r}, default=str))
-    print(f"soak: wrote {out}", file=sys.stderr)
     ok = all(cancel_ok(c) for c in r["cancel"]) and memory_ok(r["memory"])
     for c in r["cancel"]:
         print(
@@ -751,10 +756,23 @@ def write_full(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--out", default=str(Path(__file__).resolve().parents[1] / "docs" / "soak.md")
+        "--out",
+        default=str(Path(__file__).resolve().parents[1] / "docs" / "soak.md"),
+        help="the page to write (default: docs/soak.md)",
     )
-    parser.add_argument("--cancels", type=int, default=FULL_CANCELS)
-    parser.add_argument("--requests", type=int, default=FULL_REQUESTS)
+    parser.add_argument("--no-write", action="store_true", help="print the page instead")
+    parser.add_argument(
+        "--cancels",
+        type=int,
+        default=FULL_CANCELS,
+        help=f"cancellations per async transport (default {FULL_CANCELS:,})",
+    )
+    parser.add_argument(
+        "--requests",
+        type=int,
+        default=FULL_REQUESTS,
+        help=f"requests in the memory run (default {FULL_REQUESTS:,})",
+    )
     parser.add_argument(
         "--seconds", type=float, default=5.0, help="throughput: the windows' total time"
     )
@@ -774,6 +792,7 @@ def main() -> int:
             machine,
             command,
             args.json,
+            write=not args.no_write,
             cancels=args.cancels,
             requests=args.requests,
             seconds=args.seconds,
