@@ -265,3 +265,43 @@ def _streamed(backend: Backend, via: str) -> str:
         return "".join([c.text async for c in backend.astream(messages=wire.user(), model="m")])
 
     return asyncio.run(stream())
+
+
+@pytest.mark.parametrize("no_proxy", ["127.0.0.1", "127.0.0.1:{port}", "example.test, 127.0.0.1"])
+def test_no_proxy_keeps_a_host_off_the_proxy(
+    via: str,
+    make_backend: Callable[..., Backend],
+    protocol_server: ProtocolServer,
+    monkeypatch: pytest.MonkeyPatch,
+    no_proxy: str,
+) -> None:
+    """A host (or host:port) that ``NO_PROXY`` names is reached directly: the proxy here
+    does not exist, so a call sent to it would fail."""
+    with ProtocolServer() as gone:
+        dead = gone.base_url  # nothing listens there once the block ends
+    port = protocol_server.base_url.rsplit(":", 1)[1]
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", dead)
+    monkeypatch.setenv("NO_PROXY", no_proxy.format(port=port))
+    protocol_server.on("POST", CHAT, default=wire.chat_reply("direct"))
+    backend = make_backend(max_retries=0)
+    assert chats(backend, via, {}) == ["direct"]
+
+
+def test_a_proxy_that_cannot_be_reached_is_a_connection_error(
+    via: str,
+    make_backend: Callable[..., Backend],
+    protocol_server: ProtocolServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with ProtocolServer() as gone:
+        dead = gone.base_url
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", dead.replace("http://", "http://user:hunter2@"))
+    backend = make_backend(max_retries=0)
+    [result] = chats(backend, via, {})
+    assert isinstance(result, errors.ConnectionError), result
+    assert "could not connect" in str(result) and "hunter2" not in str(result)
+    assert protocol_server.requests == []

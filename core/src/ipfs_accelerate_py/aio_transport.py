@@ -320,7 +320,7 @@ def _httpx_error(cause: BaseException) -> type[Exception] | None:
         return httpx.ReadTimeout
     if isinstance(cause, (aiohttp.ServerTimeoutError, asyncio.TimeoutError)):
         return httpx.ReadTimeout
-    if isinstance(cause, (aiohttp.ClientProxyConnectionError, aiohttp.ClientHttpProxyError)):
+    if isinstance(cause, aiohttp.ClientHttpProxyError):  # the proxy answered with an error
         return httpx.ProxyError
     if isinstance(cause, aiohttp.ClientConnectorError):  # refused, DNS, TLS handshake
         return httpx.ConnectError
@@ -349,6 +349,7 @@ def _translate(exc: BaseException) -> BaseException:
     coarse translation of one), or ``exc`` itself when it is neither."""
     import asyncio
 
+    import aiohttp
     import httpx
 
     cause = exc.__cause__ if isinstance(exc, httpx.TransportError) else exc
@@ -358,6 +359,8 @@ def _translate(exc: BaseException) -> BaseException:
     if cls is None:
         return exc
     message = str(cause) or type(cause).__name__
+    if isinstance(cause, aiohttp.ClientProxyConnectionError):  # a ClientConnectorError
+        message = f"the proxy could not be reached: {message}"
     return cls(message)
 
 

@@ -91,7 +91,8 @@ def env_proxy(base_url: str) -> str | None:
     proxies = urllib.request.getproxies_environment()
     proxy = proxies.get(parts.scheme) or proxies.get("all")
     bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]  # not in typeshed
-    if not proxy or bypass(parts.hostname or "", proxies):
+    where = parts.netloc.rpartition("@")[2].lower()  # host:port: NO_PROXY may name either
+    if not proxy or bypass(where, proxies):
         return None
     return proxy if "://" in proxy else "http://" + proxy
 
