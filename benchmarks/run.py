@@ -1435,7 +1435,7 @@ def main() -> int:
         results["sweep"] = concurrency.bench_concurrency(
             port,
             compare=args.compare,
-            reps=1 if q else 3,
+            reps=1 if q else 5,
             duration=0.25 if q else 0.3,
             warmup=0.1 if q else 0.2,
         )

@@ -425,10 +425,14 @@ def test_slot_granted_to_a_waiter_being_cancelled_is_passed_on(wake_first: bool)
         await await_until(lambda: gate.status()["high_priority"] == 1)
         behind = asyncio.create_task(aadmit(gate, LOW, order, "behind"))
         await await_until(lambda: gate.status()["low_priority"] == 1)
-        gate.release()  # the slot now belongs to `doomed`, which has not run yet
+        # the slot now belongs to `doomed`, which has not run yet
+        if wake_first:  # released on its loop: its future gets its result at once
+            gate.release()
+        else:  # released from another thread: the wake waits for the loop's next turn
+            releaser = threading.Thread(target=gate.release)
+            releaser.start()
+            releaser.join()
         assert gate.info()["active_requests"] == 1
-        if wake_first:
-            await asyncio.sleep(0)  # its future gets its result; the task is still not resumed
         assert not doomed.done()
         doomed.cancel()
         with pytest.raises(asyncio.CancelledError):

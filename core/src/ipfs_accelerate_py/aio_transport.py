@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, ItemsView, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -35,7 +35,14 @@ if TYPE_CHECKING:
     import aiohttp
     import httpx
 
-__all__ = ["Direct", "DirectReply", "aiohttp_available", "async_transport", "resolved"]
+__all__ = [
+    "Direct",
+    "DirectReply",
+    "ReplyHeaders",
+    "aiohttp_available",
+    "async_transport",
+    "resolved",
+]
 
 ENV = "IPFS_ACCELERATE_ASYNC_TRANSPORT"
 
@@ -111,9 +118,66 @@ def direct(
     return Direct(transport, client.headers, client.timeout, own)
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
 def encode_json(body: Any) -> bytes:
-    """A JSON request body, encoded as httpx encodes ``json=`` (compact, UTF-8, no NaN)."""
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+    """A JSON request body, encoded as httpx encodes ``json=`` (compact, UTF-8, no NaN);
+    one encoder for every call (``json.dumps`` with options builds one per call)."""
+    return _ENCODER.encode(body).encode()
+
+
+class ReplyHeaders(Mapping[str, str]):
+    """A reply's headers read as ``httpx.Headers`` reads them: one decoding for all (ASCII,
+    else UTF-8, else Latin-1), names in any case, a name sent twice read as its values joined
+    by ", ". Decoded on first lookup from aiohttp's raw bytes (cheaper than httpx's class,
+    whose every lookup decodes and scans the whole list)."""
+
+    __slots__ = ("_map", "_raw")
+
+    def __init__(self, raw: tuple[tuple[bytes, bytes], ...]) -> None:
+        self._raw = raw
+        self._map: dict[str, str] | None = None
+
+    def _mapping(self) -> dict[str, str]:
+        mapping = self._map
+        if mapping is None:
+            mapping = self._map = _decoded(self._raw)
+        return mapping
+
+    def __getitem__(self, name: str) -> str:
+        return self._mapping()[name.lower()]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The header's value (values joined by ", "), or ``default``."""
+        return self._mapping().get(name.lower(), default)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._mapping()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._mapping())
+
+    def __len__(self) -> int:
+        return len(self._mapping())
+
+    def items(self) -> ItemsView[str, str]:
+        """(lower-case name, value) pairs."""
+        return self._mapping().items()
+
+
+def _decoded(raw: tuple[tuple[bytes, bytes], ...]) -> dict[str, str]:
+    for encoding in ("ascii", "utf-8", "iso-8859-1"):  # httpx's order, for the whole set
+        try:
+            pairs = [(name.decode(encoding).lower(), value.decode(encoding)) for name, value in raw]
+            break
+        except UnicodeDecodeError:
+            continue
+    out: dict[str, str] = {}
+    for name, value in pairs:
+        seen = out.get(name)
+        out[name] = value if seen is None else f"{seen}, {value}"
+    return out
 
 
 def _accepted_encodings() -> str:
@@ -144,12 +208,10 @@ class DirectReply:
 
     is_stream_consumed = False
 
-    def __init__(self, response: aiohttp.ClientResponse, headers: type[httpx.Headers]) -> None:
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
         self._response = response
         self.status_code: int = response.status
-        # httpx's own class over the raw bytes: the same decoding (ASCII, UTF-8, else
-        # Latin-1) and a name sent twice read as its values joined, as on the other routes
-        self.headers: Mapping[str, str] = headers(response.raw_headers)
+        self.headers: Mapping[str, str] = ReplyHeaders(response.raw_headers)
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
         """The body's pieces as they arrive, decoded if content-encoded; aiohttp's errors
@@ -184,7 +246,6 @@ class Direct:
         "_headers",
         "_proxy",
         "_proxy_token",
-        "_reply_headers",
         "_session",
         "_timeout",
         "_transport",
@@ -198,14 +259,12 @@ class Direct:
         timeout: httpx.Timeout,
         own: Mapping[str, str],
     ) -> None:
-        import httpx
         from multidict import CIMultiDict
 
         base: CIMultiDict[str] = CIMultiDict(headers.multi_items())
         if not any(name.lower() == "accept-encoding" for name in own):
             base["Accept-Encoding"] = _accepted_encodings()  # aiohttp decodes, not httpx
         self._headers = base
-        self._reply_headers = httpx.Headers
         self._proxy, self._proxy_token = _proxy_parts(getattr(transport, "proxy", None))
         self._timeout = _client_timeout(timeout.connect, timeout.read, timeout.pool)
         self._transport: Any = transport
@@ -269,7 +328,7 @@ class Direct:
             )
         except Exception as exc:
             raise _request_error(exc) from exc
-        return DirectReply(response, self._reply_headers)
+        return DirectReply(response)
 
 
 def _proxy_parts(proxy: httpx.Proxy | None) -> tuple[Any, str | None]:

@@ -325,8 +325,14 @@ class PriorityGate:
         if isinstance(handle, _LOCK_TYPE):
             handle.release()
             return True
+        from asyncio import events  # loaded already: the waiter is a future
+
+        loop = handle.get_loop()
+        if loop is events._get_running_loop():  # released on the waiter's own loop (the
+            _resolve(handle)  # common case): no write to the loop's self-pipe to wake it
+            return True
         try:
-            handle.get_loop().call_soon_threadsafe(_resolve, handle)
+            loop.call_soon_threadsafe(_resolve, handle)
         except RuntimeError:
             return False
         return True
