@@ -130,12 +130,15 @@ def encode_json(body: Any) -> bytes:
 class ReplyHeaders(Mapping[str, str]):
     """A reply's headers read as ``httpx.Headers`` reads them: one decoding for all (ASCII,
     else UTF-8, else Latin-1), names in any case, a name sent twice read as its values joined
-    by ", ". Decoded on first lookup from aiohttp's raw bytes (cheaper than httpx's class,
-    whose every lookup decodes and scans the whole list)."""
+    by ", ". A lookup whose header came once with an ASCII value (nearly all) takes it from
+    aiohttp's parsed headers, where any of those decodings reads it the same; anything else
+    decodes aiohttp's raw bytes once, as httpx would (httpx's own class decodes and scans its
+    whole list on every lookup)."""
 
-    __slots__ = ("_map", "_raw")
+    __slots__ = ("_map", "_parsed", "_raw")
 
-    def __init__(self, raw: tuple[tuple[bytes, bytes], ...]) -> None:
+    def __init__(self, parsed: Any, raw: tuple[tuple[bytes, bytes], ...]) -> None:
+        self._parsed = parsed  # aiohttp's CIMultiDictProxy
         self._raw = raw
         self._map: dict[str, str] | None = None
 
@@ -145,15 +148,23 @@ class ReplyHeaders(Mapping[str, str]):
             mapping = self._map = _decoded(self._raw)
         return mapping
 
-    def __getitem__(self, name: str) -> str:
-        return self._mapping()[name.lower()]
-
     def get(self, name: str, default: Any = None) -> Any:
         """The header's value (values joined by ", "), or ``default``."""
+        values = self._parsed.getall(name, None)
+        if values is None:
+            return default
+        if len(values) == 1 and values[0].isascii():
+            return values[0]
         return self._mapping().get(name.lower(), default)
 
+    def __getitem__(self, name: str) -> str:
+        value = self.get(name)
+        if value is None:
+            raise KeyError(name)
+        return value  # type: ignore[no-any-return]
+
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._mapping()
+        return isinstance(name, str) and name in self._parsed
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._mapping())
@@ -211,7 +222,7 @@ class DirectReply:
     def __init__(self, response: aiohttp.ClientResponse) -> None:
         self._response = response
         self.status_code: int = response.status
-        self.headers: Mapping[str, str] = ReplyHeaders(response.raw_headers)
+        self.headers: Mapping[str, str] = ReplyHeaders(response.headers, response.raw_headers)
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
         """The body's pieces as they arrive, decoded if content-encoded; aiohttp's errors
