@@ -224,21 +224,22 @@ class DirectReply:
         self.status_code: int = response.status
         self.headers: Mapping[str, str] = ReplyHeaders(response.headers, response.raw_headers)
 
-    async def aiter_bytes(self) -> AsyncIterator[bytes]:
-        """The body's pieces as they arrive, decoded if content-encoded; aiohttp's errors
-        become httpx's (see :func:`_httpx_error`)."""
-        content = self._response.content
+    async def read_piece(self) -> bytes:
+        """The body's next piece as it arrives (decoded if content-encoded), ``b""`` at its
+        end; aiohttp's errors become httpx's (see :func:`_httpx_error`)."""
         try:
-            while True:
-                piece = await content.readany()
-                if not piece:
-                    return
-                yield piece
+            return await self._response.content.readany()
         except Exception as exc:  # a cancellation (BaseException) passes as it is
             new = _translate(exc)
             if new is exc:
                 raise
             raise new from exc
+
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        """The body's pieces as they arrive (see :meth:`read_piece`)."""
+        read = self.read_piece
+        while piece := await read():
+            yield piece
 
     aiter_raw = aiter_bytes
 

@@ -248,14 +248,32 @@ class Transport:
         limit = self._limit(response)
         parts: list[bytes] = []
         size = 0
-        async for piece in response.aiter_bytes():
-            size += len(piece)
-            if size > limit:
-                raise self._too_large(response, limit)
-            parts.append(piece)
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError("timed out reading the reply (the call's deadline passed)")
+        if type(response) is aio_transport.DirectReply:  # no async generator per reply
+            read = response.read_piece
+            while piece := await read():
+                size = self._took(response, parts, piece, size, limit, deadline)
+        else:
+            async for piece in response.aiter_bytes():
+                size = self._took(response, parts, piece, size, limit, deadline)
         return b"".join(parts)
+
+    def _took(
+        self,
+        response: httpx.Response | DirectReply,
+        parts: list[bytes],
+        piece: bytes,
+        size: int,
+        limit: int,
+        deadline: float | None,
+    ) -> int:
+        """Add a piece of the body read: the size so far, within the limit and deadline."""
+        size += len(piece)
+        if size > limit:
+            raise self._too_large(response, limit)
+        parts.append(piece)
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError("timed out reading the reply (the call's deadline passed)")
+        return size
 
     def _limit(self, response: httpx.Response | DirectReply) -> int:
         limit = self.max_error_body if response.status_code >= 300 else self.max_body
