@@ -25,6 +25,8 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 # the pipeline on, with room for every request in flight (the defaults admit 5 at a time
 # and queue 100 more: a fan-out of hundreds sets these, as the guide says)
 FANOUT = {"max_concurrent_requests": 100, "queue_size": 100_000}
+GATED_AIOHTTP = "raw aiohttp, 100 at a time"
+"""Raw aiohttp behind an ``asyncio.Semaphore(100)``: the admission ``FANOUT`` gives ours."""
 
 AsyncCall = Callable[[], Awaitable[Any]]
 
@@ -89,7 +91,7 @@ async def achat_client(name: str, base: str) -> AsyncIterator[AsyncCall | None]:
             yield raw
         finally:
             await client.aclose()
-    elif name == "raw aiohttp":
+    elif name in ("raw aiohttp", GATED_AIOHTTP):
         if not installed("aiohttp"):
             yield None
             return
@@ -101,8 +103,15 @@ async def achat_client(name: str, base: str) -> AsyncIterator[AsyncCall | None]:
             async with session.post(url, json=BODY, headers=AUTH) as r:
                 return await r.json()
 
+        # the same admission as ours under FANOUT: 100 at a time, the rest wait their turn
+        admit = asyncio.Semaphore(FANOUT["max_concurrent_requests"])
+
+        async def gated() -> Any:
+            async with admit:
+                return await plain()
+
         try:
-            yield plain
+            yield plain if name == "raw aiohttp" else gated
         finally:
             await session.close()
     elif name in ("ours", "ours (httpx pool)"):

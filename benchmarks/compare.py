@@ -239,6 +239,7 @@ def plot(r: dict[str, Any], sweep: dict[str, Any] | None, path: Path) -> bool:
         "raw httpx": "#888888",
         "raw httpx + JSON": "#888888",
         "raw aiohttp": "#bbbbbb",
+        "raw aiohttp, 100 at a time": "#7f7f7f",
         "ours": "#1f77b4",
         "ours (httpx pool)": "#9ecae1",
         "openai": "#2ca02c",
