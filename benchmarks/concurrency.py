@@ -1,15 +1,23 @@
 """Async throughput versus requests in flight: a sweep over 1, 10, 100, 200 and 1,000.
 
 For each level, each client runs that many workers, each making chat calls back to back,
-for a fixed time after a short warm-up; the figure is completed calls per second. Cells of
-one repetition run client after client in a rotating order, repetitions interleave, so load
-from elsewhere falls on all clients alike. Every cell has a fresh client and event loop.
+for a fixed time after a warm-up; the figure is completed calls per second. Each client runs
+its levels in a fresh interpreter of its own (one per repetition), which imports only that
+client: beyond 100 in flight the garbage collector's full collections go through every object
+in the process, and another client's modules (litellm's are many) would weigh on them. The
+clients run in a rotating order, repetitions interleave, so load from elsewhere falls on all
+clients alike. Every cell has a fresh client and event loop.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import json
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from clients import GATED_AIOHTTP, achat_client
@@ -64,17 +72,17 @@ def bench_concurrency(
     errors: dict[str, int] = dict.fromkeys(names, 0)
     skipped: set[str] = set()
     for rep in range(reps):
-        for level in LEVELS:
-            order = names[rep % len(names) :] + names[: rep % len(names)]
-            for name in order:
-                if name in skipped or (name in HTTPCORE_CLIENTS and level > HTTPCORE_MAX):
-                    continue
-                out = asyncio.run(_cell(name, base, level, warmup, duration))
-                if out is None:
-                    skipped.add(name)
-                    continue
-                rps[name][level].append(out["rps"])
-                errors[name] += out["errors"]
+        order = names[rep % len(names) :] + names[: rep % len(names)]
+        for name in order:
+            if name in skipped:
+                continue
+            out = _in_own_process(name, base, warmup, duration)
+            if out is None:
+                skipped.add(name)
+                continue
+            for level, cell in out.items():
+                rps[name][level].append(cell["rps"])
+                errors[name] += cell["errors"]
     return {
         "levels": list(LEVELS),
         "rps": {n: {lvl: v for lvl, v in by.items()} for n, by in rps.items() if n not in skipped},
@@ -82,6 +90,40 @@ def bench_concurrency(
         "reps": reps,
         "duration": duration,
     }
+
+
+def _levels(name: str) -> list[int]:
+    return [lvl for lvl in LEVELS if name not in HTTPCORE_CLIENTS or lvl <= HTTPCORE_MAX]
+
+
+def _in_own_process(
+    name: str, base: str, warmup: float, duration: float
+) -> dict[int, dict[str, Any]] | None:
+    """Run ``name``'s cells (every level it is measured at) in a fresh interpreter; None
+    when that client is not installed."""
+    ran = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), name, base, str(warmup), str(duration)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    if ran.returncode != 0:
+        raise RuntimeError(f"the {name} cells failed:\n{ran.stderr[-2000:]}")
+    out = json.loads(ran.stdout.strip().splitlines()[-1])
+    if out is None:
+        return None
+    return {int(level): cell for level, cell in out.items()}
+
+
+def _child(name: str, base: str, warmup: float, duration: float) -> dict[int, Any] | None:
+    cells: dict[int, Any] = {}
+    for level in _levels(name):
+        out = asyncio.run(_cell(name, base, level, warmup, duration))
+        if out is None:
+            return None
+        cells[level] = out
+    return cells
 
 
 def best_rps(result: dict[str, Any], name: str, level: int) -> float:
@@ -99,7 +141,9 @@ def render(result: dict[str, Any]) -> list[str]:
         "",
         f"Each client runs N workers making chat calls back to back for {result['duration']:g} s "
         f"after a warm-up; the best req/s of {result['reps']} interleaved repetitions (each "
-        "cell a fresh client and event loop). **ours** is `backend.achat` with the pipeline on "
+        "cell a fresh client and event loop; each client's cells in a fresh interpreter "
+        "that imports only that client, so that no other client's modules weigh on its "
+        "garbage collections). **ours** is `backend.achat` with the pipeline on "
         "(`max_concurrent_requests=100, queue_size=100000`, as a fan-out sets them) on the "
         "aiohttp transport (the `aio` extra); **ours (httpx pool)** the same with "
         "`IPFS_ACCELERATE_ASYNC_TRANSPORT=httpx`; raw clients have their default pools "
@@ -156,3 +200,13 @@ def summary(result: dict[str, Any]) -> list[tuple[str, str, bool]]:
             ours200 >= 10 * raw200,
         ),
     ]
+
+
+if __name__ == "__main__":  # one client's cells, in this interpreter (see _in_own_process)
+    parser = argparse.ArgumentParser(description="one client's cells of the sweep, as JSON")
+    parser.add_argument("name")
+    parser.add_argument("base")
+    parser.add_argument("warmup", type=float)
+    parser.add_argument("duration", type=float)
+    a = parser.parse_args()
+    print(json.dumps(_child(a.name, a.base, a.warmup, a.duration)))
