@@ -158,8 +158,9 @@ def render(result: dict[str, Any]) -> list[str]:
         "wait for their turn make the interpreter count far more surviving allocations "
         "(gen-0 collections per 1,000 calls at 1,000 in flight, in a trial run: raw aiohttp "
         "12, raw aiohttp 100 at a time 56, ours 61; time in the collector 7 %, 16-18 %, "
-        "17-20 %), so throughput at 1,000 in flight falls behind 10 in flight by about as "
-        "much for raw aiohttp with the same admission as for ours.",
+        "17-20 %). Where that shows, throughput at 1,000 in flight falls behind 10 in flight "
+        "by about as much for raw aiohttp with the same admission as for ours; between runs "
+        "on this shared machine the ratio moves by about ±15 %.",
         "",
         "| client | " + " | ".join(f"{lvl:,} in flight" for lvl in levels) + " | errors |",
         "|---|" + "---:|" * len(levels) + "---:|",
