@@ -247,7 +247,7 @@ async def mock_async(backend: Any, handler: Callable[[httpx.Request], httpx.Resp
     """Send ``backend``'s async calls on the running loop through ``httpx.MockTransport``:
     the httpx client its transport made gets MockTransport as its underlying transport
     (httpx's ``_transport``). On aiohttp's pool a request normally skips httpx's objects
-    (``aio_transport.Direct``), which would bypass the mock: that route is turned off for
+    (``direct.Direct``), which would bypass the mock: that route is turned off for
     this client (a second intrusion), so what is measured is the pipeline plus the route
     through httpx's objects."""
     transport = backend.default_endpoint.transport

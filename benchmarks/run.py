@@ -1153,7 +1153,7 @@ def render(r: dict[str, Any]) -> str:
         "request, the reply's headers copied into an `email.message.Message`, twice); core's "
         "clients keep cookies but skip that for a reply that sets none. And on aiohttp's "
         "pool (the `aio` extra) an async call skips httpx's request and response "
-        "objects altogether (`aio_transport.Direct`), while raw is `httpx.AsyncClient` on "
+        "objects altogether (`direct.Direct`), while raw is `httpx.AsyncClient` on "
         "httpx's own pool. The MockTransport rows run our route through httpx's objects "
         "(MockTransport is an httpx transport), so they show the pipeline's cost against "
         "httpx with the cookie work as the only difference on httpx's side."

@@ -12,8 +12,9 @@ from collections.abc import Callable
 
 import pytest
 
-from ipfs_accelerate_py.aio_transport import DirectReply, aiohttp_available
+from ipfs_accelerate_py.aio_transport import aiohttp_available
 from ipfs_accelerate_py.backend import Backend
+from ipfs_accelerate_py.direct import DirectReply
 from ipfs_accelerate_py.resilience.breaker import CircuitState
 from ipfs_accelerate_py.testing import openai_wire as wire
 from ipfs_accelerate_py.testing.server import ProtocolServer, RecordedRequest, Reply

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 multidict = pytest.importorskip("multidict")  # comes with the aio extra's aiohttp
 
-from ipfs_accelerate_py.aio_transport import ReplyHeaders  # noqa: E402
+from ipfs_accelerate_py.direct import ReplyHeaders  # noqa: E402
 
 NAMES = [b"content-length", b"Content-Type", b"x-request-id", b"X-Request-Id", b"retry-after"]
 VALUE_BYTES = st.sampled_from(
@@ -41,4 +41,5 @@ def test_every_lookup_reads_as_httpx_reads_it(pairs: list[tuple[bytes, bytes]]) 
                 ours[name]
     assert dict(ours.items()) == dict(theirs.items())
     assert set(ours) == set(theirs)
+    assert ours == theirs and ours == {k.upper(): v for k, v in theirs.items()}
     assert len(ours) == len(set(theirs))  # httpx's len counts a repeated name twice

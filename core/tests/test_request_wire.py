@@ -305,3 +305,77 @@ def test_a_proxy_that_cannot_be_reached_is_a_connection_error(
     assert isinstance(result, errors.ConnectionError), result
     assert "could not connect" in str(result) and "hunter2" not in str(result)
     assert protocol_server.requests == []
+
+
+class _RawServer:
+    """Answers every request on 127.0.0.1 with fixed bytes, sent in parts 50 ms apart, then
+    closes: framing the scripted server would never send."""
+
+    def __init__(self, *parts: bytes) -> None:
+        import socket
+        import threading
+
+        self.parts = parts
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        import time
+
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                head, _, body = data.partition(b"\r\n\r\n")
+                size = next(
+                    int(line.split(b":")[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
+                while len(body) < size:
+                    body += conn.recv(65536)
+                for part in self.parts:
+                    conn.sendall(part)
+                    time.sleep(0.05)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["chat", "stream"])
+def test_a_malformed_chunk_size_mid_body_fails_and_never_hangs(
+    via: str, loopback_plugin: object, secret: str, stream: bool
+) -> None:
+    """After a bad chunk size aiohttp 3.14 drops its read timer without failing the body:
+    the wait is bounded by the read timeout there; the other routes fail at once."""
+    import time
+
+    kind = b"text/event-stream" if stream else b"application/json"
+    server = _RawServer(
+        b"HTTP/1.1 200 OK\r\nContent-Type: " + kind + b"\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b'5\r\n{"id"\r\n',
+        b"ZZ\r\nnot a chunk\r\n",
+    )
+    backend = get_backend(
+        "loopback", api_key=secret, base_url=server.url, max_retries=0, timeout=1.0
+    )
+    start = time.monotonic()
+    try:
+        if not stream:
+            [result] = chats(backend, via, {})
+        else:
+            try:
+                result = _streamed(backend, via)
+            except Exception as exc:
+                result = exc
+    finally:
+        backend.close()
+        server.close()
+    assert isinstance(result, (errors.ConnectionError, errors.TimeoutError)), result
+    assert time.monotonic() - start < 5

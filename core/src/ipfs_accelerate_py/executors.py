@@ -24,8 +24,8 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .aio_transport import Direct, DirectReply, encode_json
 from .calls import CallableCall, Credential, HttpCall
+from .direct import Direct, DirectReply, encode_json
 from .errors import (
     BackendError,
     ConnectionError,

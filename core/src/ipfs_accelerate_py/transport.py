@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import aio_transport, fastjson
 from .aio_transport import async_transport
+from .direct import Direct, DirectReply, sender
 from .errors import (
     BackendError,
     ConnectionError,
@@ -50,8 +51,6 @@ if TYPE_CHECKING:  # httpx, ssl and asyncio load on first use: importing core st
     import ssl
 
     import httpx
-
-    from .aio_transport import Direct, DirectReply
 
     _LoopClient = tuple[
         weakref.ref[asyncio.AbstractEventLoop],
@@ -248,7 +247,7 @@ class Transport:
         limit = self._limit(response)
         parts: list[bytes] = []
         size = 0
-        if type(response) is aio_transport.DirectReply:  # no async generator per reply
+        if type(response) is DirectReply:  # no async generator per reply
             read = response.read_piece
             while piece := await read():
                 size = self._took(response, parts, piece, size, limit, deadline)
@@ -316,7 +315,7 @@ class Transport:
 
     async def asender(self) -> tuple[httpx.AsyncClient, Direct | None]:
         """The running loop's async client (see :meth:`aclient`) and, on aiohttp's pool, the
-        :class:`~.aio_transport.Direct` sender over the same connections."""
+        :class:`~.direct.Direct` sender over the same connections."""
         import asyncio
 
         loop = asyncio.get_running_loop()
@@ -341,7 +340,7 @@ class Transport:
         client = client_class(base_url=self.base_url, transport=transport, **options)
         if transport is None:  # httpx's own pool: sends are shielded from cancellation
             self._httpx_pools.add(id(client))
-        direct = aio_transport.direct(transport, client, self._headers)
+        direct = sender(transport, client, self._headers)
         # An async generator, once started, is closed by the loop's shutdown_asyncgens()
         # (asyncio.run does this before closing the loop): its finally closes the client
         # in its own loop, so no connection outlives the loop that opened it.

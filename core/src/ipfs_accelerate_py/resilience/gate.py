@@ -8,8 +8,9 @@ One gate serves OS threads and asyncio tasks on any number of event loops at onc
 state sits under one ``threading.Lock`` that is held only for a few statements, never across
 a wait or an await, so an event loop is never blocked. A freed slot is handed directly to
 the best waiter (``active`` does not drop), so a newcomer can never barge ahead of the
-queue. A thread waiter is woken through its own pre-acquired lock; an async waiter through
-``call_soon_threadsafe`` on its own loop. A waiter that gives up (timeout, cancellation,
+queue. A thread waiter is woken through its own pre-acquired lock; an async waiter by
+resolving its future, at once when the slot is freed on that waiter's own running loop, else
+through ``call_soon_threadsafe`` on its loop. A waiter that gives up (timeout, cancellation,
 closed loop) either leaves the queue or, if a slot reached it meanwhile, passes it on.
 """
 
