@@ -232,12 +232,7 @@ class Transport:
         parts: list[bytes] = []
         size = 0
         for piece in response.iter_bytes():
-            size += len(piece)
-            if size > limit:
-                raise self._too_large(response, limit)
-            parts.append(piece)
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError("timed out reading the reply (the call's deadline passed)")
+            size = self._took(response, parts, piece, size, limit, deadline)
         return b"".join(parts)
 
     async def aread(
