@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 from .aio_transport import is_aiohttp, translate
 
 if TYPE_CHECKING:
+    import asyncio
+
     import aiohttp
     import httpx
 
@@ -155,13 +157,19 @@ def _stalled(content: aiohttp.StreamReader, seconds: float) -> None:
 class DirectReply:
     """A reply read straight from aiohttp: what core reads of an ``httpx.Response``."""
 
-    __slots__ = ("_response", "_stall", "headers", "status_code")
+    __slots__ = ("_loop", "_response", "_stall", "headers", "status_code")
 
     is_stream_consumed = False
 
-    def __init__(self, response: aiohttp.ClientResponse, stall: float | None) -> None:
+    def __init__(
+        self,
+        response: aiohttp.ClientResponse,
+        stall: float | None,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
         self._response = response
         self._stall = stall
+        self._loop = loop
         self.status_code: int = response.status
         self.headers: Mapping[str, str] = ReplyHeaders(response.headers, response.raw_headers)
 
@@ -179,9 +187,7 @@ class DirectReply:
             stall = self._stall
             if stall is None:
                 return await content.readany()
-            from asyncio import get_running_loop
-
-            watchdog = get_running_loop().call_later(stall, _stalled, content, stall)
+            watchdog = self._loop.call_later(stall, _stalled, content, stall)
             try:
                 return await content.readany()
             finally:
@@ -213,6 +219,7 @@ class Direct:
 
     __slots__ = (
         "_headers",
+        "_loop",
         "_proxy",
         "_proxy_token",
         "_read",
@@ -240,6 +247,7 @@ class Direct:
         self._read = timeout.read
         self._transport: Any = transport
         self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._urls: dict[str, Any] = {}
 
     def _open_session(self) -> aiohttp.ClientSession:
@@ -251,6 +259,9 @@ class Direct:
             transport.client = transport.get_client()
         session: aiohttp.ClientSession = transport.client
         self._session = session
+        import asyncio  # loaded already: this runs in the session's event loop
+
+        self._loop = asyncio.get_running_loop()  # the one this sender serves (one per loop)
         return session
 
     async def send(
@@ -299,7 +310,9 @@ class Direct:
             )
         except Exception as exc:
             raise _request_error(exc) from exc
-        return DirectReply(response, self._read if timeout is None else timeout)
+        loop = self._loop
+        assert loop is not None  # set with the session
+        return DirectReply(response, self._read if timeout is None else timeout, loop)
 
 
 def _proxy_parts(proxy: httpx.Proxy | None) -> tuple[Any, str | None]:
