@@ -379,3 +379,19 @@ def test_a_malformed_chunk_size_mid_body_fails_and_never_hangs(
         server.close()
     assert isinstance(result, (errors.ConnectionError, errors.TimeoutError)), result
     assert time.monotonic() - start < 5
+
+
+def test_a_gzip_bomb_is_refused_at_the_size_limit(
+    via: str, make_backend: Callable[..., Backend], protocol_server: ProtocolServer
+) -> None:
+    """The limit counts the body as decoded: 64 MB of zeros sent as 64 KB of gzip stop at
+    the 1 MB limit set here, as an error naming it, and nothing is retried."""
+    bomb = gzip.compress(b"\0" * (64 << 20), compresslevel=9)
+    assert len(bomb) < 100_000
+    protocol_server.on("POST", CHAT, default=Reply.raw(bomb, headers={"content-encoding": "gzip"}))
+    backend = make_backend(max_retries=2)
+    backend.default_endpoint.transport.max_body = 1 << 20
+    [result] = chats(backend, via, {})
+    assert isinstance(result, errors.MalformedResponseError), result
+    assert "1,048,576 byte limit" in str(result)
+    assert len(protocol_server.requests) == 1
