@@ -395,3 +395,44 @@ def test_a_gzip_bomb_is_refused_at_the_size_limit(
     assert isinstance(result, errors.MalformedResponseError), result
     assert "1,048,576 byte limit" in str(result)
     assert len(protocol_server.requests) == 1
+
+
+def test_on_aiohttps_pool_calls_and_streams_skip_httpx(
+    make_backend: Callable[..., Backend],
+    protocol_server: ProtocolServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The route the "async aiohttp" cases above take is the direct one: every request goes
+    through ``Direct.send`` and none through httpx's client."""
+    import httpx
+
+    from ipfs_accelerate_py.direct import Direct
+
+    monkeypatch.setenv("IPFS_ACCELERATE_ASYNC_TRANSPORT", "aiohttp")
+    if not aiohttp_available():
+        pytest.skip("the aio extra (httpx-aiohttp) is not installed")
+    direct: list[str] = []
+    through_httpx: list[str] = []
+    direct_send, httpx_send = Direct.send, httpx.AsyncClient.send
+
+    async def spy_direct(self: Direct, method: str, url: str, *rest: Any) -> Any:
+        direct.append(url)
+        return await direct_send(self, method, url, *rest)
+
+    async def spy_httpx(self: httpx.AsyncClient, request: httpx.Request, **kw: Any) -> Any:
+        through_httpx.append(str(request.url))
+        return await httpx_send(self, request, **kw)
+
+    monkeypatch.setattr(Direct, "send", spy_direct)
+    monkeypatch.setattr(httpx.AsyncClient, "send", spy_httpx)
+    protocol_server.on(
+        "POST",
+        CHAT,
+        default=lambda r: (
+            Reply.sse(wire.chat_stream(["s"])) if r.json().get("stream") else wire.chat_reply("c")
+        ),
+    )
+    backend = make_backend()
+    assert chats(backend, "async aiohttp", {}) == ["c"]
+    assert _streamed(backend, "async aiohttp") == "s"
+    assert len(direct) == 2 and through_httpx == []
