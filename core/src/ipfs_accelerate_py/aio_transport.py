@@ -30,7 +30,14 @@ if TYPE_CHECKING:
     import aiohttp
     import httpx
 
-__all__ = ["aiohttp_available", "async_transport", "is_aiohttp", "resolved", "translate"]
+__all__ = [
+    "aiohttp_available",
+    "async_transport",
+    "is_aiohttp",
+    "request_error",
+    "resolved",
+    "translate",
+]
 
 ENV = "IPFS_ACCELERATE_ASYNC_TRANSPORT"
 
@@ -159,34 +166,48 @@ def translate(exc: BaseException) -> BaseException:
     return cls(message)
 
 
+def request_error(exc: Exception) -> BaseException:
+    """httpx's exception for a request aiohttp could not send: its transport errors as in
+    :func:`translate`, a request aiohttp refuses to encode (a header value
+    with a line break) as ``LocalProtocolError``."""
+    import aiohttp
+    import httpx
+
+    new = translate(exc)
+    if (
+        new is exc
+        and isinstance(exc, (ValueError, TypeError))
+        and not isinstance(exc, aiohttp.ClientError)
+    ):
+        return httpx.LocalProtocolError(str(exc))
+    return new
+
+
 def _build_class() -> type[Any]:
     import asyncio
 
     import httpx
     from httpx_aiohttp import AiohttpTransport as _Base
 
+    from .direct import DirectReply
+
     class _Stream(httpx.AsyncByteStream):
-        """The reply body, with aiohttp's errors mid-body translated as above."""
+        """The reply body read through :meth:`~.direct.DirectReply.read_piece`, as on the
+        direct route: aiohttp's errors mid-body translated as above, and every wait for data
+        bounded by the read timeout (aiohttp can drop its own read timer, see there)."""
 
-        __slots__ = ("_inner",)
+        __slots__ = ("_reply",)
 
-        def __init__(self, inner: httpx.AsyncByteStream) -> None:
-            self._inner = inner
+        def __init__(self, reply: DirectReply) -> None:
+            self._reply = reply
 
         async def __aiter__(self) -> AsyncIterator[bytes]:
-            try:
-                async for chunk in self._inner:
-                    yield chunk
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                new = translate(exc)
-                if new is exc:
-                    raise
-                raise new from exc
+            read = self._reply.read_piece
+            while piece := await read():
+                yield piece
 
         async def aclose(self) -> None:
-            await self._inner.aclose()
+            await self._reply.aclose()
 
     class AiohttpTransport(_Base):
         """httpx-aiohttp's transport with httpcore's exception classes."""
@@ -194,16 +215,16 @@ def _build_class() -> type[Any]:
         async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
             try:
                 response = await super().handle_async_request(request)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                new = translate(exc)
+            except Exception as exc:  # a cancellation (BaseException) passes as it is
+                new = request_error(exc)
                 if new is exc:
                     raise
                 raise new from exc
-            stream = response.stream
-            assert isinstance(stream, httpx.AsyncByteStream)
-            response.stream = _Stream(stream)
+            # httpx-aiohttp's stream holds aiohttp's reply as `_aiohttp_response` (0.1.8 to
+            # 0.2.x; the aio extra pins that range)
+            reply = response.stream._aiohttp_response  # type: ignore[union-attr]
+            read = request.extensions.get("timeout", {}).get("read")
+            response.stream = _Stream(DirectReply(reply, read, asyncio.get_running_loop()))
             return response
 
     return AiohttpTransport
