@@ -24,14 +24,19 @@ from ipfs_accelerate_py.testing.server import ProtocolServer, Reply
 CHAT = "/v1/chat/completions"
 
 
-@pytest.fixture(params=["sync", "async httpx", "async aiohttp"])
+@pytest.fixture(params=["sync", "async httpx", "async aiohttp", "async aiohttp, httpx objects"])
 def via(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """How the test's calls travel."""
+    """How the test's calls travel. The last: aiohttp's pool through httpx's objects, the
+    route a plugin with an ``authorize`` hook takes (the direct sender left out)."""
     name = str(request.param)
     if name != "sync":
-        monkeypatch.setenv("IPFS_ACCELERATE_ASYNC_TRANSPORT", name.split()[1])
-    if name == "async aiohttp" and not aiohttp_available():
+        monkeypatch.setenv("IPFS_ACCELERATE_ASYNC_TRANSPORT", name.split()[1].rstrip(","))
+    if name.startswith("async aiohttp") and not aiohttp_available():
         pytest.skip("the aio extra (httpx-aiohttp) is not installed")
+    if name == "async aiohttp, httpx objects":
+        from ipfs_accelerate_py import transport
+
+        monkeypatch.setattr(transport, "sender", lambda *args: None)
     return name
 
 
